@@ -1,0 +1,242 @@
+"""Typed application configuration loaded from ``config.yaml``.
+
+Every field is validated when the file is loaded. Errors name the field path (``filters.notch``),
+the value found and what is allowed; unknown keys are refused so that a typo never falls back to a
+silent default.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+DEFAULT_CONFIG_PATH = Path(__file__).resolve().parent.parent / "config.yaml"
+
+PositiveSeconds = Annotated[float, Field(gt=0, allow_inf_nan=False)]
+PositiveHz = Annotated[float, Field(gt=0, allow_inf_nan=False)]
+
+
+class ConfigError(ValueError):
+    """The configuration file is missing, unreadable or invalid; the message says how to fix it."""
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+
+
+class StreamConfig(_Section):
+    """Which LSL stream to read. With no selector set, the built-in simulator is started."""
+
+    source_id: str | None = None
+    name: str | None = None
+    type: str | None = None
+    resolve_timeout: PositiveSeconds = 5.0
+    expected_rate: PositiveHz | None = None
+    expected_channels: Annotated[int, Field(gt=0)] | None = None
+
+    @property
+    def uses_simulator(self) -> bool:
+        return self.source_id is None and self.name is None and self.type is None
+
+
+class SimulatorConfig(_Section):
+    """The embedded simulator, started in-process when no stream selector is configured."""
+
+    channels: Literal[8, 64, 256] = 64
+    rate: Annotated[float, Field(ge=128, le=4096)] = 160.0
+    seed: int = 0
+    classes: Annotated[list[str], Field(min_length=2)] = ["left_hand", "right_hand", "feet", "rest"]
+    line_freq: Literal[50, 60] | None = 50
+
+
+class ChannelsConfig(_Section):
+    pick: Annotated[list[str], Field(min_length=1)] | None = None
+    reference: Literal["none", "car"] = "none"
+
+
+class FiltersConfig(_Section):
+    bandpass: Annotated[list[PositiveHz | None], Field(min_length=2, max_length=2)] | None = [
+        1.0,
+        40.0,
+    ]
+    order: Annotated[int, Field(ge=1, le=8)] = 4
+    notch: Literal[50, 60] | None = 50
+    notch_quality: Annotated[float, Field(gt=0, le=200)] = 30.0
+
+    @model_validator(mode="after")
+    def _edges_ordered(self) -> FiltersConfig:
+        if self.bandpass is not None:
+            low, high = self.bandpass
+            if low is None and high is None:
+                raise ValueError("bandpass: give at least one edge, or set bandpass: null")
+            if low is not None and high is not None and low >= high:
+                raise ValueError(
+                    f"bandpass: low edge {low} Hz must be below the high edge {high} Hz"
+                )
+        return self
+
+
+class WindowsConfig(_Section):
+    length: PositiveSeconds = 2.0
+    hop: PositiveSeconds = 0.25
+
+    @model_validator(mode="after")
+    def _hop_within_window(self) -> WindowsConfig:
+        if self.hop > self.length:
+            raise ValueError(
+                f"hop {self.hop} s is longer than the window length {self.length} s, "
+                "which would skip data; use hop <= length"
+            )
+        return self
+
+
+class RingConfig(_Section):
+    capacity: Annotated[float, Field(ge=1, le=3600)] = 30.0
+
+
+class HealthConfig(_Section):
+    """Ages of the newest sample (seconds) at which the stream state changes."""
+
+    stale_after: PositiveSeconds = 0.5
+    recover_after: PositiveSeconds = 2.0
+    lost_after: PositiveSeconds = 30.0
+    gap_tolerance: PositiveSeconds = 0.05
+
+    @model_validator(mode="after")
+    def _increasing(self) -> HealthConfig:
+        if not self.stale_after < self.recover_after < self.lost_after:
+            raise ValueError(
+                "need stale_after < recover_after < lost_after, got "
+                f"{self.stale_after} / {self.recover_after} / {self.lost_after} s"
+            )
+        return self
+
+
+class ModelConfig(_Section):
+    """Read by the inference worker: checkpoint folder and device."""
+
+    path: str | None = None
+    device: Literal["auto", "cuda", "cpu"] = "auto"
+
+
+class BudgetsConfig(_Section):
+    """Latency budgets in milliseconds, checked by the inference worker."""
+
+    total_ms: Annotated[float, Field(gt=0)] = 50.0
+    inference_ms: Annotated[float, Field(gt=0)] = 10.0
+    staleness_ms: Annotated[float, Field(gt=0)] = 250.0
+
+
+class GuiConfig(_Section):
+    refresh_hz: Annotated[float, Field(ge=1, le=120)] = 30.0
+    trace_seconds: Annotated[float, Field(gt=0, le=60)] = 5.0
+
+
+class OutletsConfig(_Section):
+    """LSL outlets through which the app publishes what it decided."""
+
+    enabled: bool = True
+    name_prefix: str = "bci-app"
+    source_id_prefix: str = "bci-app"
+
+
+class AppConfig(_Section):
+    stream: StreamConfig = StreamConfig()
+    simulator: SimulatorConfig = SimulatorConfig()
+    channels: ChannelsConfig = ChannelsConfig()
+    filters: FiltersConfig = FiltersConfig()
+    model_rate: PositiveHz | None = 160.0
+    windows: WindowsConfig = WindowsConfig()
+    ring: RingConfig = RingConfig()
+    health: HealthConfig = HealthConfig()
+    model: ModelConfig = ModelConfig()
+    budgets: BudgetsConfig = BudgetsConfig()
+    gui: GuiConfig = GuiConfig()
+    outlets: OutletsConfig = OutletsConfig()
+
+    @model_validator(mode="after")
+    def _below_model_nyquist(self) -> AppConfig:
+        if self.model_rate is None:
+            return self  # checked against the stream rate once it is known
+        nyquist = self.model_rate / 2
+        if self.filters.bandpass is not None:
+            for edge in self.filters.bandpass:
+                if edge is not None and edge >= nyquist:
+                    raise ValueError(
+                        f"filters.bandpass edge {edge} Hz is at or above the Nyquist frequency "
+                        f"{nyquist} Hz of model_rate {self.model_rate} Hz; lower the edge or "
+                        "raise model_rate"
+                    )
+        if self.filters.notch is not None and self.filters.notch >= nyquist:
+            raise ValueError(
+                f"filters.notch {self.filters.notch} Hz is at or above the Nyquist frequency "
+                f"{nyquist} Hz of model_rate {self.model_rate} Hz; the anti-aliasing filter "
+                "already removes it, so set filters.notch: null"
+            )
+        return self
+
+
+def _field_names(model: type[BaseModel], path: tuple[Any, ...]) -> list[str]:
+    """The allowed keys of the section at ``path`` (for unknown-key messages)."""
+    for part in path:
+        field = model.model_fields.get(str(part))
+        annotation = getattr(field, "annotation", None)
+        if not (isinstance(annotation, type) and issubclass(annotation, BaseModel)):
+            return []
+        model = annotation
+    return sorted(model.model_fields)
+
+
+def _format_errors(error: ValidationError, source: str) -> str:
+    lines = []
+    for item in error.errors():
+        loc = tuple(item["loc"])
+        field_path = ".".join(str(p) for p in loc)
+        if item["type"] == "extra_forbidden":
+            allowed = ", ".join(_field_names(AppConfig, loc[:-1]))
+            lines.append(f"{field_path}: unknown key; allowed keys here: {allowed}")
+            continue
+        message = item["msg"].removeprefix("Value error, ")
+        value = item.get("input")
+        shown = "" if isinstance(value, dict) else f" (got {value!r})"
+        lines.append(f"{field_path}: {message}{shown}" if field_path else message)
+    count = len(lines)
+    header = f"invalid configuration in {source}: {count} problem{'s' if count > 1 else ''}"
+    return header + "\n  - " + "\n  - ".join(lines)
+
+
+def parse_config(data: dict[str, Any] | None, source: str = "<dict>") -> AppConfig:
+    """Validate an already-parsed mapping; ``source`` names it in error messages."""
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError(
+            f"{source}: the top level must be a mapping of sections, got {type(data).__name__}"
+        )
+    try:
+        return AppConfig.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(_format_errors(exc, source)) from None
+
+
+def load_config(path: str | Path | None = None) -> AppConfig:
+    """Load and validate a YAML config file (``yaml.safe_load``); None loads the default file."""
+    config_path = Path(path) if path is not None else DEFAULT_CONFIG_PATH
+    if path is None and not config_path.exists():
+        return AppConfig()
+    try:
+        text = config_path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(
+            f"config file {config_path} does not exist; pass an existing file with --config"
+        ) from None
+    except OSError as exc:
+        raise ConfigError(f"cannot read config file {config_path}: {exc}") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{config_path} is not valid YAML: {exc}") from None
+    return parse_config(data, str(config_path))

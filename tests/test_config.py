@@ -1,0 +1,84 @@
+"""Config loading: the shipped file is valid; every kind of mistake gets one message naming it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from bci_app.config import DEFAULT_CONFIG_PATH, AppConfig, ConfigError, load_config, parse_config
+
+
+def test_shipped_config_is_valid_and_uses_the_simulator():
+    config = load_config(DEFAULT_CONFIG_PATH)
+    assert isinstance(config, AppConfig)
+    assert config.stream.uses_simulator
+    assert config.windows.hop <= config.windows.length
+
+
+@pytest.mark.parametrize(
+    ("data", "expected"),
+    [
+        ({"filters": {"bandpas": [1, 30]}}, "filters.bandpas: unknown key; allowed keys here: bandpass"),
+        ({"strem": {}}, "strem: unknown key"),
+        ({"filters": {"order": "4"}}, "filters.order: Input should be a valid integer"),
+        ({"ring": {"capacity": True}}, "ring.capacity: Input should be a valid number"),
+        ({"channels": {"reference": "average"}}, "channels.reference: Input should be 'none' or 'car'"),
+        ({"filters": {"notch": 55}}, "filters.notch: Input should be 50 or 60"),
+        ({"filters": {"bandpass": [1.0, 90.0]}}, "above the Nyquist frequency 80.0 Hz of model_rate 160.0"),
+        ({"filters": {"bandpass": [30.0, 8.0]}}, "low edge 30.0 Hz must be below the high edge 8.0 Hz"),
+        ({"filters": {"bandpass": [None, None]}}, "give at least one edge"),
+        ({"filters": {"bandpass": [1.0]}}, "filters.bandpass: List should have at least 2 items"),
+        ({"windows": {"length": 1.0, "hop": 2.0}}, "hop 2.0 s is longer than the window length 1.0 s"),
+        ({"windows": {"hop": 0}}, "windows.hop: Input should be greater than 0"),
+        ({"model_rate": 100, "filters": {"bandpass": [1, 30], "notch": 50}}, "set filters.notch: null"),
+        ({"simulator": {"channels": 32}}, "simulator.channels: Input should be 8, 64 or 256"),
+        ({"health": {"stale_after": 5.0}}, "need stale_after < recover_after < lost_after"),
+        ({"model": {"device": "gpu"}}, "model.device: Input should be 'auto', 'cuda' or 'cpu'"),
+        ({"stream": {"resolve_timeout": float("nan")}}, "stream.resolve_timeout"),
+    ],
+)
+def test_invalid_values_name_the_field_and_what_is_allowed(data, expected):
+    with pytest.raises(ConfigError) as error:
+        parse_config(data, "test.yaml")
+    message = str(error.value)
+    assert "test.yaml" in message
+    assert expected in message
+
+
+def test_all_problems_reported_at_once():
+    with pytest.raises(ConfigError, match="2 problems") as error:
+        parse_config({"filters": {"order": 0}, "gui": {"refresh": 30}})
+    assert "filters.order" in str(error.value)
+    assert "gui.refresh: unknown key" in str(error.value)
+
+
+def test_yaml_errors_and_missing_files(tmp_path: Path):
+    with pytest.raises(ConfigError, match="does not exist; pass an existing file"):
+        load_config(tmp_path / "missing.yaml")
+    broken = tmp_path / "broken.yaml"
+    broken.write_text("filters: [1, 2\n")
+    with pytest.raises(ConfigError, match="is not valid YAML"):
+        load_config(broken)
+    listed = tmp_path / "list.yaml"
+    listed.write_text("- 1\n- 2\n")
+    with pytest.raises(ConfigError, match="top level must be a mapping"):
+        load_config(listed)
+
+
+def test_yaml_is_loaded_safely(tmp_path: Path):
+    evil = tmp_path / "evil.yaml"
+    evil.write_text("stream: !!python/object/apply:os.system ['echo pwned']\n")
+    with pytest.raises(ConfigError, match="is not valid YAML"):
+        load_config(evil)
+
+
+def test_partial_file_keeps_documented_defaults(tmp_path: Path):
+    path = tmp_path / "c.yaml"
+    path.write_text("stream:\n  source_id: amp-123\nfilters:\n  bandpass: [8, 30]\n  notch: null\n")
+    config = load_config(path)
+    assert config.stream.source_id == "amp-123"
+    assert not config.stream.uses_simulator
+    assert config.filters.bandpass == [8.0, 30.0]
+    assert config.filters.notch is None
+    assert config.windows == AppConfig().windows
