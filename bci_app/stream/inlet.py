@@ -1,0 +1,531 @@
+"""LSL inlet thread: resolve the configured stream, pull chunks into the ring, track health.
+
+The thread blocks inside liblsl until data arrives (``pull_chunk(min_samples=1)``), so a sample is
+in the ring as soon as it reaches the inlet; the bounded wait only lets the thread update the
+stream state and notice a stop request.
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+import math
+import threading
+from collections import deque
+from dataclasses import dataclass
+
+import numpy as np
+import pylsl
+from pylsl.util import LostError
+
+from bci_app.config import HealthConfig, StreamConfig
+from bci_app.stream.ring import FLAG_GAP, FLAG_NONFINITE, RingBuffer
+
+log = logging.getLogger(__name__)
+
+PULL_TIMEOUT_S = 0.05  # longest blocking wait; bounds state-update and stop latency
+RECOVERY_RESOLVE_S = 0.5
+
+
+class StreamError(RuntimeError):
+    """A stream could not be used; the message says what was found and what to change."""
+
+
+class StreamState(enum.Enum):
+    CONNECTING = "connecting"  # resolving and opening, no sample yet
+    LIVE = "live"  # newest sample younger than health.stale_after
+    STALE = "stale"  # no sample for stale_after; the inlet is kept
+    RECOVERING = "recovering"  # no sample for recover_after or the outlet vanished: re-resolving
+    LOST = "lost"  # not back after lost_after; still retrying
+    FAILED = "failed"  # came back incompatible (channels, rate): needs the user; thread ends
+
+
+@dataclass(frozen=True)
+class ChannelInfo:
+    label: str
+    unit: str
+    type: str
+
+
+@dataclass(frozen=True)
+class StreamDescription:
+    """What the app knows about the stream it reads (after the channel pick)."""
+
+    name: str
+    type: str
+    source_id: str
+    hostname: str
+    rate_hz: float
+    channels: tuple[ChannelInfo, ...]  # picked channels, in ring column order
+    stream_channel_count: int  # channels in the stream before the pick
+
+    @property
+    def labels(self) -> tuple[str, ...]:
+        return tuple(c.label for c in self.channels)
+
+
+@dataclass(frozen=True)
+class StreamHealth:
+    """Snapshot of the inlet's state and counters; cheap to take from any thread."""
+
+    state: StreamState
+    samples: int
+    gaps: int
+    missing_samples: int  # estimated from timestamp jumps
+    nonfinite_samples: int
+    backward_timestamps: int
+    reconnects: int
+    overruns: int
+    effective_rate_hz: float | None
+    newest_sample_age_s: float | None  # local_clock() - newest LSL timestamp
+    error: str | None
+
+
+def format_stream_list(infos: list[pylsl.StreamInfo]) -> str:
+    if not infos:
+        return "  (no LSL streams visible on the network)"
+    return "\n".join(
+        f"  - name={i.name()!r} type={i.type()!r} source_id={i.source_id()!r} "
+        f"channels={i.channel_count()} rate={i.nominal_srate():g} Hz host={i.hostname()!r}"
+        for i in infos
+    )
+
+
+def _predicate(config: StreamConfig) -> str:
+    def quote(value: str) -> str:
+        if "'" in value:
+            raise StreamError(f"stream selector {value!r} must not contain a single quote")
+        return f"'{value}'"
+
+    parts = []
+    if config.source_id is not None:
+        parts.append(f"source_id={quote(config.source_id)}")
+    if config.name is not None:
+        parts.append(f"name={quote(config.name)}")
+    if config.type is not None:
+        parts.append(f"type={quote(config.type)}")
+    if not parts:
+        raise StreamError("no stream selector configured: set stream.source_id, name or type")
+    return " and ".join(parts)
+
+
+def resolve_stream(config: StreamConfig, timeout: float | None = None) -> pylsl.StreamInfo:
+    """Find the stream the config selects, or raise :class:`StreamError` listing what is visible."""
+    predicate = _predicate(config)
+    wait = config.resolve_timeout if timeout is None else timeout
+    found = pylsl.resolve_bypred(predicate, 1, wait)
+    if not found:
+        visible = pylsl.resolve_streams(wait_time=1.0)
+        raise StreamError(
+            f"no LSL stream matches {predicate} within {wait:g} s. Visible streams:\n"
+            f"{format_stream_list(visible)}\n"
+            "Fix stream.source_id / name / type in the config, or start the amplifier's outlet."
+        )
+    if len(found) > 1:
+        log.warning("%d streams match %s; using the first (set source_id)", len(found), predicate)
+    return found[0]
+
+
+def read_channels(info: pylsl.StreamInfo) -> list[ChannelInfo]:
+    """Channel labels, units and types from the stream description (``<channels>``)."""
+    channels = []
+    node = info.desc().child("channels").child("channel")
+    while not node.empty() and len(channels) < info.channel_count():
+        channels.append(
+            ChannelInfo(
+                label=node.child_value("label") or f"ch{len(channels) + 1}",
+                unit=node.child_value("unit") or "unknown",
+                type=node.child_value("type") or info.type(),
+            )
+        )
+        node = node.next_sibling("channel")
+    if len(channels) != info.channel_count():
+        # Streams without a description: number the channels so they can still be shown.
+        channels = [
+            ChannelInfo(f"ch{i + 1}", "unknown", info.type()) for i in range(info.channel_count())
+        ]
+    return channels
+
+
+def describe_stream(
+    info: pylsl.StreamInfo, config: StreamConfig, pick: list[str] | None
+) -> tuple[StreamDescription, np.ndarray | None]:
+    """Check a full stream info against the config; returns it and the pick indices (or None)."""
+    label = f"stream {info.name()!r} (source_id {info.source_id()!r})"
+    if info.channel_format() == pylsl.cf_string:
+        raise StreamError(
+            f"{label} carries strings (a marker stream?), not EEG samples; select the EEG stream "
+            "with stream.source_id / name / type"
+        )
+    if info.nominal_srate() <= 0:
+        raise StreamError(
+            f"{label} has an irregular sampling rate; EEG must have a nominal rate. Select the "
+            "EEG stream with stream.source_id / name / type"
+        )
+    if config.expected_rate is not None and not math.isclose(
+        info.nominal_srate(), config.expected_rate, rel_tol=1e-6
+    ):
+        raise StreamError(
+            f"{label} runs at {info.nominal_srate():g} Hz but stream.expected_rate is "
+            f"{config.expected_rate:g} Hz; fix the amplifier setting or the config"
+        )
+    if config.expected_channels is not None and info.channel_count() != config.expected_channels:
+        raise StreamError(
+            f"{label} has {info.channel_count()} channels but stream.expected_channels is "
+            f"{config.expected_channels}; fix the montage or the config"
+        )
+    channels = read_channels(info)
+    pick_index = None
+    if pick is not None:
+        by_label = {c.label.lower(): i for i, c in enumerate(channels)}
+        missing = [p for p in pick if p.lower() not in by_label]
+        if missing:
+            raise StreamError(
+                f"channels.pick names {missing} which {label} does not have; its channels are: "
+                f"{', '.join(c.label for c in channels)}"
+            )
+        pick_index = np.array([by_label[p.lower()] for p in pick], dtype=np.intp)
+        channels = [channels[i] for i in pick_index]
+    description = StreamDescription(
+        name=info.name(),
+        type=info.type(),
+        source_id=info.source_id(),
+        hostname=info.hostname(),
+        rate_hz=info.nominal_srate(),
+        channels=tuple(channels),
+        stream_channel_count=info.channel_count(),
+    )
+    return description, pick_index
+
+
+class TimestampDejitter:
+    """Smooths LSL timestamps of a regular-rate stream by a forgetting linear fit t = a + b * n.
+
+    liblsl's own dejitter is not used because it smears a timestamp jump over many seconds,
+    which hides gaps; this one is reset at every detected gap. Cost is O(1) per chunk.
+    """
+
+    def __init__(self, rate_hz: float, halflife_s: float = 30.0) -> None:
+        self.rate_hz = rate_hz
+        self.halflife_samples = halflife_s * rate_hz
+        self.reset()
+
+    def reset(self) -> None:
+        self._count = 0  # samples since the reset
+        self._sw = self._sx = self._sy = self._sxx = self._sxy = 0.0
+
+    def apply(self, timestamps: np.ndarray) -> None:
+        """Replace ``timestamps (n,)`` in place by their smoothed values."""
+        n = timestamps.shape[0]
+        if n == 0:
+            return
+        x_mean = self._count + (n - 1) / 2
+        y_mean = float(timestamps.mean())
+        decay = 0.5 ** (n / self.halflife_samples)
+        weight = float(n)
+        self._sw = self._sw * decay + weight
+        self._sx = self._sx * decay + weight * x_mean
+        self._sy = self._sy * decay + weight * y_mean
+        self._sxx = self._sxx * decay + weight * x_mean * x_mean
+        self._sxy = self._sxy * decay + weight * x_mean * y_mean
+        slope = 1.0 / self.rate_hz
+        variance = self._sxx / self._sw - (self._sx / self._sw) ** 2
+        if variance > (2.0 * self.rate_hz) ** 2:  # at least ~2 s of spread: fit the rate too
+            fitted = (self._sxy / self._sw - self._sx * self._sy / self._sw**2) / variance
+            if abs(fitted * self.rate_hz - 1.0) < 0.01:  # never trust a fit 1 % off nominal
+                slope = fitted
+        intercept = self._sy / self._sw - slope * self._sx / self._sw
+        np.multiply(np.arange(self._count, self._count + n, dtype=np.float64), slope, timestamps)
+        timestamps += intercept
+        self._count += n
+
+
+class InletThread:
+    """Reads one LSL stream into a :class:`RingBuffer` from a background thread.
+
+    ``connect()`` resolves and checks the stream in the caller's thread, so configuration
+    problems surface as :class:`StreamError` right away; ``start()`` begins acquisition.
+    """
+
+    def __init__(
+        self,
+        stream: StreamConfig,
+        health: HealthConfig,
+        ring_seconds: float,
+        pick: list[str] | None = None,
+        dejitter: bool = True,
+    ) -> None:
+        self._stream_config = stream
+        self._health_config = health
+        self._ring_seconds = ring_seconds
+        self._pick = pick
+        self._use_dejitter = dejitter
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._inlet: pylsl.StreamInlet | None = None
+        self.description: StreamDescription | None = None
+        self.ring: RingBuffer | None = None
+        self._pick_index: np.ndarray | None = None
+        self._state = StreamState.CONNECTING
+        self._error: str | None = None
+        self._samples = 0
+        self._gaps = 0
+        self._missing = 0
+        self._nonfinite = 0
+        self._backward = 0
+        self._reconnects = 0
+        self._overruns = 0
+        self._last_arrival: float | None = None
+        self._started_at = 0.0
+        self._reconnected_at = 0.0
+        self._stream_labels: tuple[str, ...] = ()
+        self._last_raw_timestamp: float | None = None
+        self._gap_pending = False
+        self._rate_marks: deque[tuple[float, int]] = deque(maxlen=8)
+
+    # -- set-up -------------------------------------------------------------------------------
+    def connect(self) -> StreamDescription:
+        info = resolve_stream(self._stream_config)
+        inlet = self._open(info)
+        full = inlet.info(timeout=self._stream_config.resolve_timeout)
+        description, pick_index = describe_stream(full, self._stream_config, self._pick)
+        self._stream_labels = tuple(c.label for c in read_channels(full))
+        n_channels = len(description.channels)
+        capacity = max(1, math.ceil(self._ring_seconds * description.rate_hz))
+        self.ring = RingBuffer(capacity, n_channels)
+        self.description = description
+        self._pick_index = pick_index
+        # Preallocated staging for liblsl to write into; ~100 ms or 1024 samples per pull.
+        self._max_chunk = max(1024, math.ceil(0.1 * description.rate_hz))
+        self._staging = np.zeros(
+            (self._max_chunk, description.stream_channel_count), dtype=np.float32
+        )
+        self._picked = np.zeros((self._max_chunk, n_channels), dtype=np.float32)
+        self._flags = np.zeros(self._max_chunk, dtype=np.uint8)
+        self._dejitter = TimestampDejitter(description.rate_hz) if self._use_dejitter else None
+        self._inlet = inlet
+        return description
+
+    def _open(self, info: pylsl.StreamInfo) -> pylsl.StreamInlet:
+        # Clock sync only: our own dejitter (above) is gap-aware. recover=False so that a vanished
+        # outlet raises LostError and we can check the stream that comes back before using it.
+        inlet = pylsl.StreamInlet(
+            info,
+            max_buflen=max(2, math.ceil(self._ring_seconds)),
+            recover=False,
+            processing_flags=pylsl.proc_clocksync,
+        )
+        inlet.open_stream(timeout=self._stream_config.resolve_timeout)
+        return inlet
+
+    def start(self) -> None:
+        if self.ring is None:
+            self.connect()
+        self._started_at = pylsl.local_clock()
+        self._thread = threading.Thread(target=self._run, name="bci-inlet", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float = 2.0) -> None:
+        """Stop acquisition and join the thread (within ``timeout`` seconds)."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+            if self._thread.is_alive():
+                log.error("inlet thread did not stop within %.1f s", timeout)
+        if self.ring is not None:
+            self.ring.wake_readers()
+        self._close_inlet()
+
+    @property
+    def running(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    def report_overrun(self) -> None:
+        """Called by a reader that fell behind the ring capacity."""
+        self._overruns += 1
+
+    def health(self) -> StreamHealth:
+        ring = self.ring
+        newest = ring.newest_timestamp() if ring is not None else None
+        return StreamHealth(
+            state=self._state,
+            samples=self._samples,
+            gaps=self._gaps,
+            missing_samples=self._missing,
+            nonfinite_samples=self._nonfinite,
+            backward_timestamps=self._backward,
+            reconnects=self._reconnects,
+            overruns=self._overruns,
+            effective_rate_hz=self._effective_rate(),
+            newest_sample_age_s=None if newest is None else pylsl.local_clock() - newest,
+            error=self._error,
+        )
+
+    # -- acquisition loop ---------------------------------------------------------------------
+    def _run(self) -> None:
+        try:
+            self._acquire()
+        except Exception as exc:  # noqa: BLE001 - surface any crash as a visible state
+            log.exception("inlet thread crashed")
+            self._error = f"inlet thread crashed: {exc!r}"
+            self._state = StreamState.FAILED
+        finally:
+            self._close_inlet()
+            if self.ring is not None:
+                self.ring.wake_readers()
+
+    def _acquire(self) -> None:
+        while not self._stop.is_set():
+            if self._inlet is None and not self._try_reconnect():
+                self._update_state()
+                continue
+            try:
+                _, timestamps = self._inlet.pull_chunk(
+                    timeout=PULL_TIMEOUT_S,
+                    max_samples=self._max_chunk,
+                    dest_obj=self._staging,
+                    min_samples=1,
+                    as_numpy=True,
+                )
+            except LostError:
+                log.warning("stream %r vanished; trying to recover", self.description.name)
+                self._close_inlet()
+                self._gap_pending = True
+                self._update_state()
+                continue
+            if len(timestamps):
+                self._ingest(np.asarray(timestamps, dtype=np.float64))
+            self._update_state()
+
+    def _ingest(self, timestamps: np.ndarray) -> None:
+        n = timestamps.shape[0]
+        arrival = pylsl.local_clock()
+        data = self._staging[:n]
+        if self._pick_index is not None:
+            np.take(data, self._pick_index, axis=1, out=self._picked[:n])
+            data = self._picked[:n]
+        flags = self._flags[:n]
+        flags[:] = 0
+        breaks = self._mark_discontinuities(timestamps, flags)
+        # A cheap finiteness test for the common case; the exact mask only when it fails.
+        if not np.isfinite(np.add.reduce(data, axis=None, dtype=np.float64)):
+            bad = ~np.isfinite(data).all(axis=1)
+            flags[bad] |= FLAG_NONFINITE
+            self._nonfinite += int(bad.sum())
+        if self._dejitter is not None:
+            # Smooth each continuous run on its own so a jump is never spread over good samples.
+            bounds = [0, *breaks, n]
+            for first, stop in zip(bounds[:-1], bounds[1:], strict=True):
+                if first in breaks:
+                    self._dejitter.reset()
+                self._dejitter.apply(timestamps[first:stop])
+        self.ring.write(data, timestamps, flags, arrival)
+        self._samples += n
+        self._last_arrival = arrival
+        if not self._rate_marks or arrival - self._rate_marks[-1][0] >= 0.25:
+            self._rate_marks.append((arrival, self._samples))
+        if self._state is not StreamState.LIVE:
+            log.info("stream %r is live", self.description.name)
+            self._state = StreamState.LIVE
+
+    def _mark_discontinuities(self, raw: np.ndarray, flags: np.ndarray) -> list[int]:
+        """Flag samples after a reconnect or a jump of the timestamps; returns their indices.
+
+        A forward jump beyond one period plus ``health.gap_tolerance`` is a gap (the samples it
+        skipped are counted as missing); a step back by more than the tolerance is counted as a
+        backward timestamp and also breaks continuity.
+        """
+        period = 1.0 / self.description.rate_hz
+        tolerance = self._health_config.gap_tolerance
+        previous = self._last_raw_timestamp
+        self._last_raw_timestamp = float(raw[-1])
+        steps = np.diff(raw, prepend=raw[0] if previous is None else previous)
+        jumps = np.flatnonzero((steps > period + tolerance) | (steps < -tolerance))
+        breaks = [int(j) for j in jumps]
+        for j in breaks:
+            if steps[j] < 0:
+                self._backward += 1
+            else:
+                self._missing += max(0, round(float(steps[j]) / period) - 1)
+        if self._gap_pending and 0 not in breaks:
+            breaks.insert(0, 0)
+        self._gap_pending = False
+        self._gaps += len(breaks)
+        flags[breaks] |= FLAG_GAP
+        return breaks
+
+    def _update_state(self) -> None:
+        if self._state is StreamState.FAILED:
+            return
+        now = pylsl.local_clock()
+        health = self._health_config
+        seen_data = self._last_arrival is not None
+        since_data = now - (self._last_arrival if seen_data else self._started_at)
+        since_activity = now - max(self._last_arrival or self._started_at, self._reconnected_at)
+        if self._inlet is not None and since_activity >= health.recover_after:
+            log.warning("no sample for %.1f s; re-resolving the stream", since_data)
+            self._close_inlet()
+            self._gap_pending = True
+        if since_data >= health.lost_after:
+            if self._state is not StreamState.LOST:
+                log.warning("stream lost: no sample for %.1f s; still retrying", since_data)
+            self._state = StreamState.LOST
+        elif not seen_data:
+            self._state = StreamState.CONNECTING
+        elif self._inlet is None or since_data >= health.recover_after:
+            self._state = StreamState.RECOVERING
+        elif since_data >= health.stale_after:
+            self._state = StreamState.STALE
+
+    def _fail(self, message: str) -> None:
+        self._error = message
+        log.error(message)
+        self._state = StreamState.FAILED
+        self._stop.set()
+
+    def _try_reconnect(self) -> bool:
+        try:
+            info = resolve_stream(self._stream_config, timeout=RECOVERY_RESOLVE_S)
+            inlet = self._open(info)
+            full = inlet.info(timeout=self._stream_config.resolve_timeout)
+        except (StreamError, LostError, TimeoutError) as exc:
+            log.debug("stream not back yet: %s", exc)
+            return False
+        old = self.description
+        if full.channel_count() != old.stream_channel_count or not math.isclose(
+            full.nominal_srate(), old.rate_hz
+        ):
+            self._fail(
+                f"stream {old.name!r} came back with {full.channel_count()} channels at "
+                f"{full.nominal_srate():g} Hz, but it had {old.stream_channel_count} channels at "
+                f"{old.rate_hz:g} Hz; the app will not mix them. Restart the acquisition with "
+                "the original montage, or restart the app to use the new one."
+            )
+            return False
+        labels = tuple(c.label for c in read_channels(full))
+        if labels != self._stream_labels:
+            self._fail(
+                f"stream {old.name!r} came back with other channel labels ({', '.join(labels)}); "
+                "restart the app to use the new montage"
+            )
+            return False
+        self._inlet = inlet
+        self._reconnects += 1
+        self._reconnected_at = pylsl.local_clock()
+        self._gap_pending = True
+        log.info("stream %r is back (reconnect %d)", old.name, self._reconnects)
+        return True
+
+    def _close_inlet(self) -> None:
+        inlet, self._inlet = self._inlet, None
+        if inlet is not None:
+            try:
+                inlet.close_stream()
+            except Exception:  # noqa: BLE001 - closing a broken inlet must not kill the thread
+                log.debug("closing inlet failed", exc_info=True)
+
+    def _effective_rate(self) -> float | None:
+        marks = list(self._rate_marks)
+        if len(marks) < 2 or marks[-1][0] <= marks[0][0]:
+            return None
+        return (marks[-1][1] - marks[0][1]) / (marks[-1][0] - marks[0][0])

@@ -1,0 +1,209 @@
+"""Inlet thread against real LSL outlets over loopback: data, checks, gaps, NaN, recovery."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pylsl
+import pytest
+from conftest import unique_id
+
+from bci_app.config import HealthConfig, StreamConfig
+from bci_app.stream.inlet import InletThread, StreamError, StreamState, resolve_stream
+from bci_app.stream.ring import FLAG_GAP, FLAG_NONFINITE
+
+FAST_HEALTH = HealthConfig(stale_after=0.2, recover_after=0.6, lost_after=4.0, gap_tolerance=0.02)
+
+
+def wait_until(predicate, timeout: float = 5.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.01)
+    return predicate()
+
+
+def make_inlet(source_id: str, **kwargs) -> InletThread:
+    stream = StreamConfig(source_id=source_id, resolve_timeout=3.0, **kwargs.pop("stream", {}))
+    return InletThread(stream, kwargs.pop("health", FAST_HEALTH), ring_seconds=10.0, **kwargs)
+
+
+def test_no_match_lists_the_visible_streams(outlet_factory):
+    visible = outlet_factory(n_channels=2)
+    with pytest.raises(StreamError) as error:
+        resolve_stream(StreamConfig(source_id="no-such-amp", resolve_timeout=0.3))
+    message = str(error.value)
+    assert "no LSL stream matches source_id='no-such-amp'" in message
+    assert visible.outlet.get_info().source_id() in message
+    assert "Fix stream.source_id" in message
+
+
+@pytest.mark.parametrize(
+    ("rate", "fmt", "expected"),
+    [
+        (250.0, pylsl.cf_string, r"carries strings \(a marker stream\?\)"),
+        (0.0, pylsl.cf_float32, "irregular sampling rate"),
+    ],
+)
+def test_marker_or_irregular_stream_selected_as_eeg_is_refused(rate, fmt, expected):
+    source_id = unique_id()
+    info = pylsl.StreamInfo("markers", "Markers", 1, rate, fmt, source_id)
+    outlet = pylsl.StreamOutlet(info)
+    with pytest.raises(StreamError, match=expected):
+        make_inlet(source_id).connect()
+    del outlet
+
+
+def test_rate_channel_and_label_mismatches_are_refused(outlet_factory):
+    source = outlet_factory(n_channels=3, rate=250.0, labels=["C3", "Cz", "C4"])
+    sid = source.outlet.get_info().source_id()
+    with pytest.raises(StreamError, match="runs at 250 Hz but stream.expected_rate is 500 Hz"):
+        make_inlet(sid, stream={"expected_rate": 500.0}).connect()
+    with pytest.raises(StreamError, match="has 3 channels but stream.expected_channels is 64"):
+        make_inlet(sid, stream={"expected_channels": 64}).connect()
+    with pytest.raises(StreamError, match=r"names \['Pz'\].*its channels are: C3, Cz, C4"):
+        make_inlet(sid, pick=["C3", "Pz"]).connect()
+
+
+def test_reads_every_sample_exactly_with_labels_and_pick(outlet_factory):
+    source = outlet_factory(n_channels=3, labels=["C3", "Cz", "C4"])
+    inlet = make_inlet(source.outlet.get_info().source_id(), pick=["C4", "C3"])
+    description = inlet.connect()
+    assert description.labels == ("C4", "C3")
+    assert description.channels[0].unit == "microvolts"
+    inlet.start()
+    try:
+        source.push(100)
+        assert wait_until(lambda: inlet.ring.written == 500)
+        out = inlet.ring.read(0, 500)
+        expected, timestamps = source.make_chunk(0, 500)
+        np.testing.assert_array_equal(out.data, expected[:, [2, 0]])
+        np.testing.assert_allclose(out.timestamps, timestamps, atol=1e-4)
+        assert not out.flags.any()
+        health = inlet.health()
+        assert health.state is StreamState.LIVE
+        assert health.samples == 500 and health.gaps == 0
+    finally:
+        inlet.stop()
+
+
+def test_timestamp_jump_forward_and_backward_marks_gaps(outlet_factory):
+    def transform(first, data, timestamps):
+        if first >= 200:
+            timestamps += 0.4  # 100 samples missing at 250 Hz
+        if first >= 400:
+            timestamps -= 1.0  # the source clock stepped back
+
+    source = outlet_factory(transform=transform)
+    inlet = make_inlet(source.outlet.get_info().source_id())
+    inlet.connect()
+    inlet.start()
+    try:
+        source.push(120)
+        assert wait_until(lambda: inlet.ring.written == 600)
+        out = inlet.ring.read(0, 600)
+        assert np.flatnonzero(out.flags & FLAG_GAP).tolist() == [200, 400]
+        health = inlet.health()
+        assert health.gaps == 2
+        assert health.missing_samples == 100
+        assert health.backward_timestamps == 1
+        # Dejittered timestamps stay regular on each side of a jump, never smeared across it.
+        steps = np.diff(out.timestamps)
+        good = np.ones_like(steps, dtype=bool)
+        good[[199, 399]] = False
+        np.testing.assert_allclose(steps[good], 1 / 250.0, atol=2e-5)
+    finally:
+        inlet.stop()
+
+
+def test_nan_and_inf_samples_are_counted_and_flagged(outlet_factory):
+    def transform(first, data, timestamps):
+        if first == 100:
+            data[1:3, 0] = np.nan
+            data[4, 2] = np.inf
+
+    source = outlet_factory(transform=transform)
+    inlet = make_inlet(source.outlet.get_info().source_id())
+    inlet.connect()
+    inlet.start()
+    try:
+        source.push(40)
+        assert wait_until(lambda: inlet.ring.written == 200)
+        out = inlet.ring.read(0, 200)
+        assert np.flatnonzero(out.flags & FLAG_NONFINITE).tolist() == [101, 102, 104]
+        assert inlet.health().nonfinite_samples == 3
+    finally:
+        inlet.stop()
+
+
+def test_outlet_killed_and_restarted_recovers_with_the_gap_marked(outlet_factory):
+    sid = unique_id()
+    first = outlet_factory(source_id=sid)
+    inlet = make_inlet(sid)
+    inlet.connect()
+    inlet.start()
+    try:
+        first.push(50)
+        assert wait_until(lambda: inlet.ring.written == 250)
+        first.stop()  # the amplifier's outlet disappears
+        assert wait_until(lambda: inlet.health().state is StreamState.RECOVERING, 3.0)
+        second = outlet_factory(source_id=sid)
+        second.start()
+        assert wait_until(lambda: inlet.health().state is StreamState.LIVE, 8.0)
+        assert wait_until(lambda: inlet.ring.written >= 300)
+        health = inlet.health()
+        assert health.reconnects == 1
+        out = inlet.ring.read(0, inlet.ring.written)
+        assert FLAG_GAP in out.flags[250:251]
+        assert not (out.flags[:250] & FLAG_GAP).any()
+    finally:
+        inlet.stop()
+
+
+def test_states_go_stale_then_lost_when_data_stops(outlet_factory):
+    source = outlet_factory()
+    health = HealthConfig(stale_after=0.1, recover_after=0.5, lost_after=1.0)
+    inlet = make_inlet(source.outlet.get_info().source_id(), health=health)
+    inlet.connect()
+    inlet.start()
+    seen = set()
+    try:
+        assert inlet.health().state is StreamState.CONNECTING
+        source.push(20)
+        deadline = time.monotonic() + 3.0
+        while time.monotonic() < deadline and StreamState.LOST not in seen:
+            seen.add(inlet.health().state)
+            time.sleep(0.01)
+        assert {StreamState.LIVE, StreamState.STALE, StreamState.RECOVERING, StreamState.LOST} <= seen
+    finally:
+        inlet.stop()
+
+
+def test_channel_count_change_on_reconnect_fails_clearly(outlet_factory):
+    sid = unique_id()
+    first = outlet_factory(source_id=sid, n_channels=4)
+    inlet = make_inlet(sid)
+    inlet.connect()
+    inlet.start()
+    try:
+        first.push(20)
+        assert wait_until(lambda: inlet.ring.written == 100)
+        first.stop()
+        outlet_factory(source_id=sid, n_channels=6).start()
+        assert wait_until(lambda: inlet.health().state is StreamState.FAILED, 8.0)
+        assert "came back with 6 channels at 250 Hz, but it had 4 channels" in inlet.health().error
+    finally:
+        inlet.stop()
+
+
+def test_stop_joins_quickly_even_while_waiting_for_data(outlet_factory):
+    source = outlet_factory()
+    inlet = make_inlet(source.outlet.get_info().source_id())
+    inlet.connect()
+    inlet.start()
+    started = time.monotonic()
+    inlet.stop()
+    assert time.monotonic() - started < 2.0
+    assert not inlet.running
