@@ -1,0 +1,608 @@
+"""Causal, stateful DSP for EEG: band-pass / notch IIR filters, rational resampling, and the
+full preprocessing chain.
+
+The same code runs on the live hot path (chunk by chunk) and offline (whole recording in one
+call); the chunked output is identical to the one-shot output up to float rounding.
+
+Conventions:
+
+* Signals are arrays of shape ``(n_samples, n_channels)`` in microvolts. Any real dtype is
+  accepted; all processing is done in float64 and every ``process`` method returns a new
+  float64 array.
+* Chunks may have any length, including 0 and 1.
+* Frequencies and sample rates are in Hz, delays in seconds.
+* Every stage seeds its state from the first sample it sees (and again after ``reset()``), so
+  a signal with a DC offset produces no step transient at the start or after a gap.
+* NaN/inf samples propagate into the filter state; call ``reset()`` after such a sample.
+"""
+
+from __future__ import annotations
+
+import math
+from fractions import Fraction
+
+import numpy as np
+from numpy.lib.stride_tricks import as_strided
+from scipy import signal
+
+__all__ = [
+    "PolyphaseResampler",
+    "Preprocessor",
+    "SosFilter",
+    "design_bandpass",
+    "design_notch",
+    "group_delay_seconds",
+    "preprocess_offline",
+]
+
+# Largest up/down factor we accept: the anti-aliasing FIR has 20 * max(L, M) + 1 taps.
+_MAX_RESAMPLE_FACTOR = 4096
+# Denominator limit when the sample-rate ratio is not a ratio of integers.
+_MAX_RATIO_DENOMINATOR = 1000
+# Kaiser window beta and half length (in units of max(L, M)) of the anti-aliasing FIR.
+_KAISER_BETA = 5.0
+_HALF_LEN_FACTOR = 10
+_REFERENCES = ("none", "car")
+
+
+# --------------------------------------------------------------------------------------------
+# Validation helpers
+# --------------------------------------------------------------------------------------------
+
+
+def _check_rate(rate_hz: float, what: str = "sample rate") -> float:
+    rate = float(rate_hz)
+    if not math.isfinite(rate) or rate <= 0:
+        raise ValueError(f"{what} must be a positive finite number of Hz, got {rate_hz!r}")
+    return rate
+
+
+def _check_edge(value: float, name: str, rate_hz: float) -> float:
+    nyq = rate_hz / 2.0
+    f = float(value)
+    if not math.isfinite(f) or f <= 0:
+        raise ValueError(f"{name} {value!r} Hz must be above 0 Hz")
+    if f >= nyq:
+        raise ValueError(
+            f"{name} {f:g} Hz must be below the Nyquist frequency {nyq:g} Hz of {rate_hz:g} Hz data"
+        )
+    return f
+
+
+def _as_2d_float64(x: np.ndarray, n_channels: int) -> np.ndarray:
+    arr = np.asarray(x, dtype=np.float64)
+    if arr.ndim != 2 or arr.shape[1] != n_channels:
+        raise ValueError(
+            f"expected an array of shape (n_samples, {n_channels}), got shape {arr.shape}"
+        )
+    return arr
+
+
+# --------------------------------------------------------------------------------------------
+# Filter design
+# --------------------------------------------------------------------------------------------
+
+
+def design_bandpass(
+    low_hz: float | None, high_hz: float | None, order: int, rate_hz: float
+) -> np.ndarray:
+    """Design a Butterworth filter as second-order sections.
+
+    Band-pass when both edges are given, high-pass when only ``low_hz``, low-pass when only
+    ``high_hz``. Edges are -3 dB frequencies in Hz; ``order`` is the Butterworth prototype
+    order (a band-pass has ``2 * order`` poles). Returns SOS of shape ``(n_sections, 6)``.
+
+    Raises ``ValueError`` when an edge is <= 0 or >= Nyquist, when ``low_hz >= high_hz``,
+    when both edges are None, or when ``order`` is not a positive integer.
+    """
+    rate = _check_rate(rate_hz)
+    if isinstance(order, bool) or int(order) != order or order < 1:
+        raise ValueError(f"filter order must be a positive integer, got {order!r}")
+    order = int(order)
+    if low_hz is None and high_hz is None:
+        raise ValueError("band-pass needs at least one edge (low_hz or high_hz); both are None")
+    if low_hz is not None and high_hz is not None:
+        low = _check_edge(low_hz, "band-pass low edge", rate)
+        high = _check_edge(high_hz, "band-pass high edge", rate)
+        if low >= high:
+            raise ValueError(
+                f"band-pass low edge {low:g} Hz must be below the high edge {high:g} Hz"
+            )
+        return signal.butter(order, [low, high], btype="bandpass", output="sos", fs=rate)
+    if low_hz is not None:
+        low = _check_edge(low_hz, "high-pass edge", rate)
+        return signal.butter(order, low, btype="highpass", output="sos", fs=rate)
+    high = _check_edge(high_hz, "low-pass edge", rate)  # type: ignore[arg-type]
+    return signal.butter(order, high, btype="lowpass", output="sos", fs=rate)
+
+
+def design_notch(freq_hz: float, rate_hz: float, quality: float = 30.0) -> np.ndarray:
+    """Design an IIR notch at ``freq_hz`` (Hz) with quality factor ``quality``
+    (bandwidth = freq / quality). Returns SOS of shape ``(n_sections, 6)``.
+
+    Raises ``ValueError`` when the frequency is <= 0 or >= Nyquist, or quality <= 0.
+    """
+    rate = _check_rate(rate_hz)
+    freq = _check_edge(freq_hz, "notch frequency", rate)
+    q = float(quality)
+    if not math.isfinite(q) or q <= 0:
+        raise ValueError(f"notch quality factor must be a positive number, got {quality!r}")
+    b, a = signal.iirnotch(freq, q, fs=rate)
+    return signal.tf2sos(b, a)
+
+
+def group_delay_seconds(sos: np.ndarray, rate_hz: float, freq_hz: float) -> float:
+    """Group delay in seconds of the SOS cascade ``sos`` at ``freq_hz`` (Hz, 0..Nyquist)
+    for data sampled at ``rate_hz``.
+
+    Computed as the sum of the per-section group delays (numerically better than expanding the
+    cascade into one transfer function). Undefined exactly at a zero on the unit circle (e.g. a
+    notch's own frequency), where scipy warns and reports 0 for that section.
+    """
+    rate = _check_rate(rate_hz)
+    f = float(freq_hz)
+    if not math.isfinite(f) or f < 0 or f > rate / 2.0:
+        raise ValueError(
+            f"group-delay frequency {freq_hz!r} Hz must be within 0..{rate / 2.0:g} Hz "
+            f"(Nyquist of {rate:g} Hz data)"
+        )
+    sos = np.atleast_2d(np.asarray(sos, dtype=np.float64))
+    total = 0.0
+    for section in sos:
+        _, gd = signal.group_delay((section[:3], section[3:]), w=[f], fs=rate)
+        total += float(gd[0])
+    return total / rate
+
+
+# --------------------------------------------------------------------------------------------
+# Stateful IIR filter
+# --------------------------------------------------------------------------------------------
+
+
+class SosFilter:
+    """Stateful causal IIR filter (second-order sections) over ``(n_samples, n_channels)``.
+
+    The state is seeded from the first sample so a constant input passes through a high-pass
+    or band-pass with no start transient (output 0 from the first sample); ``reset()`` makes
+    it reseed from the next sample (use after a data gap).
+    """
+
+    def __init__(self, sos: np.ndarray, n_channels: int) -> None:
+        sos = np.atleast_2d(np.asarray(sos, dtype=np.float64))
+        if sos.ndim != 2 or sos.shape[1] != 6 or sos.shape[0] < 1:
+            raise ValueError(f"sos must have shape (n_sections, 6), got {sos.shape}")
+        if isinstance(n_channels, bool) or int(n_channels) != n_channels or n_channels < 1:
+            raise ValueError(f"n_channels must be a positive integer, got {n_channels!r}")
+        self._sos = sos
+        self._n_channels = int(n_channels)
+        # Steady-state response to a unit step, shape (n_sections, 2, 1): scaled by the first
+        # sample per channel to seed the state.
+        self._zi_unit = signal.sosfilt_zi(sos)[:, :, None]
+        self._zi: np.ndarray | None = None
+
+    @property
+    def sos(self) -> np.ndarray:
+        """The second-order sections, shape ``(n_sections, 6)``."""
+        return self._sos
+
+    @property
+    def n_channels(self) -> int:
+        return self._n_channels
+
+    def reset(self) -> None:
+        """Forget the state; the next non-empty chunk reseeds it from its first sample."""
+        self._zi = None
+
+    def process(self, x: np.ndarray) -> np.ndarray:
+        """Filter one chunk ``(n_samples, n_channels)`` (µV); returns a new float64 array of
+        the same shape. State carries across calls."""
+        x = _as_2d_float64(x, self._n_channels)
+        if x.shape[0] == 0:
+            return np.empty((0, self._n_channels), dtype=np.float64)
+        if self._zi is None:
+            self._zi = self._zi_unit * x[0][None, None, :]
+        y, self._zi = signal.sosfilt(self._sos, x, axis=0, zi=self._zi)
+        return y
+
+    def group_delay_seconds(self, rate_hz: float, freq_hz: float) -> float:
+        """Group delay in seconds at ``freq_hz`` for data at ``rate_hz``."""
+        return group_delay_seconds(self._sos, rate_hz, freq_hz)
+
+
+# --------------------------------------------------------------------------------------------
+# Rational resampler
+# --------------------------------------------------------------------------------------------
+
+
+def _rate_ratio(in_rate: float, out_rate: float) -> Fraction:
+    if in_rate.is_integer() and out_rate.is_integer():
+        return Fraction(int(out_rate), int(in_rate))
+    return Fraction(out_rate / in_rate).limit_denominator(_MAX_RATIO_DENOMINATOR)
+
+
+class PolyphaseResampler:
+    """Causal, stateful rational resampler from ``in_rate_hz`` to ``out_rate_hz``.
+
+    The ratio is ``up / down`` (``L / M``, coprime) from ``fractions.Fraction`` (exact for
+    integer rates, else ``limit_denominator(1000)``). The anti-aliasing FIR is a Kaiser
+    (beta 5) windowed ``firwin`` low-pass with ``20 * max(L, M) + 1`` taps and cutoff
+    ``1 / max(L, M)`` of the upsampled Nyquist, times gain L. When ``L > 1`` each polyphase
+    component is rescaled to unit DC gain, so a constant input gives an exactly constant output
+    (no ripple at multiples of the input rate from large EEG DC offsets).
+
+    Output sample ``n`` (counted from construction) is
+    ``y[n] = sum_k h[p + k*L] * x[idx - k]`` with ``idx = (n*M) // L``, ``p = (n*M) % L``;
+    over a whole signal this equals ``scipy.signal.upfirdn(self.taps, x_padded, L, M)``
+    where ``x_padded`` is ``x`` preceded by copies of its first sample. An output is emitted as
+    soon as its input ``idx`` has arrived, so after ``N`` inputs ``ceil(N * L / M)`` outputs
+    have been produced.
+
+    Input samples before the first one (and before the first one after ``reset()``) are taken
+    to equal it, so a DC signal has no start transient.
+    """
+
+    def __init__(self, in_rate_hz: float, out_rate_hz: float) -> None:
+        self._in_rate = _check_rate(in_rate_hz, "resampler input rate")
+        self._out_rate = _check_rate(out_rate_hz, "resampler output rate")
+        ratio = _rate_ratio(self._in_rate, self._out_rate)
+        up, down = ratio.numerator, ratio.denominator
+        if max(up, down) > _MAX_RESAMPLE_FACTOR:
+            raise ValueError(
+                f"resampling {self._in_rate:g} Hz -> {self._out_rate:g} Hz needs up/down "
+                f"factors {up}/{down}; factors above {_MAX_RESAMPLE_FACTOR} are not supported"
+            )
+        self._up = up
+        self._down = down
+        self._identity = up == 1 and down == 1
+
+        if self._identity:
+            h = np.ones(1)
+        else:
+            max_rate = max(up, down)
+            n_taps = 2 * _HALF_LEN_FACTOR * max_rate + 1
+            h = signal.firwin(n_taps, 1.0 / max_rate, window=("kaiser", _KAISER_BETA)) * up
+        taps_per_phase = -(-h.size // up)
+        phases = np.zeros(taps_per_phase * up)
+        phases[: h.size] = h
+        # phases[p, k] = h[p + k*L]
+        phases = phases.reshape(taps_per_phase, up).T.copy()
+        if up > 1:
+            phases /= phases.sum(axis=1, keepdims=True)
+            h = phases.T.reshape(-1)[: h.size].copy()
+        self._h = h
+        self._h.flags.writeable = False
+        self._taps_per_phase = taps_per_phase
+        # Reversed so that a window x[idx-T+1 .. idx] (oldest first) dots with it directly.
+        self._phases_rev = np.ascontiguousarray(phases[:, ::-1])
+
+        self._n_in = 0  # absolute number of input samples consumed
+        self._n_out = 0  # absolute number of output samples emitted
+        self._history: np.ndarray | None = None  # last T-1 inputs, (T-1, n_channels)
+        self._n_channels: int | None = None  # fixed by the first chunk
+
+    # -- properties ------------------------------------------------------------------------
+
+    @property
+    def up(self) -> int:
+        """Upsampling factor L."""
+        return self._up
+
+    @property
+    def down(self) -> int:
+        """Downsampling factor M."""
+        return self._down
+
+    @property
+    def in_rate_hz(self) -> float:
+        return self._in_rate
+
+    @property
+    def out_rate_hz(self) -> float:
+        """Requested output rate (Hz). The effective rate is ``in_rate_hz * up / down``."""
+        return self._out_rate
+
+    @property
+    def is_identity(self) -> bool:
+        """True when input and output rates are equal: pass-through, zero delay."""
+        return self._identity
+
+    @property
+    def taps(self) -> np.ndarray:
+        """The anti-aliasing FIR (read-only), at the upsampled rate, including gain L."""
+        return self._h
+
+    @property
+    def taps_per_phase(self) -> int:
+        return self._taps_per_phase
+
+    @property
+    def delay_seconds(self) -> float:
+        """Group delay of the linear-phase FIR in seconds: ``(len(h) - 1) / 2 / (L * in_rate)``.
+        Zero for the identity."""
+        if self._identity:
+            return 0.0
+        return (self._h.size - 1) / 2.0 / (self._up * self._in_rate)
+
+    @property
+    def n_in(self) -> int:
+        """Total input samples consumed since construction."""
+        return self._n_in
+
+    @property
+    def n_out(self) -> int:
+        """Total output samples emitted since construction."""
+        return self._n_out
+
+    # -- processing ------------------------------------------------------------------------
+
+    def reset(self) -> None:
+        """Reseed the input history from the next sample (use after a data gap). Sample
+        counters (and hence the absolute indices returned by ``process``) keep running."""
+        self._history = None
+
+    def process(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Resample one chunk.
+
+        ``x``: ``(n_in, n_channels)`` µV. Returns ``(y, src_index)``: ``y`` is a new float64
+        array ``(n_out, n_channels)``; ``src_index`` (int64, ``(n_out,)``) is, per output
+        sample, the absolute index (since construction, across resets) of the newest input
+        sample it depends on. It is non-decreasing and every value lies within this chunk.
+        """
+        x = np.asarray(x, dtype=np.float64)
+        if x.ndim != 2:
+            raise ValueError(f"expected an array of shape (n_samples, n_channels), got {x.shape}")
+        n_in, n_ch = x.shape
+        if self._n_channels is None:
+            self._n_channels = n_ch
+        elif n_ch != self._n_channels:
+            raise ValueError(
+                f"channel count changed from {self._n_channels} to {n_ch}; create a new resampler"
+            )
+        in_start = self._n_in
+        in_end = in_start + n_in
+
+        if self._identity:
+            self._n_in = self._n_out = in_end
+            return x.copy(), np.arange(in_start, in_end, dtype=np.int64)
+
+        up, down, T = self._up, self._down, self._taps_per_phase
+        out_start = self._n_out
+        out_end = -(-(in_end * up) // down)  # ceil(in_end * L / M)
+        n_out = out_end - out_start
+        if n_in == 0:
+            return np.empty((0, n_ch)), np.empty(0, dtype=np.int64)
+
+        if self._history is None:
+            self._history = np.repeat(x[:1], T - 1, axis=0)
+        # buf[j] is absolute input sample in_start - (T-1) + j.
+        buf = np.concatenate((self._history, x), axis=0)
+        self._history = buf[buf.shape[0] - (T - 1) :].copy()
+        self._n_in = in_end
+        self._n_out = out_end
+
+        n = np.arange(out_start, out_end, dtype=np.int64)
+        src_index = (n * down) // up
+        y = np.empty((n_out, n_ch))
+        if n_out == 0:
+            return y, src_index
+
+        # Outputs r, r+L, r+2L, ... share one phase and step M inputs apart, so each group is a
+        # batch of matrix-vector products over a strided (no-copy) view of buf.
+        s_row, s_col = buf.strides
+        for r in range(min(up, n_out)):
+            m = (out_start + r) * down
+            phase = m % up
+            w0 = m // up - in_start  # buf row of the oldest sample in this output's window
+            count = (n_out - r + up - 1) // up
+            windows = as_strided(
+                buf[w0:],
+                shape=(count, T, n_ch),
+                strides=(down * s_row, s_row, s_col),
+                writeable=False,
+            )
+            y[r::up] = np.matmul(self._phases_rev[phase], windows)
+        return y, src_index
+
+
+# --------------------------------------------------------------------------------------------
+# Full chain
+# --------------------------------------------------------------------------------------------
+
+
+def _passband_centre_hz(low: float | None, high: float | None, rate_hz: float) -> float:
+    """Representative pass-band frequency (Hz) used to quote the band-pass delay: geometric
+    mean of the edges for a band-pass, of the edge and Nyquist for a high-pass, half the edge
+    for a low-pass."""
+    if low is not None and high is not None:
+        return math.sqrt(low * high)
+    if low is not None:
+        return math.sqrt(low * rate_hz / 2.0)
+    assert high is not None
+    return high / 2.0
+
+
+class Preprocessor:
+    """Causal EEG preprocessing chain: optional common average reference at the stream rate,
+    rational resampling ``stream_rate_hz -> model_rate_hz``, then a Butterworth band-pass and an
+    IIR notch at the model rate.
+
+    ``bandpass_hz``: ``(low, high)`` edges in Hz (either may be None for a high-/low-pass),
+    or None (or ``(None, None)``) to disable. ``order``: Butterworth prototype order.
+    ``notch_hz``: notch frequency in Hz, or None to disable. ``reference``: ``"none"`` or
+    ``"car"`` (subtract the per-sample mean over channels).
+
+    ``process(x)`` takes ``(n_samples, n_channels)`` µV at the stream rate and returns
+    ``(y, src_index)``: float64 ``(n_out, n_channels)`` µV at the model rate and, per output
+    sample, the absolute stream-sample index (since construction) of the newest input sample
+    it depends on (see ``PolyphaseResampler.process``).
+    """
+
+    def __init__(
+        self,
+        stream_rate_hz: float,
+        model_rate_hz: float,
+        n_channels: int,
+        bandpass_hz: tuple[float | None, float | None] | None,
+        order: int,
+        notch_hz: float | None,
+        notch_quality: float = 30.0,
+        reference: str = "none",
+    ) -> None:
+        stream_rate = _check_rate(stream_rate_hz, "stream sample rate")
+        model_rate = _check_rate(model_rate_hz, "model sample rate")
+        if isinstance(n_channels, bool) or int(n_channels) != n_channels or n_channels < 1:
+            raise ValueError(f"n_channels must be a positive integer, got {n_channels!r}")
+        n_channels = int(n_channels)
+        if reference not in _REFERENCES:
+            raise ValueError(
+                f"unknown reference {reference!r}; expected one of {', '.join(_REFERENCES)}"
+            )
+        if reference == "car" and n_channels < 2:
+            raise ValueError(
+                "common average reference ('car') needs at least 2 channels; "
+                f"got {n_channels} (use reference 'none')"
+            )
+        self._stream_rate = stream_rate
+        self._model_rate = model_rate
+        self._n_channels = n_channels
+        self._car = reference == "car"
+        self._reference = reference
+
+        self._resampler = PolyphaseResampler(stream_rate, model_rate)
+
+        self._band: tuple[float | None, float | None] | None = None
+        self._bandpass: SosFilter | None = None
+        if bandpass_hz is not None:
+            try:
+                low, high = bandpass_hz
+            except (TypeError, ValueError):
+                raise ValueError(
+                    f"bandpass_hz must be a (low, high) pair in Hz or None, got {bandpass_hz!r}"
+                ) from None
+            if low is not None or high is not None:
+                try:
+                    sos = design_bandpass(low, high, order, model_rate)
+                except ValueError as exc:
+                    if "Nyquist" not in str(exc):
+                        raise
+                    raise ValueError(f"{exc} (the band-pass runs at the model rate)") from None
+                self._band = (
+                    None if low is None else float(low),
+                    None if high is None else float(high),
+                )
+                self._bandpass = SosFilter(sos, n_channels)
+
+        self._notch: SosFilter | None = None
+        if notch_hz is not None:
+            nyq = model_rate / 2.0
+            try:
+                sos = design_notch(notch_hz, model_rate, notch_quality)
+            except ValueError:
+                if isinstance(notch_hz, (int, float, np.number)) and float(notch_hz) >= nyq:
+                    raise ValueError(
+                        f"notch frequency {float(notch_hz):g} Hz must be below the Nyquist "
+                        f"frequency {nyq:g} Hz of the {model_rate:g} Hz model rate (it cannot be "
+                        "represented there; the resampler's anti-aliasing filter already removes "
+                        "such content); set `notch: null` to disable the notch"
+                    ) from None
+                raise
+            self._notch = SosFilter(sos, n_channels)
+
+    # -- properties ------------------------------------------------------------------------
+
+    @property
+    def stream_rate_hz(self) -> float:
+        return self._stream_rate
+
+    @property
+    def model_rate_hz(self) -> float:
+        return self._model_rate
+
+    @property
+    def n_channels(self) -> int:
+        return self._n_channels
+
+    @property
+    def resampler(self) -> PolyphaseResampler:
+        return self._resampler
+
+    @property
+    def bandpass(self) -> SosFilter | None:
+        return self._bandpass
+
+    @property
+    def notch(self) -> SosFilter | None:
+        return self._notch
+
+    @property
+    def delay_seconds(self) -> float:
+        """Latency to display, in seconds: resampler FIR delay plus the band-pass group delay at
+        the pass-band centre (geometric mean of the edges; for a high-pass the geometric mean of
+        edge and Nyquist; for a low-pass half the edge). The notch is not included (its group
+        delay is small away from the notch frequency)."""
+        delay = self._resampler.delay_seconds
+        if self._bandpass is not None and self._band is not None:
+            centre = _passband_centre_hz(*self._band, self._model_rate)
+            delay += self._bandpass.group_delay_seconds(self._model_rate, centre)
+        return delay
+
+    # -- processing ------------------------------------------------------------------------
+
+    def reset(self) -> None:
+        """Reseed every stage from the next sample (use after a data gap)."""
+        self._resampler.reset()
+        if self._bandpass is not None:
+            self._bandpass.reset()
+        if self._notch is not None:
+            self._notch.reset()
+
+    def process(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Process one chunk ``(n_samples, n_channels)`` µV at the stream rate.
+
+        Returns ``(y, src_index)``: new float64 ``(n_out, n_channels)`` µV at the model rate,
+        and int64 ``(n_out,)`` absolute stream-sample indices (see class docstring).
+        """
+        x = _as_2d_float64(x, self._n_channels)
+        if self._car:
+            x = x - x.mean(axis=1, keepdims=True)
+        y, src_index = self._resampler.process(x)
+        if self._bandpass is not None:
+            y = self._bandpass.process(y)
+        if self._notch is not None:
+            y = self._notch.process(y)
+        return y, src_index
+
+
+def preprocess_offline(
+    x: np.ndarray,
+    stream_rate_hz: float,
+    model_rate_hz: float,
+    bandpass_hz: tuple[float | None, float | None] | None,
+    order: int,
+    notch_hz: float | None,
+    notch_quality: float = 30.0,
+    reference: str = "none",
+    n_channels: int | None = None,
+) -> np.ndarray:
+    """Run a fresh ``Preprocessor`` over a whole recording ``(n_samples, n_channels)`` µV in
+    one call; returns float64 ``(n_out, n_channels)`` µV at the model rate, identical (up to
+    float rounding) to feeding the same data chunk by chunk. ``n_channels`` defaults to
+    ``x.shape[1]``. Sample ``j`` of the output depends on stream samples up to
+    ``(j * down) // up`` (see ``PolyphaseResampler``)."""
+    arr = np.asarray(x)
+    if arr.ndim != 2:
+        raise ValueError(f"expected an array of shape (n_samples, n_channels), got {arr.shape}")
+    if n_channels is None:
+        n_channels = arr.shape[1]
+    pre = Preprocessor(
+        stream_rate_hz,
+        model_rate_hz,
+        n_channels,
+        bandpass_hz,
+        order,
+        notch_hz,
+        notch_quality=notch_quality,
+        reference=reference,
+    )
+    y, _ = pre.process(arr)
+    return y
