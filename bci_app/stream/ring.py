@@ -57,10 +57,14 @@ class RingBuffer:
             raise ValueError(f"ring needs at least 1 channel, got {n_channels}")
         self.capacity = int(capacity)
         self.n_channels = int(n_channels)
-        self._data = np.zeros((self.capacity, self.n_channels), dtype=np.float32)
-        self._timestamps = np.zeros(self.capacity, dtype=np.float64)
-        self._arrival = np.zeros(self.capacity, dtype=np.float64)
-        self._flags = np.zeros(self.capacity, dtype=np.uint8)
+        # np.empty + fill touches every page now: np.zeros would leave the pages to be faulted
+        # in (and zeroed) by the writer on the hot path, which showed up as ms-long writes.
+        self._data = np.empty((self.capacity, self.n_channels), dtype=np.float32)
+        self._timestamps = np.empty(self.capacity, dtype=np.float64)
+        self._arrival = np.empty(self.capacity, dtype=np.float64)
+        self._flags = np.empty(self.capacity, dtype=np.uint8)
+        for array in (self._data, self._timestamps, self._arrival, self._flags):
+            array.fill(0)
         self._written = 0
         # Index up to which the writer may be overwriting right now; readers validate against it.
         self._claimed = 0
