@@ -1,0 +1,770 @@
+"""Synthetic motor-imagery EEG (learnable by a classifier) and its LSL outlets.
+
+Data convention: ``(n_samples, n_channels)`` float32 microvolts.
+
+* :class:`SimulatorSettings` - validated, frozen configuration.
+* :class:`CueSchedule` - infinite, seed-deterministic trial schedule (fixation -> cue ->
+  imagery -> jittered rest), in sample indices.
+* :class:`EEGSimulator` - pure generator; ``generate(n)`` continues the signal and the output is
+  bit-identical however the total is split into calls.
+* :class:`SimulatorStream` - pushes the simulator to an LSL EEG outlet plus a string marker
+  outlet from a background thread, paced by ``pylsl.local_clock()`` without drift: sample ``n``
+  has timestamp exactly ``t0 + n / rate_hz``.
+
+Signal model (all amplitudes are RMS at the electrode closest to the source):
+
+* background: ~20 random sources on the upper sphere, each white noise through a pole/zero
+  ladder (1/f power, -10 dB/decade), mixed to channels by a Gaussian kernel of the chord
+  distance; plus independent per-channel 1/f noise and a little white (amplifier) noise;
+* posterior alpha (~10 Hz) from sources under O1/O2 with slow log-normal amplitude modulation;
+* sensorimotor mu (~11 Hz) and beta (~22 Hz) from sources under C3 (right hand), C4 (left hand)
+  and Cz (feet), slowly amplitude-modulated;
+* line noise at ``line_freq_hz`` with a random gain per channel;
+* event-related desynchronisation (ERD): during the imagery period of a trial the mu and beta
+  amplitude of the contralateral source is multiplied by ``erd_depth`` (default 0.35):
+  ``left_hand`` -> C4, ``right_hand`` -> C3, ``feet`` -> Cz; ``rest`` -> all three multiplied
+  by ``REST_ERS`` (slight synchronisation). Raised-cosine ramps of ``erd_ramp_s`` at both ends
+  keep the modulation inside the imagery period. Class names without an entry in
+  ``ERD_TARGETS`` (other than ``"rest"``) produce no modulation.
+"""
+
+from __future__ import annotations
+
+import atexit
+import logging
+import math
+import threading
+import uuid
+import weakref
+from bisect import bisect_right
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pylsl
+from scipy import signal
+
+from bci_app.sources.montage import ALLOWED_CHANNEL_COUNTS, channel_set, positions
+
+__all__ = [
+    "ERD_TARGETS",
+    "REST_ERS",
+    "CueSchedule",
+    "EEGSimulator",
+    "SimulatorSettings",
+    "SimulatorStream",
+    "Trial",
+]
+
+log = logging.getLogger(__name__)
+
+#: Class name -> label of the rhythm source (C3 / C4 / Cz) that desynchronises during imagery.
+ERD_TARGETS: dict[str, str] = {"left_hand": "C4", "right_hand": "C3", "feet": "Cz"}
+#: Amplitude factor applied to all three sensorimotor sources during "rest" imagery.
+REST_ERS: float = 1.15
+
+_RATE_MIN, _RATE_MAX = 128.0, 4096.0
+_BLOCK = 256  # internal generation block (samples); output never depends on the call split
+
+# Amplitudes in microvolts (RMS).
+_BG_RMS = 11.0  # spatially correlated 1/f background, at rate 160 Hz (density fixed at 10 Hz)
+_CHAN_PINK_RMS = 4.0  # independent per-channel 1/f noise, at rate 160 Hz
+_WHITE_RMS = 1.0  # amplifier noise, per channel
+_ALPHA_RMS = 12.0
+_MU_RMS = 9.0
+_BETA_RMS = 4.0
+_LINE_PEAK_RANGE = (2.0, 8.0)  # per-channel line-noise peak amplitude, uniform
+
+_N_BG_SOURCES = 20
+_BG_SIGMA = 0.45  # Gaussian kernel width (chord distance on the unit sphere)
+_ALPHA_SIGMA = 0.40
+_MU_SIGMA = 0.25
+
+_ALPHA_BAND = (9.0, 11.0)
+_MU_BAND = (9.5, 12.5)
+_BETA_BAND = (19.0, 25.0)
+_ENV_CUTOFF_HZ = 0.25
+_ALPHA_MOD = 0.45  # log-normal modulation depth (std of log amplitude)
+_MU_MOD = 0.2
+
+_SENSORIMOTOR = ("C3", "C4", "Cz")
+_ALPHA_SITES = ("O1", "O2")
+
+
+@dataclass(frozen=True)
+class SimulatorSettings:
+    """Simulator configuration (times in seconds, rates/frequencies in Hz)."""
+
+    n_channels: int = 64
+    rate_hz: float = 160.0
+    seed: int = 0
+    classes: tuple[str, ...] = ("left_hand", "right_hand", "feet", "rest")
+    line_freq_hz: float | None = 50.0
+    chunk_seconds: float = 0.01
+    fixation_s: float = 2.0
+    imagery_s: float = 4.0
+    rest_min_s: float = 1.5
+    rest_max_s: float = 2.5
+    name: str = "bci-app-sim"
+    source_id: str | None = None
+    erd_depth: float = 0.35
+    erd_ramp_s: float = 0.4
+
+    def __post_init__(self) -> None:
+        if isinstance(self.n_channels, bool) or self.n_channels not in ALLOWED_CHANNEL_COUNTS:
+            raise ValueError(
+                f"n_channels must be one of {ALLOWED_CHANNEL_COUNTS}, got {self.n_channels!r}"
+            )
+        if not _is_real(self.rate_hz) or not _RATE_MIN <= self.rate_hz <= _RATE_MAX:
+            raise ValueError(
+                f"rate_hz must be a number in [{_RATE_MIN:g}, {_RATE_MAX:g}] Hz, "
+                f"got {self.rate_hz!r}"
+            )
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int | np.integer):
+            raise ValueError(f"seed must be a non-negative int, got {self.seed!r}")
+        if self.seed < 0:
+            raise ValueError(f"seed must be a non-negative int, got {self.seed!r}")
+        classes = self.classes
+        if isinstance(classes, str) or not isinstance(classes, Sequence):
+            raise ValueError(f"classes must be a sequence of class names, got {classes!r}")
+        classes = tuple(classes)
+        if (
+            not classes
+            or not all(isinstance(c, str) and c for c in classes)
+            or len(set(classes)) != len(classes)
+        ):
+            raise ValueError(
+                f"classes must be a non-empty tuple of unique non-empty strings, got {classes!r}"
+            )
+        object.__setattr__(self, "classes", classes)
+        nyq = self.rate_hz / 2.0
+        if self.line_freq_hz is not None and (
+            not _is_real(self.line_freq_hz) or not 0.0 < self.line_freq_hz < nyq
+        ):
+            raise ValueError(
+                f"line_freq_hz must be None or a frequency in (0, {nyq:g}) Hz "
+                f"(below Nyquist), got {self.line_freq_hz!r}"
+            )
+        if not _is_real(self.chunk_seconds) or not 0.0 < self.chunk_seconds <= 1.0:
+            raise ValueError(f"chunk_seconds must be in (0, 1] s, got {self.chunk_seconds!r}")
+        if not _is_real(self.fixation_s) or self.fixation_s < 0:
+            raise ValueError(f"fixation_s must be >= 0 s, got {self.fixation_s!r}")
+        if not _is_real(self.imagery_s) or self.imagery_s * self.rate_hz < 1:
+            raise ValueError(
+                f"imagery_s must be > 0 s and at least one sample long, got {self.imagery_s!r}"
+            )
+        if not _is_real(self.rest_min_s) or self.rest_min_s < 0:
+            raise ValueError(f"rest_min_s must be >= 0 s, got {self.rest_min_s!r}")
+        if not _is_real(self.rest_max_s) or self.rest_max_s < self.rest_min_s:
+            raise ValueError(
+                f"rest_max_s must be >= rest_min_s ({self.rest_min_s!r}), got {self.rest_max_s!r}"
+            )
+        if not isinstance(self.name, str) or not self.name:
+            raise ValueError(f"name must be a non-empty string, got {self.name!r}")
+        if self.source_id is not None and (
+            not isinstance(self.source_id, str) or not self.source_id
+        ):
+            raise ValueError(
+                f"source_id must be None or a non-empty string, got {self.source_id!r}"
+            )
+        if not _is_real(self.erd_depth) or not 0.0 <= self.erd_depth <= 1.0:
+            raise ValueError(f"erd_depth must be in [0, 1], got {self.erd_depth!r}")
+        if not _is_real(self.erd_ramp_s) or self.erd_ramp_s < 0:
+            raise ValueError(f"erd_ramp_s must be >= 0 s, got {self.erd_ramp_s!r}")
+
+    @property
+    def chunk_samples(self) -> int:
+        """Samples per pushed chunk: ``max(1, round(chunk_seconds * rate_hz))``."""
+        return max(1, round(self.chunk_seconds * self.rate_hz))
+
+
+def _is_real(x: Any) -> bool:
+    return (
+        isinstance(x, int | float | np.integer | np.floating)
+        and not isinstance(x, bool)
+        and math.isfinite(x)
+    )
+
+
+def _seed_seq(seed: int, stream: int) -> np.random.SeedSequence:
+    """Independent child seed for one purpose: 0 schedule, 1 layout, 2 noise."""
+    return np.random.SeedSequence(seed, spawn_key=(stream,))
+
+
+# --------------------------------------------------------------------------------------------
+# Schedule
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Trial:
+    """One trial, in sample indices: ``start`` (fixation onset) <= ``cue`` (imagery onset, marker)
+    < ``imagery_stop`` (exclusive) <= ``stop`` (exclusive; end of rest = next trial's start)."""
+
+    index: int
+    class_name: str
+    start: int
+    cue: int
+    imagery_stop: int
+    stop: int
+
+
+class CueSchedule:
+    """Infinite trial schedule, deterministic from ``settings.seed`` (thread-safe, lazy).
+
+    Trials come in blocks; each block is a random permutation of ``settings.classes``. Trial
+    ``k``: fixation of ``round(fixation_s * rate)`` samples starting at the previous trial's
+    ``stop`` (trial 0 starts at sample 0), cue marker (= class name) at imagery onset, imagery
+    of ``round(imagery_s * rate)`` samples, then rest of ``round(U(rest_min_s, rest_max_s) *
+    rate)`` samples.
+    """
+
+    def __init__(self, settings: SimulatorSettings) -> None:
+        self._settings = settings
+        self._rng = np.random.default_rng(_seed_seq(settings.seed, 0))
+        self._n_fix = round(settings.fixation_s * settings.rate_hz)
+        self._n_img = round(settings.imagery_s * settings.rate_hz)
+        self._trials: list[Trial] = []
+        self._cues: list[int] = []
+        self._starts: list[int] = []
+        self._next_start = 0
+        self._lock = threading.Lock()
+
+    @property
+    def fixation_samples(self) -> int:
+        return self._n_fix
+
+    @property
+    def imagery_samples(self) -> int:
+        return self._n_img
+
+    def _extend_block(self) -> None:
+        s = self._settings
+        order = self._rng.permutation(len(s.classes))
+        rests = self._rng.uniform(s.rest_min_s, s.rest_max_s, size=len(order))
+        for ci, rest_s in zip(order, rests, strict=True):
+            start = self._next_start
+            cue = start + self._n_fix
+            img_stop = cue + self._n_img
+            stop = img_stop + round(float(rest_s) * s.rate_hz)
+            # A zero-length trial cycle would never advance; guaranteed by imagery >= 1 sample.
+            self._trials.append(
+                Trial(len(self._trials), s.classes[int(ci)], start, cue, img_stop, stop)
+            )
+            self._cues.append(cue)
+            self._starts.append(start)
+            self._next_start = stop
+
+    def _ensure_sample(self, sample_index: int) -> None:
+        while self._next_start <= sample_index:
+            self._extend_block()
+
+    def _ensure_trial(self, k: int) -> None:
+        while len(self._trials) <= k:
+            self._extend_block()
+
+    def trial(self, k: int) -> Trial:
+        """Trial number ``k`` (0-based)."""
+        if k < 0:
+            raise ValueError(f"trial index must be >= 0, got {k}")
+        with self._lock:
+            self._ensure_trial(k)
+            return self._trials[k]
+
+    def trials_between(self, start_sample: int, stop_sample: int) -> list[Trial]:
+        """Trials whose cue lies in ``[start_sample, stop_sample)``."""
+        with self._lock:
+            if stop_sample > 0:
+                self._ensure_sample(stop_sample)
+            lo = bisect_right(self._cues, start_sample - 1)
+            hi = bisect_right(self._cues, stop_sample - 1)
+            return self._trials[lo:hi]
+
+    def cues_between(self, start_sample: int, stop_sample: int) -> list[tuple[int, str]]:
+        """``(cue_sample_index, class_name)`` for cues in ``[start_sample, stop_sample)``."""
+        return [(t.cue, t.class_name) for t in self.trials_between(start_sample, stop_sample)]
+
+    def trial_at(self, sample_index: int) -> Trial | None:
+        """The trial containing ``sample_index`` (from its fixation to the end of its rest)."""
+        if sample_index < 0:
+            return None
+        with self._lock:
+            self._ensure_sample(sample_index)
+            return self._trials[bisect_right(self._starts, sample_index) - 1]
+
+    def class_at(self, sample_index: int) -> str | None:
+        """Class imagined at ``sample_index`` (inside ``[cue, imagery_stop)``), else None."""
+        t = self.trial_at(sample_index)
+        if t is not None and t.cue <= sample_index < t.imagery_stop:
+            return t.class_name
+        return None
+
+
+# --------------------------------------------------------------------------------------------
+# Generator
+# --------------------------------------------------------------------------------------------
+
+
+def _pink_sos(rate: float) -> np.ndarray:
+    """First-order pole/zero ladder with ~1/f power (-10 dB/decade) from 0.5 Hz up to Nyquist."""
+    nyq = rate / 2.0
+    sections: list[tuple[float, float]] = []  # (zero, pole) in the z-plane (matched z)
+    fp = 0.5
+    while fp < nyq:
+        fz = fp * 10**0.25  # zero half-way (log) to the next pole: slope -20/2 dB/decade
+        sections.append((math.exp(-2 * math.pi * fz / rate), math.exp(-2 * math.pi * fp / rate)))
+        fp *= 10**0.5
+    if len(sections) % 2:
+        sections.append((0.0, 0.0))  # identity, pads to whole second-order sections
+    sos = []
+    for (z1, p1), (z2, p2) in zip(sections[::2], sections[1::2], strict=True):
+        b = np.convolve([1.0, -z1], [1.0, -z2])
+        a = np.convolve([1.0, -p1], [1.0, -p2])
+        sos.append(np.concatenate([b, a]))
+    return np.asarray(sos)
+
+
+def _unit_variance(sos: np.ndarray, rate: float, seconds: float) -> np.ndarray:
+    """Scale ``sos`` so that unit-variance white noise in gives unit variance out."""
+    n = max(1024, int(seconds * rate))
+    imp = np.zeros(n)
+    imp[0] = 1.0
+    h = signal.sosfilt(sos, imp)
+    sos = sos.copy()
+    sos[0, :3] /= math.sqrt(float(np.sum(h * h)))
+    return sos
+
+
+def _gain_at(sos: np.ndarray, freq: float, rate: float) -> float:
+    _, h = signal.sosfreqz(sos, worN=[freq], fs=rate)
+    return float(abs(h[0]))
+
+
+def _kernel(src: np.ndarray, chans: np.ndarray, sigma: float) -> np.ndarray:
+    """Gaussian kernel ``(n_src, n_chan)`` of chord distances between unit vectors."""
+    d2 = np.sum((src[:, None, :] - chans[None, :, :]) ** 2, axis=-1)
+    return np.exp(-d2 / (2.0 * sigma * sigma))
+
+
+def _rise(t: np.ndarray, ramp: float) -> np.ndarray:
+    """0 for t <= 0, raised-cosine to 1 at t >= ramp (> 0)."""
+    x = np.clip(t / ramp, 0.0, 1.0)
+    return 0.5 - 0.5 * np.cos(np.pi * x)
+
+
+class EEGSimulator:
+    """Pure synthetic-EEG generator (no LSL). Not thread-safe; one consumer per instance."""
+
+    def __init__(self, settings: SimulatorSettings | None = None) -> None:
+        s = settings if settings is not None else SimulatorSettings()
+        self._settings = s
+        self._labels = channel_set(s.n_channels)
+        self._pos = positions(self._labels)
+        self._schedule = CueSchedule(s)
+        rate = float(s.rate_hz)
+        n_ch = len(self._labels)
+
+        layout = np.random.default_rng(_seed_seq(s.seed, 1))
+        self._noise = np.random.default_rng(_seed_seq(s.seed, 2))
+
+        # Background sources, uniform on the cap z >= -0.2.
+        z = layout.uniform(-0.2, 1.0, _N_BG_SOURCES)
+        phi = layout.uniform(0.0, 2 * math.pi, _N_BG_SOURCES)
+        r = np.sqrt(1.0 - z * z)
+        bg_pos = np.stack([r * np.cos(phi), r * np.sin(phi), z], axis=1)
+        k_bg = _kernel(bg_pos, self._pos, _BG_SIGMA)
+        k_bg /= np.sqrt(np.sum(k_bg * k_bg, axis=0, keepdims=True))  # unit variance per channel
+
+        # Pink filter normalised so that its density at 10 Hz gives the *_RMS totals at 160 Hz.
+        pink = _pink_sos(rate)
+        ref = _unit_variance(_pink_sos(160.0), 160.0, 30.0)
+        ref_density = _gain_at(ref, 10.0, 160.0) * math.sqrt(2.0 / 160.0)
+        pink[0, :3] *= ref_density / (_gain_at(pink, 10.0, rate) * math.sqrt(2.0 / rate))
+        self._pink = pink
+
+        k_alpha = _kernel(positions(_ALPHA_SITES), self._pos, _ALPHA_SIGMA)
+        k_mu = _kernel(positions(_SENSORIMOTOR), self._pos, _MU_SIGMA)
+        # Mixing matrix rows: [bg sources | alpha | mu | beta]
+        self._mix = np.concatenate(
+            [_BG_RMS * k_bg, _ALPHA_RMS * k_alpha, _MU_RMS * k_mu, _BETA_RMS * k_mu], axis=0
+        )
+        self._line_gain = layout.uniform(*_LINE_PEAK_RANGE, n_ch)
+        self._line_phase = float(layout.uniform(0.0, 2 * math.pi))
+
+        def band(lo: float, hi: float) -> np.ndarray:
+            return _unit_variance(
+                signal.butter(2, [lo, hi], btype="bandpass", fs=rate, output="sos"), rate, 20.0
+            )
+
+        self._sos_alpha = band(*_ALPHA_BAND)
+        self._sos_mu = band(*_MU_BAND)
+        self._sos_beta = band(*_BETA_BAND)
+        self._sos_env = _unit_variance(
+            signal.butter(2, _ENV_CUTOFF_HZ, btype="lowpass", fs=rate, output="sos"), rate, 60.0
+        )
+
+        # Noise columns of each block draw.
+        n_a, n_m = len(_ALPHA_SITES), len(_SENSORIMOTOR)
+        self._n_pink = _N_BG_SOURCES + n_ch
+        self._cols = {}
+        c = 0
+        for key, width in (
+            ("pink", self._n_pink),
+            ("alpha", n_a),
+            ("mu", n_m),
+            ("beta", n_m),
+            ("env", n_a + n_m),
+            ("white", n_ch),
+        ):
+            self._cols[key] = slice(c, c + width)
+            c += width
+        self._n_noise = c
+
+        def zi(sos: np.ndarray, width: int) -> np.ndarray:
+            return np.zeros((sos.shape[0], 2, width))
+
+        self._zi = {
+            "pink": zi(self._pink, self._n_pink),
+            "alpha": zi(self._sos_alpha, n_a),
+            "mu": zi(self._sos_mu, n_m),
+            "beta": zi(self._sos_beta, n_m),
+            "env": zi(self._sos_env, n_a + n_m),
+        }
+        self._erd_index = {lab: i for i, lab in enumerate(_SENSORIMOTOR)}
+        self._ramp = max(1.0, min(s.erd_ramp_s, s.imagery_s / 2.0) * rate)  # samples
+
+        self._block_index = 0
+        self._buf = np.zeros((0, n_ch), dtype=np.float32)
+        self._buf_pos = 0
+        self._sample_index = 0
+
+    @property
+    def settings(self) -> SimulatorSettings:
+        return self._settings
+
+    @property
+    def labels(self) -> tuple[str, ...]:
+        """Channel labels, length ``n_channels``."""
+        return self._labels
+
+    @property
+    def positions(self) -> np.ndarray:
+        """Channel positions ``(n_channels, 3)`` on the unit sphere."""
+        return self._pos.copy()
+
+    @property
+    def schedule(self) -> CueSchedule:
+        """The cue schedule that drives the ERD (same as ``CueSchedule(settings)``)."""
+        return self._schedule
+
+    @property
+    def sample_index(self) -> int:
+        """Index of the next sample ``generate`` will return."""
+        return self._sample_index
+
+    def erd_gain(self, start: int, n: int) -> np.ndarray:
+        """Amplitude factor ``(n, 3)`` of the C3 / C4 / Cz mu+beta sources for samples
+        ``start .. start+n-1`` (1 outside imagery)."""
+        s = self._settings
+        gain = np.ones((n, len(_SENSORIMOTOR)))
+        idx = np.arange(start, start + n, dtype=np.float64)
+        # Every trial whose imagery overlaps [start, start + n) has its cue in this range.
+        for t in self._schedule.trials_between(start - self._schedule.imagery_samples, start + n):
+            shape = _rise(idx - t.cue, self._ramp) * _rise(t.imagery_stop - idx, self._ramp)
+            if t.class_name == "rest":
+                gain *= 1.0 + (REST_ERS - 1.0) * shape[:, None]
+            elif t.class_name in ERD_TARGETS:
+                j = self._erd_index[ERD_TARGETS[t.class_name]]
+                gain[:, j] *= 1.0 + (s.erd_depth - 1.0) * shape
+        return gain
+
+    def _make_block(self) -> np.ndarray:
+        """Next ``_BLOCK`` samples, float64 ``(B, n_channels)``; blocks are fixed-size so every
+        computation has identical inputs however ``generate`` is called."""
+        s = self._settings
+        n0 = self._block_index * _BLOCK
+        self._block_index += 1
+        w = self._noise.standard_normal((_BLOCK, self._n_noise))
+        cols, zi = self._cols, self._zi
+
+        def filt(key: str, sos: np.ndarray) -> np.ndarray:
+            y, zi[key] = signal.sosfilt(sos, w[:, cols[key]], axis=0, zi=zi[key])
+            return y
+
+        pink = filt("pink", self._pink)
+        env = filt("env", self._sos_env)
+        n_a = len(_ALPHA_SITES)
+        alpha_env = np.exp(_ALPHA_MOD * env[:, :n_a] - 0.5 * _ALPHA_MOD**2)
+        mu_env = np.exp(_MU_MOD * env[:, n_a:] - 0.5 * _MU_MOD**2)
+        erd = self.erd_gain(n0, _BLOCK)
+        alpha = filt("alpha", self._sos_alpha) * alpha_env
+        mu = filt("mu", self._sos_mu) * mu_env * erd
+        beta = filt("beta", self._sos_beta) * mu_env * erd
+
+        sources = np.concatenate([pink[:, :_N_BG_SOURCES], alpha, mu, beta], axis=1)
+        # einsum (not BLAS @): single-threaded, so no BLAS worker threads spin in the background
+        x = np.einsum("ij,jk->ik", sources, self._mix)
+        x += _CHAN_PINK_RMS * pink[:, _N_BG_SOURCES:]
+        x += _WHITE_RMS * w[:, cols["white"]]
+        if s.line_freq_hz is not None:
+            n = np.arange(n0, n0 + _BLOCK, dtype=np.int64)
+            cycles = np.mod(n * (s.line_freq_hz / s.rate_hz), 1.0)
+            line = np.sin(2 * math.pi * cycles + self._line_phase)
+            x += line[:, None] * self._line_gain[None, :]
+        return x
+
+    def generate(self, n_samples: int) -> np.ndarray:
+        """Next ``n_samples`` samples, ``(n_samples, n_channels)`` float32 microvolts."""
+        n_samples = int(n_samples)
+        if n_samples < 0:
+            raise ValueError(f"n_samples must be >= 0, got {n_samples}")
+        out = np.empty((n_samples, len(self._labels)), dtype=np.float32)
+        filled = 0
+        while filled < n_samples:
+            if self._buf_pos >= self._buf.shape[0]:
+                self._buf = self._make_block().astype(np.float32)
+                self._buf_pos = 0
+            take = min(self._buf.shape[0] - self._buf_pos, n_samples - filled)
+            out[filled : filled + take] = self._buf[self._buf_pos : self._buf_pos + take]
+            self._buf_pos += take
+            filled += take
+        self._sample_index += n_samples
+        return out
+
+
+# --------------------------------------------------------------------------------------------
+# LSL stream
+# --------------------------------------------------------------------------------------------
+
+InjectFn = Callable[[int, np.ndarray], None]
+
+_RUNNING: weakref.WeakSet[SimulatorStream] = weakref.WeakSet()
+
+
+@atexit.register
+def _stop_all() -> None:
+    """Stop streams still running at interpreter exit (before liblsl is torn down)."""
+    for stream in list(_RUNNING):
+        try:
+            stream.stop()
+        except Exception:  # pragma: no cover - best effort at exit
+            log.exception("could not stop simulator stream %s at exit", stream.source_id)
+
+
+@dataclass
+class _Counters:
+    samples: int = 0
+    markers: int = 0
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+
+class SimulatorStream:
+    """Runs an :class:`EEGSimulator` as two LSL outlets from a background thread.
+
+    * EEG outlet: type ``"EEG"``, name ``settings.name``, float32, nominal rate
+      ``settings.rate_hz``, ``source_id``; desc has ``<channels>`` (label, unit microvolts,
+      type EEG) and ``<manufacturer>bci-app simulator</manufacturer>``.
+    * Marker outlet: type ``"Markers"``, name ``settings.name + "-markers"``, 1 string channel,
+      irregular rate, source_id ``source_id + "-markers"``; one sample (the class name) per cue,
+      stamped with the timestamp of the cue sample.
+
+    Sample ``n`` (0-based since ``start()``) carries timestamp ``t0 + n / rate_hz`` with
+    ``t0 = pylsl.local_clock()`` taken in ``start()``; a chunk of ``settings.chunk_samples`` is
+    pushed as soon as ``local_clock()`` reaches the timestamp of its last sample.
+
+    ``inject(first_sample_index, chunk)`` (optional) is called right before each push and may
+    modify ``chunk`` (``(n, n_channels)`` float32) in place, e.g. to write NaN. If it raises,
+    the push thread ends (the outlets stay until ``stop()``) and the exception is in ``error``.
+
+    ``pause()`` drops data (the clock and sample counter keep running: a gap in the stream, as
+    with a wireless dropout) until ``resume()``. To simulate an amplifier disappearing and
+    coming back, ``stop()`` and start a new instance with the same ``settings.source_id``.
+    """
+
+    def __init__(self, settings: SimulatorSettings | None = None, inject: InjectFn | None = None):
+        s = settings if settings is not None else SimulatorSettings()
+        self._settings = s
+        self._source_id = s.source_id or f"{s.name}-{uuid.uuid4().hex}"
+        self._inject = inject
+        self._sim = EEGSimulator(s)
+        self._stop_event = threading.Event()
+        self._paused = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._outlet: pylsl.StreamOutlet | None = None
+        self._marker_outlet: pylsl.StreamOutlet | None = None
+        self._t0: float | None = None
+        self._counters = _Counters()
+        self._next_sample = 0
+        self._error: BaseException | None = None
+        self._stopped = False
+
+    # -- properties ---------------------------------------------------------------------------
+    @property
+    def settings(self) -> SimulatorSettings:
+        return self._settings
+
+    @property
+    def source_id(self) -> str:
+        """source_id of the EEG outlet (the marker outlet's is this + ``"-markers"``)."""
+        return self._source_id
+
+    @property
+    def marker_source_id(self) -> str:
+        return self._source_id + "-markers"
+
+    @property
+    def labels(self) -> tuple[str, ...]:
+        return self._sim.labels
+
+    @property
+    def schedule(self) -> CueSchedule:
+        """The simulator's cue schedule (sample indices; timestamp = ``t0 + index / rate``)."""
+        return self._sim.schedule
+
+    @property
+    def t0(self) -> float | None:
+        """``local_clock()`` timestamp of sample 0, set by ``start()`` (None before)."""
+        return self._t0
+
+    @property
+    def samples_pushed(self) -> int:
+        """Samples pushed to the EEG outlet so far (excludes samples dropped while paused)."""
+        with self._counters.lock:
+            return self._counters.samples
+
+    @property
+    def markers_pushed(self) -> int:
+        with self._counters.lock:
+            return self._counters.markers
+
+    @property
+    def next_sample_index(self) -> int:
+        """Index of the next sample the thread will produce (pushed or dropped)."""
+        return self._next_sample
+
+    @property
+    def is_running(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    @property
+    def is_paused(self) -> bool:
+        return self._paused.is_set()
+
+    @property
+    def error(self) -> BaseException | None:
+        """Exception that ended the push thread, if any (e.g. raised by ``inject``)."""
+        return self._error
+
+    def timestamp_of(self, sample_index: int) -> float:
+        """LSL timestamp of ``sample_index``: ``t0 + sample_index / rate_hz`` (after start)."""
+        if self._t0 is None:
+            raise RuntimeError("stream not started")
+        return self._t0 + sample_index / self._settings.rate_hz
+
+    # -- lifecycle ----------------------------------------------------------------------------
+    def _make_outlets(self) -> tuple[pylsl.StreamOutlet, pylsl.StreamOutlet]:
+        s = self._settings
+        info = pylsl.StreamInfo(
+            s.name, "EEG", len(self.labels), float(s.rate_hz), pylsl.cf_float32, self._source_id
+        )
+        desc = info.desc()
+        desc.append_child_value("manufacturer", "bci-app simulator")
+        chans = desc.append_child("channels")
+        for label in self.labels:
+            ch = chans.append_child("channel")
+            ch.append_child_value("label", label)
+            ch.append_child_value("unit", "microvolts")
+            ch.append_child_value("type", "EEG")
+        minfo = pylsl.StreamInfo(
+            s.name + "-markers",
+            "Markers",
+            1,
+            pylsl.IRREGULAR_RATE,
+            pylsl.cf_string,
+            self.marker_source_id,
+        )
+        minfo.desc().append_child_value("manufacturer", "bci-app simulator")
+        return pylsl.StreamOutlet(info, max_buffered=60), pylsl.StreamOutlet(minfo)
+
+    def start(self) -> SimulatorStream:
+        """Create the outlets, take ``t0`` and start the push thread. Returns ``self``."""
+        if self._thread is not None or self._stopped:
+            raise RuntimeError("SimulatorStream can be started only once; create a new one")
+        self._outlet, self._marker_outlet = self._make_outlets()
+        self._t0 = pylsl.local_clock()
+        self._thread = threading.Thread(
+            target=self._run, name=f"SimulatorStream[{self._source_id}]", daemon=True
+        )
+        self._thread.start()
+        _RUNNING.add(self)
+        return self
+
+    def stop(self, timeout: float = 2.0) -> None:
+        """Stop the thread (joins within ``timeout`` s) and destroy the outlets. Idempotent."""
+        self._stopped = True
+        self._stop_event.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+            if self._thread.is_alive():
+                raise RuntimeError(f"simulator thread did not stop within {timeout} s")
+        # Dropping the last references destroys the liblsl outlets (streams vanish).
+        self._outlet = None
+        self._marker_outlet = None
+        _RUNNING.discard(self)
+
+    def pause(self) -> None:
+        """Stop pushing (samples and markers falling in the pause are dropped)."""
+        self._paused.set()
+
+    def resume(self) -> None:
+        self._paused.clear()
+
+    def __enter__(self) -> SimulatorStream:
+        if self._thread is None:
+            self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # -- thread -------------------------------------------------------------------------------
+    def _run(self) -> None:
+        try:
+            self._loop()
+        except BaseException as exc:  # reported through .error
+            self._error = exc
+            log.exception("simulator stream %s stopped on error", self._source_id)
+
+    def _loop(self) -> None:
+        s = self._settings
+        rate = float(s.rate_hz)
+        t0 = self._t0
+        assert t0 is not None
+        # Outlets are looked up on self (not held in locals) so that a traceback kept in
+        # ``self.error`` cannot keep them alive after stop().
+        chunk = s.chunk_samples
+        sched = self._sim.schedule
+        clock = pylsl.local_clock
+        stop = self._stop_event
+        n = 0
+        while not stop.is_set():
+            deadline = t0 + (n + chunk - 1) / rate  # timestamp of the chunk's last sample
+            wait = deadline - clock()
+            if wait > 0:
+                stop.wait(wait)
+                continue  # re-check the clock (and the stop flag) after waking
+            data = self._sim.generate(chunk)
+            cues = sched.cues_between(n, n + chunk)
+            if not self._paused.is_set():
+                if self._inject is not None:
+                    self._inject(n, data)
+                stamps = [t0 + (n + i) / rate for i in range(chunk)]
+                self._outlet.push_chunk(data, stamps)  # type: ignore[union-attr]
+                for cue, name in cues:
+                    self._marker_outlet.push_sample([name], t0 + cue / rate)  # type: ignore[union-attr]
+                with self._counters.lock:
+                    self._counters.samples += chunk
+                    self._counters.markers += len(cues)
+            n += chunk
+            self._next_sample = n
