@@ -19,19 +19,37 @@ def test_shipped_config_is_valid_and_uses_the_simulator():
 @pytest.mark.parametrize(
     ("data", "expected"),
     [
-        ({"filters": {"bandpas": [1, 30]}}, "filters.bandpas: unknown key; allowed keys here: bandpass"),
+        (
+            {"filters": {"bandpas": [1, 30]}},
+            "filters.bandpas: unknown key; allowed keys here: bandpass",
+        ),
         ({"strem": {}}, "strem: unknown key"),
         ({"filters": {"order": "4"}}, "filters.order: Input should be a valid integer"),
         ({"ring": {"capacity": True}}, "ring.capacity: Input should be a valid number"),
-        ({"channels": {"reference": "average"}}, "channels.reference: Input should be 'none' or 'car'"),
+        (
+            {"channels": {"reference": "average"}},
+            "channels.reference: Input should be 'none' or 'car'",
+        ),
         ({"filters": {"notch": 55}}, "filters.notch: Input should be 50 or 60"),
-        ({"filters": {"bandpass": [1.0, 90.0]}}, "above the Nyquist frequency 80.0 Hz of model_rate 160.0"),
-        ({"filters": {"bandpass": [30.0, 8.0]}}, "low edge 30.0 Hz must be below the high edge 8.0 Hz"),
+        (
+            {"filters": {"bandpass": [1.0, 90.0]}},
+            "above the Nyquist frequency 80.0 Hz of model_rate 160.0",
+        ),
+        (
+            {"filters": {"bandpass": [30.0, 8.0]}},
+            "low edge 30.0 Hz must be below the high edge 8.0 Hz",
+        ),
         ({"filters": {"bandpass": [None, None]}}, "give at least one edge"),
         ({"filters": {"bandpass": [1.0]}}, "filters.bandpass: List should have at least 2 items"),
-        ({"windows": {"length": 1.0, "hop": 2.0}}, "hop 2.0 s is longer than the window length 1.0 s"),
+        (
+            {"windows": {"length": 1.0, "hop": 2.0}},
+            "hop 2.0 s is longer than the window length 1.0 s",
+        ),
         ({"windows": {"hop": 0}}, "windows.hop: Input should be greater than 0"),
-        ({"model_rate": 100, "filters": {"bandpass": [1, 30], "notch": 50}}, "set filters.notch: null"),
+        (
+            {"model_rate": 100, "filters": {"bandpass": [1, 30], "notch": 50}},
+            "set filters.notch: null",
+        ),
         ({"simulator": {"channels": 32}}, "simulator.channels: Input should be 8, 64 or 256"),
         ({"health": {"stale_after": 5.0}}, "need stale_after < recover_after < lost_after"),
         ({"model": {"device": "gpu"}}, "model.device: Input should be 'auto', 'cuda' or 'cpu'"),

@@ -176,7 +176,12 @@ def test_states_go_stale_then_lost_when_data_stops(outlet_factory):
         while time.monotonic() < deadline and StreamState.LOST not in seen:
             seen.add(inlet.health().state)
             time.sleep(0.01)
-        assert {StreamState.LIVE, StreamState.STALE, StreamState.RECOVERING, StreamState.LOST} <= seen
+        assert {
+            StreamState.LIVE,
+            StreamState.STALE,
+            StreamState.RECOVERING,
+            StreamState.LOST,
+        } <= seen
     finally:
         inlet.stop()
 

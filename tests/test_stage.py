@@ -39,8 +39,12 @@ def feed(stage: DspStage, raw: RingBuffer, x: np.ndarray, chunks, rate: float, f
     for n in chunks:
         n = min(n, len(x) - start)
         ts = (start + np.arange(n)) / rate
-        raw.write(x[start : start + n], ts, None if flags is None else flags[start : start + n],
-                  arrival=100.0 + start)
+        raw.write(
+            x[start : start + n],
+            ts,
+            None if flags is None else flags[start : start + n],
+            arrival=100.0 + start,
+        )
         start += n
         windows.extend(stage.process(now=200.0))
     return windows
@@ -57,7 +61,11 @@ def test_windows_equal_offline_filtering_whatever_the_chunking(chunks):
     chunks = [*chunks, n]  # whatever is left arrives at the end
     windows = feed(stage, raw, x, chunks, rate)
     offline = preprocess_offline(
-        x, stream_rate_hz=rate, model_rate_hz=250.0, bandpass_hz=(1.0, 40.0), order=4,
+        x,
+        stream_rate_hz=rate,
+        model_rate_hz=250.0,
+        bandpass_hz=(1.0, 40.0),
+        order=4,
         notch_hz=50.0,
     )
     assert [w.seq for w in windows] == list(range(len(windows)))
