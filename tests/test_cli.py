@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import pylsl
+import pytest
 from conftest import unique_id
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -95,6 +96,7 @@ def test_simulate_streams_and_streams_lists_it():
     assert "pushed" in out
 
 
+@pytest.mark.slow
 def test_bench_acquisition_json_contract():
     result = bci_app("bench", "acquisition", "--duration", "2", "--json", timeout=120)
     assert result.returncode == 0, result.stderr[-2000:]

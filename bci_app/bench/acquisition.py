@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import signal
 import subprocess
 import sys
 import threading
@@ -170,9 +171,11 @@ def _outlet(source_id: str, n_channels: int, rate_hz: float, seconds: float) -> 
     outlet = pylsl.StreamOutlet(info, chunk_size=chunk)
     t0 = pylsl.local_clock() + 0.5
     print(json.dumps({"t0": t0, "chunk": chunk}), flush=True)
+    stopped = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stopped.set())
     late = []
     k = 0
-    while True:
+    while not stopped.is_set():
         first = k * chunk
         deadline = t0 + (first + chunk - 1) / rate_hz
         if deadline - t0 > seconds:
@@ -229,6 +232,7 @@ def run_case(n_channels: int, rate_hz: float, duration: float) -> dict:
             if child.returncode != 0:
                 raise RuntimeError(f"{reader} reader failed (exit {child.returncode})")
             results[reader] = json.loads(out.strip().splitlines()[-1])
+        outlet.terminate()  # the outlet reports its push lateness as it stops
         out, _ = outlet.communicate(timeout=60)
         results["outlet"] = json.loads(out.strip().splitlines()[-1])
     finally:
