@@ -1,0 +1,613 @@
+"""Checkpoint folders: ``model.safetensors`` + ``metadata.json`` + ``MODEL_CARD.md``.
+
+The weights are a plain safetensors state dict: loading parses a JSON header and raw tensor
+bytes and never executes code. Nothing here unpickles (no ``torch.load``); a pickle renamed to
+``model.safetensors`` is refused with a :class:`CheckpointError`.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import platform
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import safetensors
+import safetensors.torch
+import torch
+
+import bci_app
+from bci_app.nn.classifier import ClassifierConfig, EEGClassifier
+
+__all__ = [
+    "CHECKPOINT_FILES",
+    "DSP_KEYS",
+    "FORMAT_VERSION",
+    "METADATA_FILE",
+    "MODEL_CARD_FILE",
+    "WEIGHTS_FILE",
+    "CheckpointError",
+    "CheckpointMetadata",
+    "check_stream_compatibility",
+    "current_versions",
+    "load_checkpoint",
+    "normalise_label",
+    "read_metadata",
+    "render_model_card",
+    "resolve_device",
+    "save_checkpoint",
+]
+
+FORMAT_VERSION = 1
+WEIGHTS_FILE = "model.safetensors"
+METADATA_FILE = "metadata.json"
+MODEL_CARD_FILE = "MODEL_CARD.md"
+CHECKPOINT_FILES: tuple[str, ...] = (WEIGHTS_FILE, METADATA_FILE, MODEL_CARD_FILE)
+#: Keys of ``CheckpointMetadata.dsp`` (the preprocessing the model was trained with).
+DSP_KEYS: tuple[str, ...] = ("bandpass", "order", "notch", "notch_quality", "reference")
+
+_CONTENTS = (
+    f"a checkpoint folder must contain {WEIGHTS_FILE} (weights), {METADATA_FILE} and "
+    f"{MODEL_CARD_FILE}, as written by save_checkpoint / `bci-app train`"
+)
+
+
+class CheckpointError(ValueError):
+    """A checkpoint folder is missing, corrupt, unsafe or does not fit the stream."""
+
+
+def current_versions() -> dict[str, str]:
+    """Versions of python, torch, numpy, safetensors and bci_app in this environment."""
+    return {
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "numpy": np.__version__,
+        "safetensors": safetensors.__version__,
+        "bci_app": bci_app.__version__,
+    }
+
+
+def normalise_label(label: str) -> str:
+    """Channel label for matching: stripped, EDF-style trailing dots removed, case-folded."""
+    return str(label).strip().rstrip(".").strip().casefold()
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _positive(value: Any) -> bool:
+    return _is_number(value) and math.isfinite(value) and value > 0
+
+
+def _json_default(value: Any) -> Any:
+    """Make numpy / torch scalars and arrays and paths JSON-serialisable."""
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, (np.ndarray, torch.Tensor)):
+        return value.tolist()
+    if isinstance(value, Path):
+        return str(value)
+    if isinstance(value, (set, frozenset)):
+        return sorted(value)
+    raise TypeError(f"{type(value).__name__} is not JSON-serialisable")
+
+
+@dataclass(kw_only=True)
+class CheckpointMetadata:
+    """Everything needed to use a checkpoint: classes, channels, rates, dsp, architecture.
+
+    ``channel_labels`` are in model input order; ``model_rate_hz`` is the sampling rate of the
+    model input (Hz); ``window_s`` / ``hop_s`` the window length and hop (s); ``dsp`` has the
+    keys :data:`DSP_KEYS`; ``classifier`` is :meth:`ClassifierConfig.to_dict`.
+    """
+
+    format_version: int = FORMAT_VERSION
+    classes: list[str]
+    channel_labels: list[str]
+    model_rate_hz: float
+    window_s: float
+    hop_s: float
+    dsp: dict[str, Any]
+    classifier: dict[str, Any]
+    training: dict[str, Any] = field(default_factory=dict)
+    metrics: dict[str, Any] = field(default_factory=dict)
+    versions: dict[str, Any] = field(default_factory=current_versions)
+
+    @property
+    def classifier_config(self) -> ClassifierConfig:
+        """The validated :class:`ClassifierConfig` (CheckpointError if invalid)."""
+        try:
+            return ClassifierConfig.from_dict(self.classifier)
+        except (TypeError, ValueError) as exc:
+            raise CheckpointError(f"metadata key 'classifier' is invalid: {exc}") from None
+
+    @property
+    def window_samples(self) -> int:
+        """Window length in model-rate samples."""
+        return round(self.window_s * self.model_rate_hz)
+
+    def validate(self) -> None:
+        """Check types, ranges and consistency; raise CheckpointError naming the key."""
+        _validate(asdict(self))
+
+    def to_dict(self) -> dict[str, Any]:
+        """A deep-copied plain dict of all fields."""
+        return asdict(self)
+
+    def to_json(self) -> str:
+        """Validated, indented JSON text (numpy scalars/arrays are converted)."""
+        self.validate()
+        try:
+            return json.dumps(self.to_dict(), indent=2, default=_json_default) + "\n"
+        except (TypeError, ValueError) as exc:
+            raise CheckpointError(f"metadata cannot be written as JSON: {exc}") from None
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> CheckpointMetadata:
+        """Validate a parsed mapping (missing/extra/wrong-typed keys -> CheckpointError)."""
+        if not isinstance(data, Mapping):
+            raise CheckpointError(
+                f"metadata must be a JSON object at the top level, got {type(data).__name__}"
+            )
+        data = dict(data)
+        _validate(data)
+        return cls(**data)
+
+    @classmethod
+    def from_json(cls, text: str) -> CheckpointMetadata:
+        """Parse and validate JSON text."""
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise CheckpointError(
+                f"metadata is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"
+            ) from None
+        return cls.from_dict(data)
+
+
+def _validate(data: dict[str, Any]) -> None:
+    known = [f.name for f in fields(CheckpointMetadata)]
+    unknown = sorted(set(data) - set(known))
+    if unknown:
+        raise CheckpointError(
+            f"metadata has unknown key(s) {', '.join(map(repr, unknown))}; "
+            f"allowed keys: {', '.join(known)}"
+        )
+    missing = [name for name in known if name not in data]
+    if missing:
+        raise CheckpointError(f"metadata lacks key(s) {', '.join(map(repr, missing))}")
+
+    version = data["format_version"]
+    if not _is_int(version) or version < 1:
+        raise CheckpointError(
+            f"metadata key 'format_version' must be a positive integer, got {version!r}"
+        )
+    if version > FORMAT_VERSION:
+        raise CheckpointError(
+            f"metadata key 'format_version' is {version}: the checkpoint was written by a newer "
+            f"bci-app (this one reads format {FORMAT_VERSION}); upgrade bci-app"
+        )
+    for key, minimum in (("classes", 2), ("channel_labels", 1)):
+        value = data[key]
+        if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
+            raise CheckpointError(
+                f"metadata key {key!r} must be a list of non-empty strings, got {value!r}"
+            )
+        if len(value) < minimum:
+            raise CheckpointError(
+                f"metadata key {key!r} needs at least {minimum} entries, got {value!r}"
+            )
+        normalised = [normalise_label(v) for v in value] if key == "channel_labels" else value
+        duplicates = sorted({v for v in normalised if normalised.count(v) > 1})
+        if duplicates:
+            raise CheckpointError(f"metadata key {key!r} has duplicates: {duplicates}")
+    for key in ("model_rate_hz", "window_s", "hop_s"):
+        if not _positive(data[key]):
+            raise CheckpointError(
+                f"metadata key {key!r} must be a finite number > 0, got {data[key]!r}"
+            )
+    for key in ("dsp", "classifier", "training", "metrics", "versions"):
+        if not isinstance(data[key], dict):
+            raise CheckpointError(
+                f"metadata key {key!r} must be a JSON object (dict), got {type(data[key]).__name__}"
+            )
+    _validate_dsp(data["dsp"])
+
+    try:
+        config = ClassifierConfig.from_dict(data["classifier"])
+    except (TypeError, ValueError) as exc:
+        raise CheckpointError(f"metadata key 'classifier' is invalid: {exc}") from None
+    checks = (
+        ("n_classes", config.n_classes, len(data["classes"]), "the number of 'classes'"),
+        (
+            "n_electrodes",
+            config.n_electrodes,
+            len(data["channel_labels"]),
+            "the number of 'channel_labels'",
+        ),
+        (
+            "n_samples",
+            config.n_samples,
+            round(data["window_s"] * data["model_rate_hz"]),
+            "window_s * model_rate_hz",
+        ),
+    )
+    for name, got, expected, what in checks:
+        if got != expected:
+            raise CheckpointError(
+                f"metadata key 'classifier.{name}' is {got} but {what} gives {expected}"
+            )
+    if not math.isclose(config.rate_hz, data["model_rate_hz"], rel_tol=1e-9):
+        raise CheckpointError(
+            f"metadata key 'classifier.rate_hz' is {config.rate_hz} Hz but 'model_rate_hz' is "
+            f"{data['model_rate_hz']} Hz"
+        )
+
+
+def _validate_dsp(dsp: dict[str, Any]) -> None:
+    unknown = sorted(set(dsp) - set(DSP_KEYS))
+    missing = [k for k in DSP_KEYS if k not in dsp]
+    if unknown or missing:
+        raise CheckpointError(
+            f"metadata key 'dsp' must have exactly the keys {', '.join(DSP_KEYS)}; "
+            + (f"missing: {', '.join(missing)}" if missing else "")
+            + ("; " if missing and unknown else "")
+            + (f"unknown: {', '.join(unknown)}" if unknown else "")
+        )
+    band = dsp["bandpass"]
+    if band is not None and (
+        not isinstance(band, list)
+        or len(band) != 2
+        or not all(edge is None or _positive(edge) for edge in band)
+    ):
+        raise CheckpointError(
+            f"metadata key 'dsp.bandpass' must be null or [low, high] (Hz or null), got {band!r}"
+        )
+    if not _is_int(dsp["order"]) or dsp["order"] < 1:
+        raise CheckpointError(f"metadata key 'dsp.order' must be an integer >= 1: {dsp['order']!r}")
+    if dsp["notch"] is not None and not _positive(dsp["notch"]):
+        raise CheckpointError(f"metadata key 'dsp.notch' must be null or Hz > 0: {dsp['notch']!r}")
+    if not _positive(dsp["notch_quality"]):
+        raise CheckpointError(
+            f"metadata key 'dsp.notch_quality' must be a number > 0: {dsp['notch_quality']!r}"
+        )
+    if not isinstance(dsp["reference"], str):
+        raise CheckpointError(
+            f"metadata key 'dsp.reference' must be a string: {dsp['reference']!r}"
+        )
+
+
+def _write_temp(path: Path, data: bytes) -> Path:
+    """Write ``data`` to a hidden temp file next to ``path`` (flushed to disk); return it."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with open(tmp, "wb") as handle:
+        handle.write(data)
+        handle.flush()
+        os.fsync(handle.fileno())
+    return tmp
+
+
+def save_checkpoint(
+    directory: str | Path,
+    model: EEGClassifier,
+    metadata: CheckpointMetadata,
+    model_card: str,
+) -> Path:
+    """Write a checkpoint folder (created if needed; existing checkpoint files are replaced).
+
+    All three files are first written to temp files in the folder, then renamed into place
+    (weights, card, metadata last). Returns the folder path.
+    """
+    directory = Path(directory)
+    if not isinstance(model, EEGClassifier):
+        raise TypeError(f"model must be an EEGClassifier, got {type(model).__name__}")
+    metadata_json = metadata.to_json()  # validates
+    if metadata.classifier_config != model.config:
+        raise CheckpointError(
+            "metadata 'classifier' does not describe the model being saved: metadata "
+            f"{metadata.classifier_config} vs model {model.config}"
+        )
+    tensors = {k: v.detach().to("cpu").contiguous() for k, v in model.state_dict().items()}
+    weights = safetensors.torch.save(
+        tensors, metadata={"format": "pt", "bci_app_format_version": str(FORMAT_VERSION)}
+    )
+    if directory.exists() and not directory.is_dir():
+        raise CheckpointError(f"cannot save a checkpoint to {directory}: it is not a folder")
+    directory.mkdir(parents=True, exist_ok=True)
+    contents = (
+        (WEIGHTS_FILE, weights),
+        (MODEL_CARD_FILE, model_card.encode("utf-8")),
+        (METADATA_FILE, metadata_json.encode("utf-8")),
+    )
+    temps: list[tuple[Path, Path]] = []
+    try:
+        for name, data in contents:
+            target = directory / name
+            temps.append((_write_temp(target, data), target))
+        for tmp, target in temps:
+            os.replace(tmp, target)
+    finally:
+        for tmp, _ in temps:
+            tmp.unlink(missing_ok=True)
+    return directory
+
+
+def _check_folder(directory: Path) -> None:
+    if not directory.exists():
+        raise CheckpointError(f"checkpoint folder {directory} does not exist; {_CONTENTS}")
+    if not directory.is_dir():
+        raise CheckpointError(f"checkpoint {directory} is not a folder; {_CONTENTS}")
+    missing = [name for name in CHECKPOINT_FILES if not (directory / name).is_file()]
+    if missing:
+        raise CheckpointError(
+            f"checkpoint folder {directory} lacks {', '.join(missing)}; {_CONTENTS}"
+        )
+
+
+def read_metadata(directory: str | Path) -> CheckpointMetadata:
+    """Read and validate ``metadata.json`` of a checkpoint folder (the weights are not read)."""
+    directory = Path(directory)
+    _check_folder(directory)
+    path = directory / METADATA_FILE
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise CheckpointError(f"{path} is not UTF-8 text: {exc}") from None
+    except OSError as exc:
+        raise CheckpointError(f"cannot read {path}: {exc}") from None
+    try:
+        return CheckpointMetadata.from_json(text)
+    except CheckpointError as exc:
+        raise CheckpointError(f"{path}: {exc}") from None
+
+
+def _looks_like_pickle(data: bytes) -> bool:
+    """torch.save zip archives start with 'PK'; pickles with PROTO (0x80) or a protocol-0 op."""
+    return data.startswith(b"PK\x03\x04") or data[:1] in (b"\x80", b"(", b"c", b"}", b"]")
+
+
+def _read_weights(path: Path) -> dict[str, torch.Tensor]:
+    """Parse a safetensors file into CPU tensors; anything else is a CheckpointError.
+
+    The bytes are only ever handed to the safetensors parser (never to pickle/torch.load).
+    """
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise CheckpointError(f"cannot read {path}: {exc}") from None
+    header_len = int.from_bytes(data[:8], "little") if len(data) >= 8 else 0
+    if len(data) < 8 or header_len == 0 or 8 + header_len > len(data) or data[8:9] != b"{":
+        problem = (
+            f"only {len(data)} bytes"
+            if len(data) < 8
+            else f"header length {header_len} is invalid for a {len(data)}-byte file"
+        )
+        reason = f"{problem} (truncated or not safetensors)"
+    else:
+        try:
+            return safetensors.torch.load(data)
+        except Exception as exc:  # SafetensorError and friends: any parse failure is corruption
+            reason = str(exc)
+    if _looks_like_pickle(data):
+        reason += (
+            "; it looks like a pickle / torch.save file, which is refused because unpickling can "
+            "execute arbitrary code: re-save the model with save_checkpoint"
+        )
+    raise CheckpointError(f"{path} is not a valid safetensors file: {reason}")
+
+
+def _check_state(
+    model: EEGClassifier, tensors: dict[str, torch.Tensor], path: Path, config: ClassifierConfig
+) -> None:
+    """Keys, shapes, dtypes and values of the saved tensors against the built architecture."""
+    expected = model.state_dict()
+    problems: list[str] = []
+    missing = sorted(set(expected) - set(tensors))
+    unexpected = sorted(set(tensors) - set(expected))
+    if missing:
+        problems.append(f"missing tensors: {', '.join(missing[:8])}")
+    if unexpected:
+        problems.append(f"unexpected tensors: {', '.join(unexpected[:8])}")
+    for key in sorted(set(expected) & set(tensors)):
+        want, got = expected[key], tensors[key]
+        if tuple(want.shape) != tuple(got.shape):
+            problems.append(f"{key} has shape {tuple(got.shape)}, expected {tuple(want.shape)}")
+        elif want.is_floating_point() != got.is_floating_point():
+            problems.append(f"{key} has dtype {got.dtype}, expected {want.dtype}")
+        elif got.is_floating_point() and not bool(torch.isfinite(got).all()):
+            problems.append(f"{key} contains NaN or infinite values")
+    if problems:
+        raise CheckpointError(
+            f"{path} does not match the architecture in {METADATA_FILE} ({config}): "
+            + "; ".join(problems)
+        )
+    scale = tensors.get("input_scale_uv")
+    if scale is not None and not math.isclose(float(scale), config.input_scale_uv, rel_tol=1e-6):
+        raise CheckpointError(
+            f"{path}: input_scale_uv is {float(scale)} but {METADATA_FILE} says "
+            f"{config.input_scale_uv}"
+        )
+    order = tensors.get("attention.order")
+    if order is not None and sorted(order.tolist()) != list(range(config.n_electrodes)):
+        raise CheckpointError(f"{path}: attention.order is not a permutation of the electrodes")
+
+
+def resolve_device(device: str | torch.device = "cpu") -> torch.device:
+    """``"auto"`` -> CUDA if available else CPU; otherwise ``torch.device(device)``."""
+    if isinstance(device, str) and device.strip().lower() == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        resolved = torch.device(device)
+    except (RuntimeError, TypeError) as exc:
+        raise ValueError(
+            f"unknown device {device!r}; use 'auto', 'cpu', 'cuda' or 'cuda:N' ({exc})"
+        ) from None
+    if resolved.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device {device!r} asked for, but CUDA is not available; use 'cpu'")
+    return resolved
+
+
+def load_checkpoint(
+    directory: str | Path, device: str | torch.device = "cpu"
+) -> tuple[EEGClassifier, CheckpointMetadata]:
+    """Load a checkpoint folder; returns the model (eval mode, on ``device``) and metadata.
+
+    Never unpickles: the weights are parsed with safetensors only. ``device`` may also be
+    ``"auto"``. Raises :class:`CheckpointError` for a missing folder/file, corrupt metadata,
+    invalid safetensors or weights that do not fit the architecture in the metadata.
+    """
+    directory = Path(directory)
+    metadata = read_metadata(directory)
+    config = metadata.classifier_config
+    target = resolve_device(device)
+    path = directory / WEIGHTS_FILE
+    tensors = _read_weights(path)
+    model = EEGClassifier(config, channel_labels=metadata.channel_labels)
+    _check_state(model, tensors, path, config)
+    model.load_state_dict(tensors, strict=True)
+    return model.to(target).eval(), metadata
+
+
+def check_stream_compatibility(
+    metadata: CheckpointMetadata, labels: Sequence[str], rate_hz: float
+) -> list[int]:
+    """Indices into the stream's ``labels`` that give the model's channel order.
+
+    Labels match case-insensitively with EDF-style trailing dots stripped (``'Fc5.'`` ==
+    ``'FC5'``). ``rate_hz`` is the app's model rate (Hz), which must equal the checkpoint's
+    ``model_rate_hz``. Raises :class:`CheckpointError` listing every problem found.
+    """
+    by_label: dict[str, list[int]] = {}
+    for i, label in enumerate(labels):
+        by_label.setdefault(normalise_label(label), []).append(i)
+    problems: list[str] = []
+    model_labels = metadata.channel_labels
+    missing = [lab for lab in model_labels if normalise_label(lab) not in by_label]
+    if missing:
+        problems.append(
+            f"the stream lacks {len(missing)} of the model's {len(model_labels)} channels: "
+            f"{', '.join(missing)}. The stream has {len(labels)} channels: "
+            f"{', '.join(map(str, labels))}. If channels.pick in config.yaml drops them, add them "
+            f"(e.g. channels.pick: [{', '.join(model_labels)}]); otherwise use a stream with "
+            "these electrodes or a checkpoint trained on this montage"
+        )
+    ambiguous = [lab for lab in model_labels if len(by_label.get(normalise_label(lab), ())) > 1]
+    if ambiguous:
+        problems.append(
+            f"the stream has several channels named {', '.join(ambiguous)}; set channels.pick "
+            "in config.yaml to choose one of each"
+        )
+    if not _positive(rate_hz):
+        problems.append(f"the model rate must be a number > 0 Hz, got {rate_hz!r}")
+    elif not math.isclose(float(rate_hz), metadata.model_rate_hz, rel_tol=1e-6):
+        problems.append(
+            f"the checkpoint was trained at {metadata.model_rate_hz:g} Hz but the configured "
+            f"model rate is {float(rate_hz):g} Hz; set model_rate: {metadata.model_rate_hz:g} "
+            "in config.yaml"
+        )
+    if problems:
+        raise CheckpointError(
+            "the checkpoint does not fit the stream:\n  - " + "\n  - ".join(problems)
+        )
+    return [by_label[normalise_label(lab)][0] for lab in model_labels]
+
+
+def _cell(value: Any) -> str:
+    """A Markdown table cell: numbers compact, containers as JSON, pipes escaped."""
+    if isinstance(value, float):
+        text = f"{value:.4g}"
+    elif isinstance(value, (list, tuple, dict)):
+        text = json.dumps(value, default=_json_default)
+    else:
+        text = str(value)
+    return text.replace("|", "\\|").replace("\n", " ")
+
+
+def _flatten(data: Mapping[str, Any], prefix: str = "") -> list[tuple[str, Any]]:
+    rows: list[tuple[str, Any]] = []
+    for key, value in data.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, Mapping) and value:
+            rows.extend(_flatten(value, f"{name}."))
+        else:
+            rows.append((name, value))
+    return rows
+
+
+def _table(rows: list[tuple[str, Any]], header: tuple[str, str]) -> list[str]:
+    if not rows:
+        return ["(none)"]
+    lines = [f"| {header[0]} | {header[1]} |", "| --- | --- |"]
+    lines += [f"| {_cell(k)} | {_cell(v)} |" for k, v in rows]
+    return lines
+
+
+def render_model_card(metadata: CheckpointMetadata, extra: str = "") -> str:
+    """Markdown model card: classes, channels, rates, dsp, architecture, data, metrics."""
+    config = metadata.classifier_config
+    n_params = sum(p.numel() for p in EEGClassifier(config).parameters())
+    dsp = metadata.dsp
+    band = dsp["bandpass"]
+    band_text = "off" if band is None else f"{band[0]} - {band[1]} Hz"
+    notch = "off" if dsp["notch"] is None else f"{dsp['notch']} Hz (Q {dsp['notch_quality']})"
+    lines = ["# EEG classifier checkpoint", ""]
+    if extra.strip():
+        lines += [extra.strip(), ""]
+    lines += [
+        "## Classes",
+        "",
+        *[f"{i}. `{name}`" for i, name in enumerate(metadata.classes)],
+        "",
+        "## Input",
+        "",
+        f"- Channels ({len(metadata.channel_labels)}, in model input order): "
+        + ", ".join(metadata.channel_labels),
+        f"- Model sampling rate: {metadata.model_rate_hz:g} Hz",
+        f"- Window: {metadata.window_s:g} s ({metadata.window_samples} samples), "
+        f"hop {metadata.hop_s:g} s",
+        "- Units: microvolts, float32, shape (batch, channels, samples)",
+        "",
+        "## Preprocessing (must match at inference)",
+        "",
+        f"- Band-pass: {band_text}, order {dsp['order']}",
+        f"- Notch: {notch}",
+        f"- Reference: {dsp['reference']}",
+        "",
+        "## Architecture",
+        "",
+        f"EEGNet-style CNN (Lawhern et al. 2018) with `{config.attention}` electrode attention "
+        f"in front; {n_params} parameters, temporal kernel {config.temporal_kernel} samples.",
+        "",
+        *_table(list(metadata.classifier.items()), ("setting", "value")),
+        "",
+        "## Training data",
+        "",
+        *_table(_flatten(metadata.training), ("item", "value")),
+        "",
+        "## Metrics",
+        "",
+        *_table(_flatten(metadata.metrics), ("metric", "value")),
+        "",
+        "## Versions",
+        "",
+        *_table(list(metadata.versions.items()), ("package", "version")),
+        "",
+        "## Files",
+        "",
+        f"- `{WEIGHTS_FILE}`: state dict in safetensors format (loading never executes code)",
+        f"- `{METADATA_FILE}`: the metadata above, read by the app (format version "
+        f"{metadata.format_version})",
+        f"- `{MODEL_CARD_FILE}`: this card",
+        "",
+    ]
+    return "\n".join(lines)

@@ -1,0 +1,266 @@
+"""Compact EEGNet-style classifier (Lawhern et al. 2018) with electrode attention in front.
+
+Input: EEG windows in microvolts, ``(batch, n_electrodes, n_samples)`` or ``(batch, 1,
+n_electrodes, n_samples)`` float32, electrodes in the order the model was trained with.
+
+Layers (C electrodes, T samples, K temporal kernel, F1/D/F2 filter counts)::
+
+    x / input_scale_uv                                   (B, C, T)     ~unit scale
+    attention over electrodes -> weights                 (B, C, T), (B, C)
+    temporal conv 1xK, F1 filters, "same" + BN           (B, F1, C, T)
+    depthwise spatial conv Cx1 (D per filter, max-norm) + BN + ELU + avgpool 1x4 + dropout
+                                                         (B, F1*D, 1, T//4)
+    separable conv: depthwise 1x16 "same", pointwise F2 + BN + ELU + avgpool 1x8 + dropout
+                                                         (B, F2, 1, T//32)
+    flatten + linear                                     (B, n_classes)
+
+The attention runs first, on the electrodes of the (filtered) input, so each weight belongs to
+a named electrode.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, fields
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from bci_app.nn.attention import ATTENTION_KINDS, SQUEEZE_MODES, make_attention
+
+__all__ = ["MIN_SAMPLES", "ClassifierConfig", "EEGClassifier", "temporal_kernel_size"]
+
+#: Shortest window the pooling (4 x 8) can handle.
+MIN_SAMPLES = 32
+_POOL1 = 4
+_POOL2 = 8
+_SEPARABLE_KERNEL = 16
+
+
+def temporal_kernel_size(kernel_seconds: float, rate_hz: float) -> int:
+    """Odd temporal kernel length in samples: ``2 * floor(kernel_seconds * rate_hz / 2) + 1``.
+
+    E.g. 0.25 s at 160 Hz -> 41 samples, at 128 Hz -> 33, at 250 Hz -> 63.
+    """
+    return 2 * math.floor(kernel_seconds * rate_hz / 2.0) + 1
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+@dataclass(frozen=True)
+class ClassifierConfig:
+    """Architecture of :class:`EEGClassifier`; validated on construction.
+
+    ``rate_hz`` is the model sampling rate (Hz), ``kernel_seconds`` the temporal kernel length
+    (s), ``input_scale_uv`` the microvolt value that maps to 1.0 at the network input.
+    ``squeeze`` ("mean" or "rms") is the SE/ECA electrode descriptor (see
+    :mod:`bci_app.nn.attention`); ``max_norm`` caps the L2 norm of each depthwise spatial
+    filter (None: no cap).
+    """
+
+    n_electrodes: int
+    n_samples: int
+    n_classes: int
+    rate_hz: float
+    attention: str = "se"
+    reduction: int = 4
+    f1: int = 8
+    depth: int = 2
+    f2: int = 16
+    kernel_seconds: float = 0.25
+    dropout: float = 0.25
+    input_scale_uv: float = 20.0
+    squeeze: str = "mean"
+    max_norm: float | None = 1.0
+
+    def __post_init__(self) -> None:
+        minimum = {
+            "n_electrodes": 1,
+            "n_samples": MIN_SAMPLES,
+            "n_classes": 2,
+            "reduction": 1,
+            "f1": 1,
+            "depth": 1,
+            "f2": 1,
+        }
+        for name, low in minimum.items():
+            value = getattr(self, name)
+            if not _is_int(value) or value < low:
+                raise ValueError(
+                    f"ClassifierConfig.{name} must be an integer >= {low}, got {value!r}"
+                )
+        positive = ("rate_hz", "kernel_seconds", "input_scale_uv")
+        for name in positive:
+            value = getattr(self, name)
+            if not _is_number(value) or not math.isfinite(value) or value <= 0:
+                raise ValueError(
+                    f"ClassifierConfig.{name} must be a finite number > 0, got {value!r}"
+                )
+            object.__setattr__(self, name, float(value))
+        if not _is_number(self.dropout) or not 0.0 <= self.dropout < 1.0:
+            raise ValueError(f"ClassifierConfig.dropout must be in [0, 1), got {self.dropout!r}")
+        object.__setattr__(self, "dropout", float(self.dropout))
+        if self.max_norm is not None:
+            if not _is_number(self.max_norm) or not math.isfinite(self.max_norm):
+                raise ValueError(
+                    f"ClassifierConfig.max_norm must be a number > 0 or None, got {self.max_norm!r}"
+                )
+            if self.max_norm <= 0:
+                raise ValueError(
+                    f"ClassifierConfig.max_norm must be > 0 or None, got {self.max_norm!r}"
+                )
+            object.__setattr__(self, "max_norm", float(self.max_norm))
+        if self.attention not in ATTENTION_KINDS:
+            raise ValueError(
+                f"ClassifierConfig.attention must be one of {', '.join(ATTENTION_KINDS)}, "
+                f"got {self.attention!r}"
+            )
+        if self.squeeze not in SQUEEZE_MODES:
+            raise ValueError(
+                f"ClassifierConfig.squeeze must be one of {', '.join(SQUEEZE_MODES)}, "
+                f"got {self.squeeze!r}"
+            )
+        if self.temporal_kernel < 1:
+            raise ValueError(
+                f"ClassifierConfig.kernel_seconds {self.kernel_seconds} s gives no temporal "
+                f"kernel at {self.rate_hz} Hz"
+            )
+
+    @property
+    def temporal_kernel(self) -> int:
+        """Temporal kernel length in samples (odd), see :func:`temporal_kernel_size`."""
+        return temporal_kernel_size(self.kernel_seconds, self.rate_hz)
+
+    @property
+    def pooled_samples(self) -> int:
+        """Time steps left after both pooling stages: ``(n_samples // 4) // 8``."""
+        return (self.n_samples // _POOL1) // _POOL2
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict of all fields."""
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> ClassifierConfig:
+        """Inverse of :meth:`to_dict`; unknown or missing keys raise ValueError naming them."""
+        if not isinstance(data, Mapping):
+            raise ValueError(f"classifier config must be a mapping, got {type(data).__name__}")
+        known = [f.name for f in fields(cls)]
+        unknown = sorted(set(data) - set(known))
+        if unknown:
+            raise ValueError(
+                f"unknown classifier config key(s) {', '.join(map(repr, unknown))}; "
+                f"allowed keys: {', '.join(known)}"
+            )
+        required = ("n_electrodes", "n_samples", "n_classes", "rate_hz")
+        missing = [name for name in required if name not in data]
+        if missing:
+            raise ValueError(f"classifier config lacks required key(s): {', '.join(missing)}")
+        return cls(**dict(data))
+
+
+class _MaxNormConv2d(nn.Conv2d):
+    """Conv2d whose effective filters are renormalised to L2 norm <= ``max_norm`` each.
+
+    The cap is applied functionally in every forward pass (train and eval alike), so the
+    parameters are never modified in place.
+    """
+
+    def __init__(self, *args: Any, max_norm: float | None = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.max_norm = max_norm
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        weight = self.weight
+        if self.max_norm is not None:
+            weight = torch.renorm(weight, p=2, dim=0, maxnorm=self.max_norm)
+        return self._conv_forward(x, weight, self.bias)
+
+
+class EEGClassifier(nn.Module):
+    """EEGNet with electrode attention; see the module doc for the layer stack.
+
+    ``channel_labels`` (one per electrode, input order) are only used to give ECA attention its
+    scalp-neighbourhood order (saved in the state dict as ``attention.order``).
+    """
+
+    input_scale_uv: torch.Tensor
+
+    def __init__(
+        self, config: ClassifierConfig, channel_labels: Sequence[str] | None = None
+    ) -> None:
+        super().__init__()
+        if not isinstance(config, ClassifierConfig):
+            raise TypeError(f"config must be a ClassifierConfig, got {type(config).__name__}")
+        if channel_labels is not None and len(channel_labels) != config.n_electrodes:
+            raise ValueError(
+                f"got {len(channel_labels)} channel labels for {config.n_electrodes} electrodes"
+            )
+        self.config = config
+        c, k = config.n_electrodes, config.temporal_kernel
+        f1, f1d, f2 = config.f1, config.f1 * config.depth, config.f2
+        self.register_buffer("input_scale_uv", torch.tensor(config.input_scale_uv))
+        self.attention = make_attention(
+            config.attention,
+            c,
+            labels=list(channel_labels) if channel_labels is not None else None,
+            reduction=config.reduction,
+            squeeze=config.squeeze,
+        )
+        self.temporal = nn.Conv2d(1, f1, (1, k), padding=(0, k // 2), bias=False)
+        self.bn1 = nn.BatchNorm2d(f1)
+        self.spatial = _MaxNormConv2d(
+            f1, f1d, (c, 1), groups=f1, bias=False, max_norm=config.max_norm
+        )
+        self.bn2 = nn.BatchNorm2d(f1d)
+        self.pool1 = nn.AvgPool2d((1, _POOL1))
+        self.drop1 = nn.Dropout(config.dropout)
+        pad = _SEPARABLE_KERNEL - 1
+        self.separable_pad = nn.ZeroPad2d((pad // 2, pad - pad // 2, 0, 0))  # "same"
+        self.separable_depthwise = nn.Conv2d(
+            f1d, f1d, (1, _SEPARABLE_KERNEL), groups=f1d, bias=False
+        )
+        self.separable_pointwise = nn.Conv2d(f1d, f2, 1, bias=False)
+        self.bn3 = nn.BatchNorm2d(f2)
+        self.pool2 = nn.AvgPool2d((1, _POOL2))
+        self.drop2 = nn.Dropout(config.dropout)
+        self.head = nn.Linear(f2 * config.pooled_samples, config.n_classes)
+
+    def _check_input(self, x: torch.Tensor) -> torch.Tensor:
+        """Validate ``(B, C, T)`` / ``(B, 1, C, T)`` and return ``(B, C, T)`` in model dtype."""
+        if not isinstance(x, torch.Tensor):
+            raise TypeError(f"expected a torch.Tensor, got {type(x).__name__}")
+        cfg = self.config
+        if x.dim() == 4 and x.shape[1] == 1:
+            x = x[:, 0]  # index, never squeeze(): batch size 1 must survive
+        if x.dim() != 3 or tuple(x.shape[1:]) != (cfg.n_electrodes, cfg.n_samples):
+            raise ValueError(
+                f"expected input (batch, {cfg.n_electrodes}, {cfg.n_samples}) or (batch, 1, "
+                f"{cfg.n_electrodes}, {cfg.n_samples}) [electrodes x samples at "
+                f"{cfg.rate_hz:g} Hz], got {tuple(x.shape)}"
+            )
+        return x.to(dtype=self.input_scale_uv.dtype)
+
+    def forward_logits(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Microvolt windows ``(B, C, T)`` -> (logits ``(B, K)``, electrode weights ``(B, C)``)."""
+        x = self._check_input(x) / self.input_scale_uv
+        x, weights = self.attention(x)
+        h = self.bn1(self.temporal(x.unsqueeze(1)))
+        h = self.drop1(self.pool1(F.elu(self.bn2(self.spatial(h)))))
+        h = self.separable_pointwise(self.separable_depthwise(self.separable_pad(h)))
+        h = self.drop2(self.pool2(F.elu(self.bn3(h))))
+        return self.head(h.flatten(start_dim=1)), weights
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Microvolt windows ``(B, C, T)`` -> (probabilities ``(B, K)``, weights ``(B, C)``)."""
+        logits, weights = self.forward_logits(x)
+        return torch.softmax(logits, dim=1), weights
