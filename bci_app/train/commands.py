@@ -1,0 +1,223 @@
+"""``bci-app train`` and ``bci-app evaluate``: recordings in, checkpoint folder / metrics out."""
+
+from __future__ import annotations
+
+import logging
+import platform
+import shutil
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+
+import bci_app
+from bci_app.config import AppConfig, WindowsConfig, parse_config
+from bci_app.nn.checkpoint import (
+    CheckpointMetadata,
+    load_checkpoint,
+    render_model_card,
+    save_checkpoint,
+)
+from bci_app.nn.classifier import ClassifierConfig
+from bci_app.pipeline import apply_checkpoint
+from bci_app.sources.simulator import EEGSimulator, SimulatorSettings
+from bci_app.train.data import (
+    Recording,
+    extract_trials,
+    load_recording,
+    parse_class_map,
+    trials_per_class,
+)
+from bci_app.train.trainer import (
+    TrainSettings,
+    cross_validate,
+    evaluate_trials,
+    settings_dict,
+    split_trials,
+    stratified_folds,
+    train_classifier,
+    windows_of,
+)
+
+log = logging.getLogger(__name__)
+
+MIN_TRIALS_PER_CLASS = 4
+
+
+class TrainingError(ValueError):
+    """Training cannot start or finish; the message says what is missing."""
+
+
+def class_items(items: Sequence[str]) -> list[str]:
+    """Allow ``left_hand`` as shorthand for ``left_hand:left_hand`` (simulator markers)."""
+    return [item if ":" in item else f"{item}:{item}" for item in items]
+
+
+def dsp_settings(config: AppConfig) -> dict:
+    filters = config.filters
+    return {
+        "bandpass": None if filters.bandpass is None else list(filters.bandpass),
+        "order": filters.order,
+        "notch": filters.notch,
+        "notch_quality": filters.notch_quality,
+        "reference": config.channels.reference,
+    }
+
+
+def config_for_checkpoint(metadata: CheckpointMetadata) -> AppConfig:
+    """An app config whose dsp and windows are exactly those the model was trained with."""
+    return apply_checkpoint(
+        parse_config({"windows": {"length": metadata.window_s, "hop": metadata.hop_s}}),
+        metadata,
+    )
+
+
+def _check_trials(counts: dict[str, int], classes: Sequence[str]) -> None:
+    short = {c: counts.get(c, 0) for c in classes if counts.get(c, 0) < MIN_TRIALS_PER_CLASS}
+    if short:
+        raise TrainingError(
+            f"too few trials to train: {short}; each class needs at least "
+            f"{MIN_TRIALS_PER_CLASS} trials (more give a better model). Record more trials or "
+            "check the --classes labels against the recording's events"
+        )
+
+
+def versions() -> dict[str, str]:
+    return {
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "numpy": np.__version__,
+        "bci_app": bci_app.__version__,
+    }
+
+
+def simulated_recording(settings: SimulatorSettings, seconds: float) -> Recording:
+    """A recording of the simulator with its cue markers as events (for the demo model)."""
+    simulator = EEGSimulator(settings)
+    n = round(seconds * settings.rate_hz)
+    data = simulator.generate(n)
+    events = tuple(simulator.schedule.cues_between(0, n))
+    return Recording(
+        data=data,
+        rate_hz=settings.rate_hz,
+        labels=tuple(simulator.labels),
+        events=events,
+        timestamps=None,
+        source=f"simulator(seed={settings.seed}, {seconds:g} s)",
+        run=f"sim-seed{settings.seed}",
+    )
+
+
+def train_command(
+    recordings: Sequence[Recording],
+    classes: Sequence[str],
+    out_dir: Path,
+    config: AppConfig,
+    attention: str = "se",
+    settings: TrainSettings | None = None,
+    trial_start_s: float = 0.0,
+    trial_stop_s: float = 4.0,
+    train_hop_s: float | None = None,
+    cv_folds: int = 0,
+    overwrite: bool = False,
+    progress: bool = True,
+    description: str = "",
+) -> dict:
+    """Train, validate and save a checkpoint folder; returns its metrics."""
+    settings = settings or TrainSettings()
+    out_dir = Path(out_dir)
+    if out_dir.exists() and any(out_dir.iterdir()) and not overwrite:
+        raise TrainingError(f"{out_dir} exists and is not empty; pass --overwrite to replace it")
+    class_map = parse_class_map(class_items(classes))
+    windows = config.windows
+    train_config = config.model_copy(
+        update={"windows": WindowsConfig(length=windows.length, hop=train_hop_s or windows.hop)}
+    )
+    tw = extract_trials(
+        recordings,
+        class_map,
+        train_config,
+        trial_start_s,
+        trial_stop_s,
+        channels=config.channels.pick,
+    )
+    counts = trials_per_class(tw)
+    _check_trials(counts, tw.classes)
+    log.info("trials per class: %s (%d windows)", counts, len(tw.y))
+    classifier = ClassifierConfig(
+        n_electrodes=len(tw.labels),
+        n_samples=tw.x.shape[2],
+        n_classes=len(tw.classes),
+        rate_hz=tw.rate_hz,
+        attention=attention,
+    )
+    metrics: dict = {}
+    if cv_folds:
+        folds = stratified_folds(tw, cv_folds, settings.seed)
+        metrics["cross_validation"] = cross_validate(tw, classifier, settings, folds)
+    train_ids, val_ids = split_trials(tw, settings.split, settings.val_fraction, settings.seed)
+    result = train_classifier(
+        windows_of(tw, train_ids),
+        windows_of(tw, val_ids),
+        classifier,
+        settings,
+        labels=tw.labels,
+        progress=progress,
+    )
+    metrics["validation"] = result.val_metrics
+    metrics["best_epoch"] = result.best_epoch
+    metrics["epochs_run"] = len(result.history)
+    metadata = CheckpointMetadata(
+        classes=list(tw.classes),
+        channel_labels=list(tw.labels),
+        model_rate_hz=tw.rate_hz,
+        window_s=windows.length,
+        hop_s=windows.hop,
+        dsp=dsp_settings(config),
+        classifier=classifier.to_dict(),
+        training={
+            "files": [r.source for r in recordings],
+            "class_map": class_map,
+            "trial_window_s": [trial_start_s, trial_stop_s],
+            "train_hop_s": train_hop_s or windows.hop,
+            "trials_per_class": counts,
+            "n_windows": int(len(tw.y)),
+            "split": settings.split,
+            "train_trials": int(len(train_ids)),
+            "val_trials": int(len(val_ids)),
+            "settings": settings_dict(settings),
+            "description": description,
+        },
+        metrics=metrics,
+        versions=versions(),
+    )
+    if out_dir.exists() and overwrite:
+        shutil.rmtree(out_dir)
+    save_checkpoint(out_dir, result.model, metadata, render_model_card(metadata, description))
+    return metrics
+
+
+def evaluate_command(checkpoint: Path, files: Sequence[str | Path]) -> dict:
+    """Per-trial accuracy of a checkpoint on recordings, with its own dsp and trial definition."""
+    model, metadata = load_checkpoint(checkpoint)
+    recordings = [load_recording(f) for f in files]
+    training = metadata.training
+    start, stop = training.get("trial_window_s", [0.0, 4.0])
+    tw = extract_trials(
+        recordings,
+        dict(training["class_map"]),
+        config_for_checkpoint(metadata),
+        start,
+        stop,
+        channels=metadata.channel_labels,
+    )
+    if list(tw.classes) != list(metadata.classes):
+        raise TrainingError(
+            f"the recordings give classes {list(tw.classes)} but the model knows "
+            f"{list(metadata.classes)}; every class needs trials in the evaluated files"
+        )
+    metrics = evaluate_trials(model, tw)
+    metrics["checkpoint"] = str(checkpoint)
+    metrics["files"] = [str(f) for f in files]
+    return metrics

@@ -1,0 +1,303 @@
+"""Training loop, trial-wise splits and per-trial evaluation of the EEG classifier.
+
+Windows of one trial always stay on the same side of a split (no leakage between overlapping
+windows); evaluation is per trial, averaging the class probabilities of the trial's windows.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import sys
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+import torch
+from scipy import stats
+from torch import nn
+
+from bci_app.nn.classifier import ClassifierConfig, EEGClassifier
+from bci_app.train.data import TrialWindows
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class TrainSettings:
+    """Optimisation settings; ``split`` decides how the validation trials are chosen."""
+
+    epochs: int = 80
+    batch_size: int = 32
+    learning_rate: float = 1e-3
+    weight_decay: float = 1e-3
+    patience: int = 15  # epochs without validation improvement before stopping
+    val_fraction: float = 0.2
+    split: str = "trial"  # "trial": random trials (stratified); "run": whole runs held out
+    seed: int = 0
+    threads: int | None = None  # torch CPU threads; None keeps torch's default
+
+    def __post_init__(self) -> None:
+        if self.epochs < 1:
+            raise ValueError(f"epochs must be >= 1, got {self.epochs}")
+        if not 0 < self.val_fraction < 1:
+            raise ValueError(f"val_fraction must be in (0, 1), got {self.val_fraction}")
+        if self.split not in ("trial", "run"):
+            raise ValueError(f"split must be 'trial' or 'run', got {self.split!r}")
+
+
+@dataclass
+class TrainResult:
+    model: EEGClassifier
+    best_epoch: int
+    history: list[dict[str, float]] = field(default_factory=list)
+    val_metrics: dict | None = None
+
+
+def split_trials(
+    tw: TrialWindows, how: str, val_fraction: float, seed: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Trial ids (of trials with windows in ``tw``) for training and validation; stratified by
+    class, or by whole runs."""
+    rng = np.random.default_rng(seed)
+    trial_ids = np.unique(tw.trial)
+    classes = tw.trial_classes[trial_ids]
+    if how == "run":
+        runs_of_trials = tw.trial_runs[trial_ids]
+        runs = np.unique(runs_of_trials)
+        if len(runs) < 2:
+            raise ValueError("split by run needs at least two recordings; use split 'trial'")
+        n_val = max(1, round(val_fraction * len(runs)))
+        val = np.isin(runs_of_trials, rng.choice(runs, size=n_val, replace=False))
+        return trial_ids[~val], trial_ids[val]
+    val_ids = []
+    for cls in np.unique(classes):
+        members = trial_ids[classes == cls]
+        n_val = max(1, round(val_fraction * len(members))) if len(members) > 1 else 0
+        val_ids.extend(rng.choice(members, size=n_val, replace=False).tolist())
+    val = np.isin(trial_ids, val_ids)
+    return trial_ids[~val], trial_ids[val]
+
+
+def stratified_folds(tw: TrialWindows, n_folds: int, seed: int) -> list[np.ndarray]:
+    """Trial ids of each test fold, class-stratified, deterministic for a seed."""
+    rng = np.random.default_rng(seed)
+    folds: list[list[int]] = [[] for _ in range(n_folds)]
+    offset = 0
+    trial_ids = np.unique(tw.trial)
+    for cls in np.unique(tw.trial_classes[trial_ids]):
+        members = rng.permutation(trial_ids[tw.trial_classes[trial_ids] == cls])
+        for i, trial in enumerate(members):
+            folds[(i + offset) % n_folds].append(int(trial))
+        offset += len(members)
+    return [np.sort(np.array(f, dtype=np.int64)) for f in folds]
+
+
+def windows_of(tw: TrialWindows, trial_ids: np.ndarray) -> TrialWindows:
+    return tw.subset(np.isin(tw.trial, trial_ids))
+
+
+def _seed_everything(seed: int) -> None:
+    torch.manual_seed(seed)
+    np.random.seed(seed % 2**32)  # noqa: NPY002 - torch/numpy global state for reproducibility
+
+
+def train_classifier(
+    train: TrialWindows,
+    val: TrialWindows | None,
+    classifier: ClassifierConfig,
+    settings: TrainSettings,
+    labels: tuple[str, ...] | None = None,
+    progress: bool = True,
+) -> TrainResult:
+    """Adam on cross-entropy; keeps the weights of the epoch with the best validation loss."""
+    if settings.threads is not None:
+        torch.set_num_threads(settings.threads)
+    _seed_everything(settings.seed)
+    model = EEGClassifier(classifier, channel_labels=labels or train.labels)
+    optimiser = torch.optim.AdamW(
+        model.parameters(), lr=settings.learning_rate, weight_decay=settings.weight_decay
+    )
+    loss_fn = nn.CrossEntropyLoss()
+    x = torch.from_numpy(np.ascontiguousarray(train.x))
+    y = torch.from_numpy(train.y)
+    generator = torch.Generator().manual_seed(settings.seed)
+    best_loss, best_epoch, best_state, since_best = math.inf, 0, None, 0
+    history: list[dict[str, float]] = []
+    bar = _progress(settings.epochs, progress)
+    for epoch in range(1, settings.epochs + 1):
+        model.train()
+        order = torch.randperm(len(y), generator=generator)
+        total, correct, seen = 0.0, 0, 0
+        for start in range(0, len(order), settings.batch_size):
+            batch = order[start : start + settings.batch_size]
+            if len(batch) < 2:  # BatchNorm needs two samples in training mode
+                continue
+            logits, _ = model.forward_logits(x[batch])
+            loss = loss_fn(logits, y[batch])
+            optimiser.zero_grad()
+            loss.backward()
+            optimiser.step()
+            total += loss.item() * len(batch)
+            correct += int((logits.argmax(1) == y[batch]).sum())
+            seen += len(batch)
+        record = {
+            "epoch": epoch,
+            "train_loss": total / max(seen, 1),
+            "train_acc": correct / max(seen, 1),
+        }
+        if val is not None and len(val.y):
+            record.update(_validation(model, val, loss_fn))
+            monitored = record["val_loss"]
+        else:
+            monitored = record["train_loss"]
+        history.append(record)
+        if monitored < best_loss - 1e-4:
+            best_loss, best_epoch, since_best = monitored, epoch, 0
+            best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+        else:
+            since_best += 1
+        bar.update(record)
+        if since_best >= settings.patience:
+            break
+    bar.close()
+    if best_state is not None:
+        model.load_state_dict(best_state)
+    model.eval()
+    result = TrainResult(model=model, best_epoch=best_epoch, history=history)
+    if val is not None and len(val.y):
+        result.val_metrics = evaluate_trials(model, val)
+    return result
+
+
+def _validation(model: EEGClassifier, val: TrialWindows, loss_fn: nn.Module) -> dict[str, float]:
+    model.eval()
+    with torch.inference_mode():
+        logits, _ = model.forward_logits(torch.from_numpy(np.ascontiguousarray(val.x)))
+        loss = float(loss_fn(logits, torch.from_numpy(val.y)))
+    trial_metrics = evaluate_trials(model, val)
+    return {"val_loss": loss, "val_trial_acc": trial_metrics["accuracy"]}
+
+
+def predict_windows(
+    model: EEGClassifier, x: np.ndarray, batch_size: int = 256
+) -> tuple[np.ndarray, np.ndarray]:
+    """Class probabilities ``(n, K)`` and electrode weights ``(n, C)`` for windows ``(n, C, T)``."""
+    model.eval()
+    probs, weights = [], []
+    with torch.inference_mode():
+        for start in range(0, len(x), batch_size):
+            p, w = model(torch.from_numpy(np.ascontiguousarray(x[start : start + batch_size])))
+            probs.append(p.numpy())
+            weights.append(w.numpy())
+    n_classes = model.config.n_classes
+    if not probs:
+        return np.zeros((0, n_classes)), np.zeros((0, x.shape[1]))
+    return np.concatenate(probs), np.concatenate(weights)
+
+
+def trial_probabilities(
+    tw: TrialWindows, window_probs: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Mean window probabilities per trial: ``(trial_ids, probs (n_trials, K))``."""
+    trial_ids = np.unique(tw.trial)
+    probs = np.stack([window_probs[tw.trial == t].mean(axis=0) for t in trial_ids])
+    return trial_ids, probs
+
+
+def classification_metrics(
+    y_true: np.ndarray, y_pred: np.ndarray, classes: tuple[str, ...]
+) -> dict:
+    """Accuracy, balanced accuracy, confusion matrix (rows true, columns predicted), chance."""
+    k = len(classes)
+    confusion = np.zeros((k, k), dtype=np.int64)
+    np.add.at(confusion, (y_true, y_pred), 1)
+    n = int(len(y_true))
+    per_class = [
+        confusion[i, i] / confusion[i].sum() if confusion[i].sum() else float("nan")
+        for i in range(k)
+    ]
+    present = [r for r in per_class if not math.isnan(r)]
+    return {
+        "accuracy": float(np.trace(confusion) / n) if n else float("nan"),
+        "balanced_accuracy": float(np.mean(present)) if present else float("nan"),
+        "confusion": confusion.tolist(),
+        "classes": list(classes),
+        "n_trials": n,
+        "chance": 1.0 / k,
+        # Accuracy a random classifier exceeds with probability 5 % at this n (binomial).
+        "chance_95": float(stats.binom.ppf(0.95, n, 1.0 / k) / n) if n else float("nan"),
+        "recall_per_class": dict(zip(classes, per_class, strict=True)),
+    }
+
+
+def evaluate_trials(model: EEGClassifier, tw: TrialWindows) -> dict:
+    """Per-trial metrics: each trial's prediction is the argmax of its windows' mean probability."""
+    window_probs, _ = predict_windows(model, tw.x)
+    trial_ids, probs = trial_probabilities(tw, window_probs)
+    y_true = tw.trial_classes[trial_ids]
+    metrics = classification_metrics(y_true, probs.argmax(axis=1), tw.classes)
+    metrics["n_windows"] = int(len(tw.y))
+    metrics["window_accuracy"] = (
+        float((window_probs.argmax(1) == tw.y).mean()) if len(tw.y) else float("nan")
+    )
+    return metrics
+
+
+def cross_validate(
+    tw: TrialWindows,
+    classifier: ClassifierConfig,
+    settings: TrainSettings,
+    folds: list[np.ndarray],
+    progress: bool = False,
+) -> dict:
+    """Train on all other folds (with an inner validation split) and test on each fold."""
+    predictions = np.full(len(tw.trial_classes), -1, dtype=np.int64)
+    fold_acc = []
+    for k, test_ids in enumerate(folds):
+        rest = np.setdiff1d(np.unique(tw.trial), test_ids)
+        rest_tw = windows_of(tw, rest)
+        inner_train, inner_val = split_trials(
+            rest_tw, "trial", settings.val_fraction, settings.seed + k
+        )
+        result = train_classifier(
+            windows_of(rest_tw, inner_train),
+            windows_of(rest_tw, inner_val),
+            classifier,
+            settings,
+            progress=progress,
+        )
+        test_tw = windows_of(tw, test_ids)
+        window_probs, _ = predict_windows(result.model, test_tw.x)
+        ids, probs = trial_probabilities(test_tw, window_probs)
+        predictions[ids] = probs.argmax(axis=1)
+        fold_acc.append(float((probs.argmax(1) == tw.trial_classes[ids]).mean()))
+    done = predictions >= 0
+    metrics = classification_metrics(tw.trial_classes[done], predictions[done], tw.classes)
+    metrics["fold_accuracy"] = fold_acc
+    metrics["n_folds"] = len(folds)
+    return metrics
+
+
+class _progress:
+    """A tqdm epoch bar on stderr when asked for (and available), else silent."""
+
+    def __init__(self, total: int, enabled: bool) -> None:
+        self._bar = None
+        if enabled:
+            from tqdm import tqdm
+
+            self._bar = tqdm(total=total, desc="training", unit="epoch", file=sys.stderr)
+
+    def update(self, record: dict[str, float]) -> None:
+        if self._bar is not None:
+            shown = {k: f"{v:.3f}" for k, v in record.items() if k != "epoch"}
+            self._bar.set_postfix(shown, refresh=False)
+            self._bar.update(1)
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.close()
+
+
+def settings_dict(settings: TrainSettings) -> dict:
+    return asdict(settings)
