@@ -10,6 +10,8 @@ import sys
 import threading
 import time
 from collections.abc import Sequence
+from dataclasses import replace
+from pathlib import Path
 
 from bci_app import __version__
 from bci_app.config import ConfigError, load_config
@@ -37,37 +39,95 @@ def _format_status(status) -> str:  # noqa: ANN001 - PipelineStatus, imported la
     stream = status.stream
     rate = "-" if stream.effective_rate_hz is None else f"{stream.effective_rate_hz:7.1f}"
     age = "-" if stream.newest_sample_age_s is None else f"{stream.newest_sample_age_s * 1e3:6.1f}"
-    return (
+    line = (
         f"state={stream.state.value:<10} rate={rate} Hz windows/s={status.windows_per_s:5.2f} "
         f"windows={status.windows} flagged={status.flagged_windows} gaps={stream.gaps} "
         f"nonfinite={stream.nonfinite_samples} overruns={stream.overruns + status.dsp_overruns} "
         f"age={age} ms"
     )
+    worker = status.worker
+    if worker is not None:
+        e2e = worker.latency_ms.get("e2e", {})
+        line += (
+            f" predicted={worker.predicted} stale={worker.dropped_stale} "
+            f"e2e_p99={e2e.get('p99', float('nan')):.2f} ms"
+        )
+    return line
+
+
+def _prediction_line(prediction) -> str:  # noqa: ANN001 - Prediction, imported lazily
+    latency = prediction.latency_ms
+    return (
+        f"window {prediction.seq:6d}  {prediction.class_name:<12} "
+        f"p={prediction.probabilities[prediction.class_index]:.2f}  "
+        f"e2e={latency['e2e']:.2f} ms inference={latency['inference']:.2f} ms"
+    )
+
+
+def run_summary(status, seconds: float) -> dict:  # noqa: ANN001 - PipelineStatus
+    stream = status.stream
+    summary = {
+        "seconds": round(seconds, 3),
+        "state": stream.state.value,
+        "samples": stream.samples,
+        "windows": status.windows,
+        "flagged_windows": status.flagged_windows,
+        "gaps": stream.gaps,
+        "nonfinite_samples": stream.nonfinite_samples,
+        "backward_timestamps": stream.backward_timestamps,
+        "overruns": stream.overruns + status.dsp_overruns,
+        "reconnects": stream.reconnects,
+        "filter_delay_ms": round(status.filter_delay_s * 1e3, 3),
+        "window_s": status.window_s,
+    }
+    worker = status.worker
+    if worker is not None:
+        summary.update(
+            {
+                "predicted": worker.predicted,
+                "replaced": worker.replaced,
+                "dropped_stale": worker.dropped_stale,
+                "skipped_flagged": worker.skipped_flagged,
+                "errors": worker.errors,
+                "budget_misses": worker.budget_misses,
+                "device": worker.device,
+                "runner": worker.runner,
+                "fallback": worker.fallback,
+                "latency_ms": worker.latency_ms,
+            }
+        )
+    return summary
 
 
 def cmd_run(args: argparse.Namespace) -> int:
     from bci_app.pipeline import Pipeline
 
     if not args.headless:
-        raise SystemExit("bci-app run: only --headless is available so far; add --headless")
+        raise SystemExit("bci-app run: the GUI is `bci-app gui`; add --headless for this mode")
     config = load_config(args.config)
     stop = threading.Event()
     _install_stop_signals(stop)
-    pipeline = Pipeline(config)
+    pipeline = Pipeline(config, with_model=not args.no_model, model_path=args.model)
+    if not args.no_model and not args.quiet:
+        pipeline.add_prediction_sink(lambda p: print(_prediction_line(p), flush=True))
     description = pipeline.start()
+    stage = pipeline.stage
     print(
         f"reading {description.name!r} ({description.source_id}): {len(description.channels)} "
-        f"channels at {description.rate_hz:g} Hz -> windows of {config.windows.length:g} s every "
-        f"{config.windows.hop:g} s at {pipeline.stage.rate_hz:g} Hz; filter delay "
-        f"{pipeline.stage.delay_seconds * 1e3:.1f} ms (not processing latency)",
+        f"channels at {description.rate_hz:g} Hz -> windows of {pipeline.config.windows.length:g}"
+        f" s every {pipeline.config.windows.hop:g} s at {stage.rate_hz:g} Hz"
+        + ("" if pipeline.metadata is None else f"; model {pipeline.model_path}")
+        + f". Fixed delays, not processing latency: filter {stage.delay_seconds * 1e3:.1f} ms,"
+        f" window {pipeline.config.windows.length:g} s",
         flush=True,
     )
+    if pipeline.worker is not None:
+        print(f"inference on {pipeline.worker.runner.device} ({pipeline.worker.runner.kind})")
     started = time.monotonic()
     try:
         while not stop.is_set():
-            remaining = (
-                None if args.duration is None else args.duration - (time.monotonic() - started)
-            )
+            elapsed = time.monotonic() - started
+            remaining = None if args.duration is None else args.duration - elapsed
             if remaining is not None and remaining <= 0:
                 break
             stop.wait(1.0 if remaining is None else min(1.0, remaining))
@@ -78,20 +138,7 @@ def cmd_run(args: argparse.Namespace) -> int:
                 return 1
     finally:
         pipeline.stop()
-    status = pipeline.status()
-    summary = {
-        "seconds": round(time.monotonic() - started, 3),
-        "state": status.stream.state.value,
-        "samples": status.stream.samples,
-        "windows": status.windows,
-        "flagged_windows": status.flagged_windows,
-        "gaps": status.stream.gaps,
-        "nonfinite_samples": status.stream.nonfinite_samples,
-        "backward_timestamps": status.stream.backward_timestamps,
-        "overruns": status.stream.overruns + status.dsp_overruns,
-        "reconnects": status.stream.reconnects,
-    }
-    print(json.dumps(summary), flush=True)
+    print(json.dumps(run_summary(pipeline.status(), time.monotonic() - started)), flush=True)
     return 0
 
 
@@ -152,11 +199,76 @@ def cmd_streams(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_train(args: argparse.Namespace) -> int:
+    from bci_app.pipeline import simulator_settings
+    from bci_app.train.commands import simulated_recording, train_command
+    from bci_app.train.data import load_recording
+    from bci_app.train.trainer import TrainSettings
+
+    config = load_config(args.config)
+    recordings = [load_recording(f) for f in args.files]
+    if args.simulated:
+        sim = simulator_settings(config)
+        recordings += [
+            simulated_recording(replace(sim, seed=sim.seed + k), args.simulated)
+            for k in range(args.simulated_runs)
+        ]
+    if not recordings:
+        raise SystemExit("bci-app train: give recordings (EDF/BDF/FIF/XDF) or --simulated SECONDS")
+    settings = TrainSettings(
+        epochs=args.epochs, seed=args.seed, split=args.split, val_fraction=args.val_fraction
+    )
+    metrics = train_command(
+        recordings,
+        args.classes,
+        Path(args.out),
+        config,
+        attention=args.attention,
+        settings=settings,
+        trial_start_s=args.trial_start,
+        trial_stop_s=args.trial_stop,
+        train_hop_s=args.train_hop,
+        cv_folds=args.cv,
+        overwrite=args.overwrite,
+        progress=not args.json,
+        description=args.description,
+    )
+    validation = metrics.get("validation") or {}
+    print(
+        f"saved {args.out}: validation accuracy {validation.get('accuracy', float('nan')):.3f} "
+        f"on {validation.get('n_trials', 0)} trials (chance {validation.get('chance', 0):.2f})"
+    )
+    if args.json:
+        print(json.dumps(metrics))
+    return 0
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from bci_app.train.commands import evaluate_command
+
+    metrics = evaluate_command(Path(args.checkpoint), args.files)
+    print(
+        f"accuracy {metrics['accuracy']:.3f} (balanced {metrics['balanced_accuracy']:.3f}) on "
+        f"{metrics['n_trials']} trials; chance {metrics['chance']:.3f} "
+        f"(95% threshold {metrics['chance_95']:.3f})"
+    )
+    print("confusion (rows true, columns predicted; " + ", ".join(metrics["classes"]) + "):")
+    for row in metrics["confusion"]:
+        print("  " + " ".join(f"{v:4d}" for v in row))
+    if args.json:
+        print(json.dumps(metrics))
+    return 0
+
+
 def cmd_bench(args: argparse.Namespace) -> int:
     if args.what == "acquisition":
         from bci_app.bench.acquisition import main as bench_acquisition
 
         return bench_acquisition(duration=args.duration, as_json=args.json)
+    if args.what == "latency":
+        from bci_app.bench.latency import main as bench_latency
+
+        return bench_latency(duration=args.duration, as_json=args.json, devices=args.device)
     raise SystemExit(f"unknown benchmark {args.what!r}")
 
 
@@ -174,6 +286,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--headless", action="store_true", help="no GUI; print status lines")
     run.add_argument("--config", help="config YAML (default: config.yaml of the app)")
     run.add_argument("--duration", type=_positive_float, help="stop after this many seconds")
+    run.add_argument("--model", help="checkpoint folder (default: config model.path or shipped)")
+    run.add_argument("--no-model", action="store_true", help="acquisition and windows only")
+    run.add_argument("--quiet", action="store_true", help="no line per prediction")
     run.set_defaults(func=cmd_run)
 
     sim = sub.add_parser("simulate", help="stream simulated EEG and cue markers over LSL")
@@ -192,8 +307,45 @@ def build_parser() -> argparse.ArgumentParser:
     streams.add_argument("--json", action="store_true")
     streams.set_defaults(func=cmd_streams)
 
+    train = sub.add_parser("train", help="train a checkpoint from recordings with cue markers")
+    train.add_argument("files", nargs="*", help="EDF/BDF/FIF/XDF recordings")
+    train.add_argument(
+        "--classes",
+        nargs="+",
+        required=True,
+        help="event label to class name, e.g. T1:hands T2:feet (LABEL alone means LABEL:LABEL)",
+    )
+    train.add_argument("--out", required=True, help="checkpoint folder to write")
+    train.add_argument("--config", help="config YAML with the dsp and window settings")
+    train.add_argument("--attention", default="se", choices=["se", "eca", "cbam", "none"])
+    train.add_argument("--epochs", type=int, default=80)
+    train.add_argument("--seed", type=int, default=0)
+    train.add_argument("--split", default="trial", choices=["trial", "run"])
+    train.add_argument("--val-fraction", type=float, default=0.2)
+    train.add_argument("--trial-start", type=float, default=0.0, help="s after the cue")
+    train.add_argument("--trial-stop", type=float, default=4.0, help="s after the cue")
+    train.add_argument("--train-hop", type=_positive_float, help="window hop for training (s)")
+    train.add_argument("--cv", type=int, default=0, help="also cross-validate with K folds")
+    train.add_argument(
+        "--simulated", type=_positive_float, help="add simulator recordings of this many seconds"
+    )
+    train.add_argument("--simulated-runs", type=int, default=1)
+    train.add_argument("--description", default="", help="text for the model card")
+    train.add_argument("--overwrite", action="store_true")
+    train.add_argument("--json", action="store_true", help="last line: metrics as JSON")
+    train.set_defaults(func=cmd_train)
+
+    evaluate = sub.add_parser("evaluate", help="per-trial accuracy of a checkpoint on recordings")
+    evaluate.add_argument("checkpoint", help="checkpoint folder")
+    evaluate.add_argument("files", nargs="+", help="EDF/BDF/FIF/XDF recordings with cue markers")
+    evaluate.add_argument("--json", action="store_true", help="last line: metrics as JSON")
+    evaluate.set_defaults(func=cmd_evaluate)
+
     bench = sub.add_parser("bench", help="benchmarks that print figures")
-    bench.add_argument("what", choices=["acquisition"])
+    bench.add_argument("what", choices=["acquisition", "latency"])
+    bench.add_argument(
+        "--device", nargs="+", choices=["cpu", "cuda"], help="latency: devices (default: all)"
+    )
     bench.add_argument("--duration", type=_positive_float, default=20.0, help="seconds per case")
     bench.add_argument("--json", action="store_true", help="last line: one JSON object")
     bench.set_defaults(func=cmd_bench)

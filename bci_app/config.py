@@ -116,10 +116,11 @@ class HealthConfig(_Section):
 
 
 class ModelConfig(_Section):
-    """Read by the inference worker: checkpoint folder and device."""
+    """Read by the inference worker: checkpoint folder (null: the shipped default) and device."""
 
     path: str | None = None
     device: Literal["auto", "cuda", "cpu"] = "auto"
+    cuda_graph: bool = True
 
 
 class BudgetsConfig(_Section):
@@ -141,6 +142,7 @@ class OutletsConfig(_Section):
     enabled: bool = True
     name_prefix: str = "bci-app"
     source_id_prefix: str = "bci-app"
+    jsonl: str | None = None  # path of a JSON-lines log of predictions; null: no log
 
 
 class AppConfig(_Section):

@@ -30,7 +30,7 @@ def test_headless_run_prints_status_lines_and_a_json_summary(tmp_path):
         "simulator:\n  channels: 8\n  rate: 250.0\nmodel_rate: 250.0\n"
         "windows:\n  length: 1.0\n  hop: 0.25\n"
     )
-    result = bci_app("run", "--headless", "--config", str(config), "--duration", "3")
+    result = bci_app("run", "--headless", "--no-model", "--config", str(config), "--duration", "3")
     assert result.returncode == 0, result.stderr
     lines = result.stdout.strip().splitlines()
     assert "8 channels at 250 Hz" in lines[0]

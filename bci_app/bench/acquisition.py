@@ -21,15 +21,15 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import signal
 import subprocess
 import sys
 import threading
 import time
-import uuid
 
 import numpy as np
 import pylsl
+
+from bci_app.bench.outlet import BenchOutlet
 
 CASES = ((64, 1000.0), (256, 2048.0))
 
@@ -147,60 +147,6 @@ def _reader(reader: str, source_id: str, duration: float, clock: PushClock) -> N
     print(json.dumps(read(source_id, duration, clock)), flush=True)
 
 
-def _outlet(source_id: str, n_channels: int, rate_hz: float, seconds: float) -> None:
-    """The shared outlet: simulated EEG pushed in 10 ms chunks at their nominal times.
-
-    The data is generated before streaming starts and each push is timed by sleeping to 0.5 ms
-    before its deadline and spinning the rest, so outlet lateness stays out of the readers'
-    figures; the lateness is reported too.
-    """
-    from bci_app.sources.montage import channel_set
-    from bci_app.sources.simulator import EEGSimulator, SimulatorSettings
-
-    settings = SimulatorSettings(n_channels=n_channels, rate_hz=rate_hz, seed=1)
-    chunk = settings.chunk_samples
-    n_chunks = max(1, round(2.0 * rate_hz / chunk))
-    data = EEGSimulator(settings).generate(n_chunks * chunk)
-    info = pylsl.StreamInfo("bci-bench", "EEG", n_channels, rate_hz, pylsl.cf_float32, source_id)
-    channels = info.desc().append_child("channels")
-    for label in channel_set(n_channels):
-        node = channels.append_child("channel")
-        node.append_child_value("label", label)
-        node.append_child_value("unit", "microvolts")
-        node.append_child_value("type", "EEG")
-    outlet = pylsl.StreamOutlet(info, chunk_size=chunk)
-    t0 = pylsl.local_clock() + 0.5
-    print(json.dumps({"t0": t0, "chunk": chunk}), flush=True)
-    stopped = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stopped.set())
-    late = []
-    k = 0
-    while not stopped.is_set():
-        first = k * chunk
-        deadline = t0 + (first + chunk - 1) / rate_hz
-        if deadline - t0 > seconds:
-            break
-        pause = deadline - pylsl.local_clock() - 5e-4
-        if pause > 0:
-            time.sleep(pause)
-        while pylsl.local_clock() < deadline:
-            pass
-        block = data[(k % n_chunks) * chunk : (k % n_chunks + 1) * chunk]
-        outlet.push_chunk(block, (t0 + np.arange(first, first + chunk) / rate_hz).tolist())
-        late.append(pylsl.local_clock() - deadline)
-        k += 1
-    late_ms = np.asarray(late) * 1e3
-    print(
-        json.dumps(
-            {
-                "push_late_p50_ms": round(float(np.percentile(late_ms, 50)), 4),
-                "push_late_p99_ms": round(float(np.percentile(late_ms, 99)), 4),
-            }
-        ),
-        flush=True,
-    )
-
-
 def _spawn(*args: str) -> subprocess.Popen:
     command = [sys.executable, "-m", "bci_app.bench.acquisition", *args]
     return subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
@@ -208,37 +154,20 @@ def _spawn(*args: str) -> subprocess.Popen:
 
 def run_case(n_channels: int, rate_hz: float, duration: float) -> dict:
     """Stream one simulated outlet and read it with both readers at once."""
-    source_id = f"bci-bench-{uuid.uuid4().hex[:8]}"
-    common = ["--source-id", source_id, "--rate", repr(rate_hz)]
-    outlet = _spawn(
-        "--child",
-        "outlet",
-        *common,
-        "--channels",
-        str(n_channels),
-        "--duration",
-        str(duration + 15.0),
-    )
-    start = json.loads(outlet.stdout.readline())
-    clock = ["--t0", repr(start["t0"]), "--chunk", str(start["chunk"])]
-    readers = {
-        reader: _spawn("--child", reader, *common, *clock, "--duration", str(duration))
-        for reader in ("ours", "mne_lsl")
-    }
     results = {}
-    try:
+    with BenchOutlet(n_channels, rate_hz, duration + 15.0) as outlet:
+        common = ["--source-id", outlet.source_id, "--rate", repr(rate_hz)]
+        clock = ["--t0", repr(outlet.t0), "--chunk", str(outlet.chunk)]
+        readers = {
+            reader: _spawn("--child", reader, *common, *clock, "--duration", str(duration))
+            for reader in ("ours", "mne_lsl")
+        }
         for reader, child in readers.items():
             out, _ = child.communicate(timeout=duration + 60)
             if child.returncode != 0:
                 raise RuntimeError(f"{reader} reader failed (exit {child.returncode})")
             results[reader] = json.loads(out.strip().splitlines()[-1])
-        outlet.terminate()  # the outlet reports its push lateness as it stops
-        out, _ = outlet.communicate(timeout=60)
-        results["outlet"] = json.loads(out.strip().splitlines()[-1])
-    finally:
-        if outlet.poll() is None:
-            outlet.kill()
-            outlet.wait()
+    results["outlet"] = outlet.lateness
     return results
 
 
@@ -283,18 +212,12 @@ def main(duration: float = 20.0, as_json: bool = False, cases=CASES) -> int:
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser()
-    parser.add_argument("--child", choices=["outlet", "ours", "mne_lsl"], required=True)
+    parser.add_argument("--child", choices=["ours", "mne_lsl"], required=True)
     parser.add_argument("--source-id", required=True)
     parser.add_argument("--duration", type=float, required=True)
     parser.add_argument("--rate", type=float, required=True)
-    parser.add_argument("--channels", type=int)
     parser.add_argument("--t0", type=float)
     parser.add_argument("--chunk", type=int)
     args = parser.parse_args()
     threading.current_thread().name = f"bench-{args.child}"
-    if args.child == "outlet":
-        _outlet(args.source_id, args.channels, args.rate, args.duration)
-    else:
-        _reader(
-            args.child, args.source_id, args.duration, PushClock(args.t0, args.rate, args.chunk)
-        )
+    _reader(args.child, args.source_id, args.duration, PushClock(args.t0, args.rate, args.chunk))

@@ -1,0 +1,147 @@
+"""``bci-app bench latency``: end-to-end and per-stage latency of the real pipeline.
+
+A precise simulated outlet (child process) streams; this process runs the whole pipeline (inlet
+thread, dsp thread, inference worker, LSL prediction outlets) on it. e2e latency is from the
+moment the outlet pushed the newest sample of a window to the moment its prediction left through
+the predictions outlet. The model is an untrained classifier of the right shape for each case
+(cost does not depend on the weights). Filter delay and window length are fixed delays, reported
+apart. The last line is one JSON object with ``cases``.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+from bci_app.bench.outlet import BenchOutlet
+from bci_app.config import parse_config
+from bci_app.nn.checkpoint import CheckpointMetadata, render_model_card, save_checkpoint
+from bci_app.nn.classifier import ClassifierConfig, EEGClassifier
+from bci_app.pipeline import Pipeline
+from bci_app.sources.montage import channel_set
+
+# (channels, stream rate Hz, model rate Hz)
+CASES = ((64, 160.0, 160.0), (64, 1000.0, 250.0), (256, 2048.0, 250.0))
+WINDOW_S = 2.0
+HOP_S = 0.1
+
+
+def make_checkpoint(directory: Path, labels: tuple[str, ...], model_rate: float) -> Path:
+    """An untrained checkpoint for ``labels`` at ``model_rate`` with 2 s windows."""
+    torch.manual_seed(0)
+    classifier = ClassifierConfig(
+        n_electrodes=len(labels),
+        n_samples=round(WINDOW_S * model_rate),
+        n_classes=4,
+        rate_hz=model_rate,
+    )
+    metadata = CheckpointMetadata(
+        classes=["left_hand", "right_hand", "feet", "rest"],
+        channel_labels=list(labels),
+        model_rate_hz=model_rate,
+        window_s=WINDOW_S,
+        hop_s=HOP_S,
+        dsp={
+            "bandpass": [1.0, 40.0],
+            "order": 4,
+            "notch": 50,
+            "notch_quality": 30.0,
+            "reference": "none",
+        },
+        classifier=classifier.to_dict(),
+        training={"description": "untrained, for latency benchmarks"},
+    )
+    model = EEGClassifier(classifier, channel_labels=labels)
+    return save_checkpoint(directory, model, metadata, render_model_card(metadata))
+
+
+def run_case(
+    n_channels: int, rate_hz: float, model_rate: float, device: str, duration: float
+) -> dict:
+    labels = channel_set(n_channels)
+    with (
+        tempfile.TemporaryDirectory() as tmp,
+        BenchOutlet(n_channels, rate_hz, duration + 30.0) as outlet,
+    ):
+        checkpoint = make_checkpoint(Path(tmp) / "model", labels, model_rate)
+        config = parse_config(
+            {
+                "stream": {"source_id": outlet.source_id},
+                "model_rate": model_rate,
+                "windows": {"length": WINDOW_S, "hop": HOP_S},
+                "model": {"path": str(checkpoint), "device": device},
+                "outlets": {
+                    "name_prefix": f"{outlet.source_id}-out",
+                    "source_id_prefix": f"{outlet.source_id}-out",
+                },
+            }
+        )
+        pipeline = Pipeline(config, with_model=True)
+        pipeline.start()
+        try:
+            time.sleep(WINDOW_S + 0.5)  # the first full window
+            cpu0, wall0 = time.process_time(), time.monotonic()
+            time.sleep(duration)
+            cpu = time.process_time() - cpu0
+            wall = time.monotonic() - wall0
+            status = pipeline.status()
+        finally:
+            pipeline.stop()
+    worker = status.worker
+    latency = worker.latency_ms
+    return {
+        "channels": n_channels,
+        "stream_rate_hz": rate_hz,
+        "model_rate_hz": model_rate,
+        "window_samples": round(WINDOW_S * model_rate),
+        "device": worker.device,
+        "runner": worker.runner,
+        "fallback": worker.fallback,
+        "e2e_p50_ms": latency["e2e"]["p50"],
+        "e2e_p99_ms": latency["e2e"]["p99"],
+        "inference_p50_ms": latency["inference"]["p50"],
+        "inference_p99_ms": latency["inference"]["p99"],
+        "stages_ms": latency,
+        "predicted": worker.predicted,
+        "dropped_windows": worker.replaced + worker.dropped_stale,
+        "skipped_flagged": worker.skipped_flagged,
+        "errors": worker.errors,
+        "budget_misses": worker.budget_misses,
+        "cpu_fraction": round(cpu / wall, 3),
+        "filter_delay_ms": round(status.filter_delay_s * 1e3, 2),
+        "window_s": WINDOW_S,
+        "outlet_lateness": outlet.lateness,
+    }
+
+
+def main(duration: float = 20.0, as_json: bool = False, devices: list[str] | None = None) -> int:
+    if devices is None:
+        devices = ["cpu", "cuda"] if torch.cuda.is_available() else ["cpu"]
+    cases = []
+    for device in devices:
+        for n_channels, rate_hz, model_rate in CASES:
+            case = run_case(n_channels, rate_hz, model_rate, device, duration)
+            cases.append(case)
+            print(
+                f"{n_channels}ch@{rate_hz:g}Hz -> {model_rate:g} Hz on {case['device']} "
+                f"({case['runner']}): e2e p50/p99 {case['e2e_p50_ms']:.2f}/"
+                f"{case['e2e_p99_ms']:.2f} ms, inference {case['inference_p50_ms']:.3f}/"
+                f"{case['inference_p99_ms']:.3f} ms, dropped {case['dropped_windows']}, CPU "
+                f"{case['cpu_fraction']:.2f}; fixed: filter {case['filter_delay_ms']} ms, "
+                f"window {WINDOW_S:g} s",
+                flush=True,
+            )
+            for stage, figures in case["stages_ms"].items():
+                print(f"    {stage:<10} p50 {figures['p50']:8.3f}  p99 {figures['p99']:8.3f} ms")
+    if as_json:
+        print(json.dumps({"duration_s": duration, "hop_s": HOP_S, "cases": cases}), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(as_json=True))

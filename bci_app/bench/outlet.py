@@ -1,0 +1,127 @@
+"""A precise simulated outlet in its own process, shared by the benchmarks.
+
+The EEG is generated before streaming starts and each 10 ms chunk is pushed at its nominal time
+(sleep to 0.5 ms before the deadline, spin the rest), so the outlet's own lateness stays out of
+the figures of whatever reads it; that lateness is reported when the outlet stops.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+import subprocess
+import sys
+import threading
+import time
+import uuid
+
+import numpy as np
+import pylsl
+
+
+def run_outlet(source_id: str, n_channels: int, rate_hz: float, seconds: float) -> None:
+    """Stream for ``seconds`` (or until SIGTERM); prints ``{"t0", "chunk"}`` first and the push
+    lateness last, one JSON line each."""
+    from bci_app.sources.montage import channel_set
+    from bci_app.sources.simulator import EEGSimulator, SimulatorSettings
+
+    settings = SimulatorSettings(n_channels=n_channels, rate_hz=rate_hz, seed=1)
+    chunk = settings.chunk_samples
+    n_chunks = max(1, round(2.0 * rate_hz / chunk))
+    data = EEGSimulator(settings).generate(n_chunks * chunk)
+    info = pylsl.StreamInfo("bci-bench", "EEG", n_channels, rate_hz, pylsl.cf_float32, source_id)
+    channels = info.desc().append_child("channels")
+    for label in channel_set(n_channels):
+        node = channels.append_child("channel")
+        node.append_child_value("label", label)
+        node.append_child_value("unit", "microvolts")
+        node.append_child_value("type", "EEG")
+    outlet = pylsl.StreamOutlet(info, chunk_size=chunk)
+    t0 = pylsl.local_clock() + 0.5
+    print(json.dumps({"t0": t0, "chunk": chunk}), flush=True)
+    stopped = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stopped.set())
+    late = []
+    k = 0
+    while not stopped.is_set():
+        first = k * chunk
+        deadline = t0 + (first + chunk - 1) / rate_hz
+        if deadline - t0 > seconds:
+            break
+        pause = deadline - pylsl.local_clock() - 5e-4
+        if pause > 0:
+            time.sleep(pause)
+        while pylsl.local_clock() < deadline:
+            pass
+        block = data[(k % n_chunks) * chunk : (k % n_chunks + 1) * chunk]
+        outlet.push_chunk(block, (t0 + np.arange(first, first + chunk) / rate_hz).tolist())
+        late.append(pylsl.local_clock() - deadline)
+        k += 1
+    late_ms = np.asarray(late) * 1e3
+    print(
+        json.dumps(
+            {
+                "push_late_p50_ms": round(float(np.percentile(late_ms, 50)), 4),
+                "push_late_p99_ms": round(float(np.percentile(late_ms, 99)), 4),
+            }
+        ),
+        flush=True,
+    )
+
+
+class BenchOutlet:
+    """Context manager running :func:`run_outlet` in a child process; ``t0`` is the timestamp of
+    sample 0 and sample ``n`` is pushed at ``t0 + (last sample of its chunk) / rate``."""
+
+    def __init__(self, n_channels: int, rate_hz: float, seconds: float) -> None:
+        self.n_channels, self.rate_hz, self.seconds = n_channels, rate_hz, seconds
+        self.source_id = f"bci-bench-{uuid.uuid4().hex[:8]}"
+        self.t0 = 0.0
+        self.chunk = 0
+        self.lateness: dict | None = None
+        self._process: subprocess.Popen | None = None
+
+    def __enter__(self) -> BenchOutlet:
+        self._process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "bci_app.bench.outlet",
+                "--source-id",
+                self.source_id,
+                "--channels",
+                str(self.n_channels),
+                "--rate",
+                repr(self.rate_hz),
+                "--seconds",
+                str(self.seconds),
+            ],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        start = json.loads(self._process.stdout.readline())
+        self.t0, self.chunk = start["t0"], start["chunk"]
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        process = self._process
+        process.terminate()  # the outlet reports its push lateness as it stops
+        try:
+            out, _ = process.communicate(timeout=30)
+            lines = out.strip().splitlines()
+            self.lateness = json.loads(lines[-1]) if lines else None
+        finally:
+            if process.poll() is None:
+                process.kill()
+                process.wait()
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--source-id", required=True)
+    parser.add_argument("--channels", type=int, required=True)
+    parser.add_argument("--rate", type=float, required=True)
+    parser.add_argument("--seconds", type=float, required=True)
+    args = parser.parse_args()
+    run_outlet(args.source_id, args.channels, args.rate, args.seconds)

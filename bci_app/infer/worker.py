@@ -1,0 +1,318 @@
+"""Inference worker: windows in, class probabilities and electrode weights out, always fresh.
+
+One thread owns the model. Windows arrive through a single latest-wins slot (a newer window
+replaces an unclaimed older one), so no backlog can build up behind a slow model. Windows that
+are flagged (gap, NaN) are skipped, windows older than the staleness budget when claimed are
+dropped; both are counted. On CUDA the forward is replayed from a CUDA graph with static,
+pinned buffers; a CUDA error or out-of-memory moves the worker to the CPU and it keeps going.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import pylsl
+import torch
+
+from bci_app.config import BudgetsConfig
+from bci_app.dsp.windows import Window
+from bci_app.infer.latency import LatencyTracker, StageTimes
+from bci_app.nn.classifier import EEGClassifier
+
+log = logging.getLogger(__name__)
+
+WAKE_TIMEOUT_S = 0.05  # bounds the stop latency while no window arrives
+WARMUP_RUNS = 5
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """The decision for one window."""
+
+    seq: int  # the window's sequence number
+    timestamp: float  # LSL time of the window's newest sample (outlets are stamped with it)
+    probabilities: np.ndarray  # (n_classes,)
+    class_index: int
+    class_name: str
+    weights: np.ndarray  # (n_electrodes,) attention weight per electrode, model channel order
+    device: str
+    latency_ms: dict[str, float] = field(default_factory=dict)
+
+
+class LatestSlot:
+    """A one-window mailbox: ``put`` never blocks and replaces what was not taken yet."""
+
+    def __init__(self) -> None:
+        self._window: Window | None = None
+        self._ready = threading.Condition(threading.Lock())
+        self.replaced = 0
+
+    def put(self, window: Window) -> None:
+        with self._ready:
+            if self._window is not None:
+                self.replaced += 1
+            self._window = window
+            self._ready.notify()
+
+    def take(self, timeout: float) -> Window | None:
+        with self._ready:
+            if self._window is None:
+                self._ready.wait(timeout)
+            window, self._window = self._window, None
+            return window
+
+    def wake(self) -> None:
+        with self._ready:
+            self._ready.notify_all()
+
+
+def resolve_device(requested: str) -> torch.device:
+    """``auto``: CUDA when available, else CPU; ``cuda`` without a GPU is a clear error."""
+    if requested == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if requested == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError(
+            "model.device is 'cuda' but torch sees no CUDA device; set model.device: auto or cpu"
+        )
+    if requested not in ("cuda", "cpu"):
+        raise ValueError(f"model.device must be auto, cuda or cpu, got {requested!r}")
+    return torch.device(requested)
+
+
+class EagerRunner:
+    """Batch-1 forward in ``torch.inference_mode`` on any device."""
+
+    kind = "eager"
+
+    def __init__(self, model: EEGClassifier, device: torch.device) -> None:
+        self.device = device
+        self.model = model.to(device).eval()
+
+    def __call__(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """``x (n_electrodes, n_samples)`` float32 -> ``(probabilities (K,), weights (C,))``."""
+        with torch.inference_mode():
+            batch = torch.from_numpy(x).unsqueeze(0).to(self.device, non_blocking=True)
+            probabilities, weights = self.model(batch)
+            return probabilities[0].cpu().numpy(), weights[0].cpu().numpy()
+
+
+class CudaGraphRunner:
+    """The forward captured once in a CUDA graph; each call copies the window into a static
+    pinned host buffer -> static device input, replays the graph, copies the outputs back."""
+
+    kind = "cuda-graph"
+
+    def __init__(self, model: EEGClassifier, device: torch.device) -> None:
+        config = model.config
+        self.device = device
+        self.model = model.to(device).eval()
+        shape = (1, config.n_electrodes, config.n_samples)
+        self.host_input = torch.zeros(shape, dtype=torch.float32).pin_memory()
+        self.device_input = torch.zeros(shape, dtype=torch.float32, device=device)
+        side = torch.cuda.Stream(device)
+        side.wait_stream(torch.cuda.current_stream(device))
+        with torch.cuda.stream(side), torch.no_grad():
+            for _ in range(WARMUP_RUNS):
+                self.model(self.device_input)
+        torch.cuda.current_stream(device).wait_stream(side)
+        self.graph = torch.cuda.CUDAGraph()
+        with torch.no_grad(), torch.cuda.graph(self.graph):
+            self.device_probabilities, self.device_weights = self.model(self.device_input)
+        self.host_probabilities = torch.zeros(self.device_probabilities.shape).pin_memory()
+        self.host_weights = torch.zeros(self.device_weights.shape).pin_memory()
+        self._host_input_np = self.host_input.numpy()
+
+    def __call__(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        self._host_input_np[0] = x
+        self.device_input.copy_(self.host_input, non_blocking=True)
+        self.graph.replay()
+        self.host_probabilities.copy_(self.device_probabilities, non_blocking=True)
+        self.host_weights.copy_(self.device_weights, non_blocking=True)
+        torch.cuda.current_stream(self.device).synchronize()
+        return self.host_probabilities[0].numpy().copy(), self.host_weights[0].numpy().copy()
+
+
+def build_runner(
+    model: EEGClassifier, device: torch.device, use_cuda_graph: bool = True
+) -> tuple[EagerRunner | CudaGraphRunner, str | None]:
+    """The fastest runner for ``device``; returns it and, if the CUDA graph was not used, why."""
+    if device.type != "cuda":
+        return EagerRunner(model, device), None
+    if not use_cuda_graph:
+        return EagerRunner(model, device), "CUDA graph disabled"
+    try:
+        return CudaGraphRunner(model, device), None
+    except Exception as exc:  # noqa: BLE001 - any capture failure: eager still works
+        reason = f"CUDA graph capture failed ({type(exc).__name__}: {exc}); running eager"
+        log.warning(reason)
+        return EagerRunner(model, device), reason
+
+
+def is_cuda_failure(exc: BaseException) -> bool:
+    """Errors after which the GPU is not to be trusted: CUDA errors and out-of-memory."""
+    if isinstance(exc, torch.cuda.OutOfMemoryError):
+        return True
+    text = str(exc)
+    return isinstance(exc, RuntimeError) and ("CUDA" in text or "cuda" in text)
+
+
+@dataclass(frozen=True)
+class WorkerStats:
+    windows: int  # windows handed to the worker
+    predicted: int
+    replaced: int  # dropped unclaimed because a newer window came (latest wins)
+    dropped_stale: int  # older than budgets.staleness_ms when claimed
+    skipped_flagged: int  # gap or NaN inside
+    errors: int  # model exceptions on single windows
+    device: str
+    runner: str
+    fallback: str | None  # why the worker is not on the requested device/runner
+    budget_misses: dict
+    latency_ms: dict  # stage -> {p50, p95, p99, max}
+
+
+class InferenceWorker:
+    """Owns the model in one thread; ``submit`` is called by the pipeline and never blocks.
+
+    ``channel_index`` maps the window's columns to the model's channel order. ``on_prediction``
+    callables run on the worker thread after the prediction is emitted; ``emit`` (optional) is
+    called first and its return marks the "emitted" time (e.g. the LSL outlet push).
+    """
+
+    def __init__(
+        self,
+        model: EEGClassifier,
+        classes: Sequence[str],
+        channel_index: Sequence[int],
+        device: str,
+        budgets: BudgetsConfig,
+        emit: Callable[[Prediction], None] | None = None,
+        on_prediction: Sequence[Callable[[Prediction], None]] = (),
+        use_cuda_graph: bool = True,
+    ) -> None:
+        self.classes = tuple(classes)
+        self.channel_index = np.asarray(channel_index, dtype=np.intp)
+        self.budgets = budgets
+        self.latency = LatencyTracker(budgets.total_ms, budgets.inference_ms)
+        self._emit = emit
+        self._callbacks = list(on_prediction)
+        target = resolve_device(device)
+        # A CPU copy made before the model moves, for the fallback after a CUDA failure.
+        self._cpu_model = copy.deepcopy(model).cpu() if target.type == "cuda" else model
+        self.runner, self.fallback = build_runner(model, target, use_cuda_graph)
+        self._input = np.zeros(
+            (model.config.n_electrodes, model.config.n_samples), dtype=np.float32
+        )
+        self._warm_up()
+        self.slot = LatestSlot()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._windows = self._predicted = self._stale = self._flagged = self._errors = 0
+        self.latest: Prediction | None = None
+
+    def _warm_up(self) -> None:
+        for _ in range(WARMUP_RUNS):
+            self.runner(self._input)
+
+    def submit(self, window: Window) -> None:
+        """Hand over a window (pipeline thread); replaces one not yet claimed."""
+        self._windows += 1
+        self.slot.put(window)
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="bci-infer", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float = 2.0) -> None:
+        self._stop.set()
+        self.slot.wake()
+        if self._thread is not None:
+            self._thread.join(timeout)
+            if self._thread.is_alive():
+                log.error("inference thread did not stop within %.1f s", timeout)
+
+    def stats(self) -> WorkerStats:
+        return WorkerStats(
+            windows=self._windows,
+            predicted=self._predicted,
+            replaced=self.slot.replaced,
+            dropped_stale=self._stale,
+            skipped_flagged=self._flagged,
+            errors=self._errors,
+            device=str(self.runner.device),
+            runner=self.runner.kind,
+            fallback=self.fallback,
+            budget_misses=self.latency.misses(),
+            latency_ms=self.latency.percentiles(),
+        )
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            window = self.slot.take(WAKE_TIMEOUT_S)
+            if window is not None:
+                self.process(window)
+
+    def process(self, window: Window) -> Prediction | None:
+        """Classify one window now (worker thread); None if it was skipped or failed."""
+        if not window.usable:
+            self._flagged += 1
+            return None
+        claimed = pylsl.local_clock()
+        if (claimed - window.last_timestamp) * 1e3 > self.budgets.staleness_ms:
+            self._stale += 1
+            return None
+        np.take(window.data, self.channel_index, axis=1, out=self._input.T)
+        started = pylsl.local_clock()
+        try:
+            probabilities, weights = self._infer()
+        except Exception:  # noqa: BLE001 - one bad window must not stop the session
+            self._errors += 1
+            log.exception("inference failed on window %d", window.seq)
+            return None
+        finished = pylsl.local_clock()
+        index = int(np.argmax(probabilities))
+        prediction = Prediction(
+            seq=window.seq,
+            timestamp=window.last_timestamp,
+            probabilities=probabilities,
+            class_index=index,
+            class_name=self.classes[index],
+            weights=weights,
+            device=str(self.runner.device),
+        )
+        if self._emit is not None:
+            self._emit(prediction)
+        times = StageTimes(
+            sample=window.last_timestamp,
+            pulled=window.arrival_time,
+            cut=window.cut_time,
+            infer_start=started,
+            infer_end=finished,
+            emitted=pylsl.local_clock(),
+        )
+        prediction.latency_ms.update(self.latency.record(times))
+        self._predicted += 1
+        self.latest = prediction
+        for callback in self._callbacks:
+            try:
+                callback(prediction)
+            except Exception:  # noqa: BLE001 - a faulty sink must not stop inference
+                log.exception("prediction callback %r failed", callback)
+        return prediction
+
+    def _infer(self) -> tuple[np.ndarray, np.ndarray]:
+        try:
+            return self.runner(self._input)
+        except Exception as exc:
+            if self.runner.device.type != "cuda" or not is_cuda_failure(exc):
+                raise
+            reason = f"{type(exc).__name__} on {self.runner.device}: {exc}; moved to the CPU"
+            log.warning(reason)
+            self.fallback = reason
+            self.runner = EagerRunner(self._cpu_model, torch.device("cpu"))
+            return self.runner(self._input)
