@@ -121,6 +121,8 @@ class ModelConfig(_Section):
     path: str | None = None
     device: Literal["auto", "cuda", "cpu"] = "auto"
     cuda_graph: bool = True
+    cpu_runtime: Literal["onnxruntime", "torch"] = "onnxruntime"
+    cpu_threads: Annotated[int, Field(ge=1, le=64)] = 1
 
 
 class BudgetsConfig(_Section):

@@ -223,6 +223,8 @@ class Pipeline:
             emit=emit,
             on_prediction=callbacks,
             use_cuda_graph=self.config.model.cuda_graph,
+            cpu_runtime=self.config.model.cpu_runtime,
+            cpu_threads=self.config.model.cpu_threads,
         )
         self.worker.start()
         self._sinks.insert(0, self.worker.submit)

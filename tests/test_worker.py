@@ -16,7 +16,13 @@ from bci_app.config import BudgetsConfig, OutletsConfig
 from bci_app.dsp.windows import Window
 from bci_app.infer import worker as worker_module
 from bci_app.infer.latency import STAGE_NAMES, LatencyTracker, StageTimes
-from bci_app.infer.worker import EagerRunner, InferenceWorker, LatestSlot, build_runner
+from bci_app.infer.worker import (
+    EagerRunner,
+    InferenceWorker,
+    LatestSlot,
+    OnnxRunner,
+    build_runner,
+)
 from bci_app.nn.classifier import ClassifierConfig, EEGClassifier
 from bci_app.stream.outlets import PredictionOutlets
 from bci_app.stream.ring import FLAG_GAP, FLAG_NONFINITE
@@ -171,9 +177,34 @@ def test_model_exception_on_one_window_is_counted_and_not_fatal():
     assert worker.stats().errors == 1
 
 
-def test_cpu_gets_the_eager_runner():
-    runner, reason = build_runner(small_model(), torch.device("cpu"))
-    assert isinstance(runner, EagerRunner) and reason is None
+def test_cpu_gets_onnx_runtime_with_the_same_outputs_as_torch():
+    model = small_model().fold_max_norm()
+    runner, reason = build_runner(model, torch.device("cpu"))
+    assert isinstance(runner, OnnxRunner) and reason is None
+    eager, _ = build_runner(model, torch.device("cpu"), cpu_runtime="torch")
+    assert isinstance(eager, EagerRunner)
+    for seq in range(3):
+        x = window(seq).data.T.copy()
+        probs, weights = runner(x)
+        expected_probs, expected_weights = eager(x)
+        np.testing.assert_allclose(probs, expected_probs, atol=1e-5)
+        np.testing.assert_allclose(weights, expected_weights, atol=1e-5)
+
+
+def test_folding_the_max_norm_keeps_outputs():
+    model = small_model()
+    capped = [m for m in model.modules() if getattr(m, "max_norm", None)]
+    assert capped
+    with torch.no_grad():
+        for module in capped:
+            module.weight.mul_(10.0)  # well above the cap, so the renorm really acts
+    x = torch.from_numpy(window(1).data.T.copy()).unsqueeze(0)
+    with torch.inference_mode():
+        before = model(x)
+        model.fold_max_norm()
+        after = model(x)
+    for a, b in zip(before, after, strict=True):
+        np.testing.assert_allclose(a.numpy(), b.numpy(), atol=1e-6)
 
 
 def test_graph_capture_failure_falls_back_to_eager_with_a_reason(monkeypatch):

@@ -29,7 +29,7 @@ import time
 import numpy as np
 import pylsl
 
-from bci_app.bench.outlet import BenchOutlet
+from bci_app.bench.outlet import BenchOutlet, PushClock
 
 CASES = ((64, 1000.0), (256, 2048.0))
 
@@ -45,18 +45,6 @@ def _summary(ages: list[float], received: int, expected: int, cpu_s: float, span
         "dropped_samples": max(0, expected - received),
         "cpu_s_per_stream_s": round(cpu_s / span_s, 5) if span_s > 0 else None,
     }
-
-
-class PushClock:
-    """Push time (LSL seconds) of a simulator sample from its timestamp."""
-
-    def __init__(self, t0: float, rate_hz: float, chunk: int) -> None:
-        self.t0, self.rate_hz, self.chunk = t0, rate_hz, chunk
-
-    def pushed_at(self, timestamp: float) -> float:
-        index = round((timestamp - self.t0) * self.rate_hz)
-        last_of_chunk = (index // self.chunk + 1) * self.chunk - 1
-        return self.t0 + last_of_chunk / self.rate_hz
 
 
 def _read_ours(source_id: str, duration: float, clock: PushClock) -> dict:

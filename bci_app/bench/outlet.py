@@ -70,6 +70,19 @@ def run_outlet(source_id: str, n_channels: int, rate_hz: float, seconds: float) 
     )
 
 
+class PushClock:
+    """Push time (LSL seconds) of an outlet sample from its timestamp: the outlet pushes a chunk
+    when the clock reaches the timestamp of the chunk's last sample."""
+
+    def __init__(self, t0: float, rate_hz: float, chunk: int) -> None:
+        self.t0, self.rate_hz, self.chunk = t0, rate_hz, chunk
+
+    def pushed_at(self, timestamp: float) -> float:
+        index = round((timestamp - self.t0) * self.rate_hz)
+        last_of_chunk = (index // self.chunk + 1) * self.chunk - 1
+        return self.t0 + last_of_chunk / self.rate_hz
+
+
 class BenchOutlet:
     """Context manager running :func:`run_outlet` in a child process; ``t0`` is the timestamp of
     sample 0 and sample ``n`` is pushed at ``t0 + (last sample of its chunk) / rate``."""
@@ -102,6 +115,7 @@ class BenchOutlet:
         )
         start = json.loads(self._process.stdout.readline())
         self.t0, self.chunk = start["t0"], start["chunk"]
+        self.clock = PushClock(self.t0, self.rate_hz, self.chunk)
         return self
 
     def __exit__(self, *exc_info: object) -> None:

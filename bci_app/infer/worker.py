@@ -12,6 +12,7 @@ from __future__ import annotations
 import copy
 import logging
 import threading
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
@@ -101,6 +102,47 @@ class EagerRunner:
             return probabilities[0].cpu().numpy(), weights[0].cpu().numpy()
 
 
+class OnnxRunner:
+    """The model exported to ONNX (in memory) and run by ONNX Runtime on the CPU.
+
+    Chosen for the CPU by benchmarks/inference_cpu.py: at batch 1 it ran 3-4x faster than torch
+    eager, also when called once per window rather than back to back.
+    """
+
+    kind = "onnxruntime"
+
+    def __init__(self, model: EEGClassifier, threads: int = 1) -> None:
+        import io
+
+        import onnxruntime
+
+        self.device = torch.device("cpu")
+        config = model.config
+        example = torch.zeros((1, config.n_electrodes, config.n_samples), dtype=torch.float32)
+        buffer = io.BytesIO()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # tracer chatter about shape checks and exporters
+            torch.onnx.export(
+                model.cpu().eval(),
+                (example,),
+                buffer,
+                input_names=["x"],
+                output_names=["probabilities", "weights"],
+                dynamo=False,
+            )
+        options = onnxruntime.SessionOptions()
+        options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
+        options.log_severity_level = 3
+        self.session = onnxruntime.InferenceSession(
+            buffer.getvalue(), options, providers=["CPUExecutionProvider"]
+        )
+
+    def __call__(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        probabilities, weights = self.session.run(None, {"x": x[np.newaxis]})
+        return probabilities[0], weights[0]
+
+
 class CudaGraphRunner:
     """The forward captured once in a CUDA graph; each call copies the window into a static
     pinned host buffer -> static device input, replays the graph, copies the outputs back."""
@@ -137,11 +179,28 @@ class CudaGraphRunner:
         return self.host_probabilities[0].numpy().copy(), self.host_weights[0].numpy().copy()
 
 
+Runner = EagerRunner | OnnxRunner | CudaGraphRunner
+
+
 def build_runner(
-    model: EEGClassifier, device: torch.device, use_cuda_graph: bool = True
-) -> tuple[EagerRunner | CudaGraphRunner, str | None]:
-    """The fastest runner for ``device``; returns it and, if the CUDA graph was not used, why."""
+    model: EEGClassifier,
+    device: torch.device,
+    use_cuda_graph: bool = True,
+    cpu_runtime: str = "onnxruntime",
+    cpu_threads: int = 1,
+) -> tuple[Runner, str | None]:
+    """The fastest runner for ``device``; returns it and, if the preferred one was not used, why.
+
+    CPU: ONNX Runtime (else torch eager); CUDA: a CUDA graph (else eager).
+    """
     if device.type != "cuda":
+        if cpu_runtime == "onnxruntime":
+            try:
+                return OnnxRunner(model, cpu_threads), None
+            except Exception as exc:  # noqa: BLE001 - missing package or export failure
+                reason = f"ONNX Runtime unavailable ({type(exc).__name__}: {exc}); torch eager"
+                log.warning(reason)
+                return EagerRunner(model, device), reason
         return EagerRunner(model, device), None
     if not use_cuda_graph:
         return EagerRunner(model, device), "CUDA graph disabled"
@@ -194,6 +253,8 @@ class InferenceWorker:
         emit: Callable[[Prediction], None] | None = None,
         on_prediction: Sequence[Callable[[Prediction], None]] = (),
         use_cuda_graph: bool = True,
+        cpu_runtime: str = "onnxruntime",
+        cpu_threads: int = 1,
     ) -> None:
         self.classes = tuple(classes)
         self.channel_index = np.asarray(channel_index, dtype=np.intp)
@@ -202,9 +263,16 @@ class InferenceWorker:
         self._emit = emit
         self._callbacks = list(on_prediction)
         target = resolve_device(device)
+        model = model.eval().fold_max_norm()
+        if target.type == "cpu":
+            # Batch-1 windows every ~100 ms: one thread is faster than waking a pool (measured in
+            # benchmarks/inference_cpu.py, "paced"). torch's thread count is per process.
+            torch.set_num_threads(cpu_threads)
         # A CPU copy made before the model moves, for the fallback after a CUDA failure.
         self._cpu_model = copy.deepcopy(model).cpu() if target.type == "cuda" else model
-        self.runner, self.fallback = build_runner(model, target, use_cuda_graph)
+        self.runner, self.fallback = build_runner(
+            model, target, use_cuda_graph, cpu_runtime, cpu_threads
+        )
         self._input = np.zeros(
             (model.config.n_electrodes, model.config.n_samples), dtype=np.float32
         )
@@ -314,5 +382,6 @@ class InferenceWorker:
             reason = f"{type(exc).__name__} on {self.runner.device}: {exc}; moved to the CPU"
             log.warning(reason)
             self.fallback = reason
+            torch.set_num_threads(1)
             self.runner = EagerRunner(self._cpu_model, torch.device("cpu"))
             return self.runner(self._input)

@@ -31,6 +31,7 @@ class TrainSettings:
     learning_rate: float = 1e-3
     weight_decay: float = 1e-3
     patience: int = 15  # epochs without validation improvement before stopping
+    min_epochs: int = 20  # no early stop before this: some attentions start slowly (CBAM)
     val_fraction: float = 0.2
     split: str = "trial"  # "trial": random trials (stratified); "run": whole runs held out
     seed: int = 0
@@ -157,7 +158,7 @@ def train_classifier(
         else:
             since_best += 1
         bar.update(record)
-        if since_best >= settings.patience:
+        if since_best >= settings.patience and epoch >= settings.min_epochs:
             break
     bar.close()
     if best_state is not None:
