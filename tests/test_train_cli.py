@@ -1,0 +1,133 @@
+"""bci-app train / evaluate on real recordings, and the shipped models."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from bci_app.config import parse_config
+from bci_app.nn.checkpoint import load_checkpoint
+from bci_app.pipeline import DEFAULT_MODEL_DIR, Pipeline
+
+ROOT = Path(__file__).resolve().parents[1]
+MODELS = ROOT / "models"
+
+
+def bci_app(*args: str, timeout: float = 600) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "bci_app", *args],
+        capture_output=True, text=True, timeout=timeout, cwd=ROOT,
+    )
+
+
+@pytest.mark.slow
+def test_train_on_labrecorder_xdf_then_evaluate_on_edf(shared_data, tmp_path):
+    xdf = shared_data / "xdf" / "S001R06-labrecorder.xdf"
+    out = tmp_path / "model"
+    trained = bci_app(
+        "train", str(xdf), "--classes", "T1:hands", "T2:feet", "--out", str(out),
+        "--config", str(ROOT / "benchmarks" / "eegmmidb.yaml"), "--epochs", "25", "--json",
+    )
+    assert trained.returncode == 0, trained.stderr[-3000:]
+    metrics = json.loads(trained.stdout.strip().splitlines()[-1])
+    assert metrics["validation"]["n_trials"] >= 2
+    model, metadata = load_checkpoint(out)
+    assert metadata.classes == ["hands", "feet"]
+    assert len(metadata.channel_labels) == 64 and metadata.model_rate_hz == 160.0
+    assert metadata.dsp["notch"] == 60
+    assert "S001R06-labrecorder.xdf" in metadata.training["files"][0]
+    assert (out / "MODEL_CARD.md").read_text().startswith("# ")
+
+    edf = shared_data / "eegmmidb" / "S001" / "S001R10.edf"
+    evaluated = bci_app("evaluate", str(out), str(edf), "--json")
+    assert evaluated.returncode == 0, evaluated.stderr[-3000:]
+    result = json.loads(evaluated.stdout.strip().splitlines()[-1])
+    assert {"accuracy", "balanced_accuracy", "confusion", "n_trials", "chance"} <= result.keys()
+    assert result["n_trials"] == 15 and result["chance"] == 0.5
+    assert np.array(result["confusion"]).sum() == 15
+    assert 0.0 <= result["accuracy"] <= 1.0
+
+
+def test_too_few_trials_says_how_many_are_needed(tmp_path):
+    result = bci_app(
+        "train", "--simulated", "40", "--classes", "left_hand", "right_hand",
+        "--out", str(tmp_path / "m"),
+    )
+    assert result.returncode == 2
+    assert "too few trials to train" in result.stderr
+    assert "at least 4 trials" in result.stderr
+
+
+def test_train_refuses_to_overwrite_and_evaluate_refuses_a_bad_folder(tmp_path):
+    occupied = tmp_path / "occupied"
+    occupied.mkdir()
+    (occupied / "keep.txt").write_text("mine")
+    result = bci_app(
+        "train", "--simulated", "40", "--classes", "left_hand", "right_hand",
+        "--out", str(occupied),
+    )
+    assert result.returncode == 2 and "pass --overwrite" in result.stderr
+    assert (occupied / "keep.txt").read_text() == "mine"
+    result = bci_app("evaluate", str(occupied), "missing.edf", "--json")
+    assert result.returncode == 2
+    assert "model.safetensors" in result.stderr or "metadata.json" in result.stderr
+
+
+@pytest.mark.parametrize("name", ["sim-motor-imagery", "eegmmidb-s001-hands-feet"])
+def test_shipped_models_load_and_carry_their_metrics(name):
+    model, metadata = load_checkpoint(MODELS / name)
+    weights = (MODELS / name / "model.safetensors").stat().st_size
+    assert weights < 100_000
+    assert metadata.metrics["validation"]["accuracy"] > metadata.metrics["validation"]["chance"]
+    card = (MODELS / name / "MODEL_CARD.md").read_text()
+    assert "Reproduce: bci-app train" in card
+
+
+def test_shipped_eegmmidb_model_beats_chance_on_its_runs(shared_data):
+    runs = [shared_data / "eegmmidb" / "S001" / f"S001R{r}.edf" for r in ("06", "10")]
+    result = bci_app("evaluate", str(MODELS / "eegmmidb-s001-hands-feet"), *map(str, runs),
+                     "--json")
+    assert result.returncode == 0, result.stderr[-3000:]
+    metrics = json.loads(result.stdout.strip().splitlines()[-1])
+    assert metrics["n_trials"] == 30
+    assert metrics["accuracy"] > metrics["chance_95"]
+
+
+@pytest.mark.slow
+def test_headless_pipeline_with_the_default_model_predicts_the_cued_class():
+    """The demo: simulator + shipped model; windows inside an imagery period are classified
+    as the cued class far above chance (25 %)."""
+    assert DEFAULT_MODEL_DIR == MODELS / "sim-motor-imagery"
+    config = parse_config({"windows": {"hop": 0.25}, "simulator": {"seed": 7}})
+    pipeline = Pipeline(config, with_model=True)
+    predictions, lock = [], threading.Lock()
+
+    def keep(prediction):
+        with lock:
+            predictions.append(prediction)
+
+    pipeline.add_prediction_sink(keep)
+    with pipeline:
+        time.sleep(45.0)
+        status = pipeline.status()
+    simulator = pipeline.simulator
+    rate = simulator.settings.rate_hz
+    n = round(pipeline.config.windows.length * rate)
+    hits, total = 0, 0
+    for p in predictions:
+        last = round((p.timestamp - simulator.t0) * rate)
+        cued = simulator.schedule.class_at(last)
+        if cued is not None and simulator.schedule.class_at(last - n + 1) == cued:
+            total += 1
+            hits += p.class_name == cued
+    assert status.worker.predicted == len(predictions) > 100
+    assert status.worker.errors == 0
+    assert total >= 20
+    assert hits / total > 0.6, (hits, total)
