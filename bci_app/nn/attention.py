@@ -267,9 +267,12 @@ class CBAMAttention(nn.Module):
             nn.Linear(n_electrodes, hidden), nn.ReLU(), nn.Linear(hidden, n_electrodes)
         )
         self.temporal = nn.Conv1d(2, 1, temporal_kernel, padding=temporal_kernel // 2)
-        # Start from a constant temporal gate: a gate that follows the sample-by-sample max over
-        # electrodes amplitude-modulates the EEG and scrambles its spectrum; with random init the
-        # network could not recover from that on small data (chance in the ablation).
+        # Start from constant gates (0.5 everywhere) and let training move them. Randomly
+        # initialised, the electrode gate followed each window's max (artifacts reach 10x the
+        # typical amplitude) and spread from 0.01 to 0.99 per window, and the temporal gate
+        # amplitude-modulated the EEG sample by sample: training stayed at chance on EEGMMIDB.
+        nn.init.zeros_(self.mlp[-1].weight)
+        nn.init.zeros_(self.mlp[-1].bias)
         nn.init.zeros_(self.temporal.weight)
         nn.init.zeros_(self.temporal.bias)
 
