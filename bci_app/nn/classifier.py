@@ -64,9 +64,10 @@ class ClassifierConfig:
     (s), ``input_scale_uv`` the microvolt value that maps to 1.0 at the network input.
     ``squeeze`` ("mean" or "rms") is the SE/ECA electrode descriptor (see
     :mod:`bci_app.nn.attention`). The default is "rms", the time-mean of the squared signal:
-    the plain time-mean of band-passed EEG is ~0, which leaves the gates nearly constant, and on
-    EEGMMIDB (benchmarks/classifier_vs_csp.py, same folds) rms scored 0.933 vs 0.900 (hands vs
-    feet) and 0.633 vs 0.600 (left vs right). ``max_norm`` caps the L2 norm of each depthwise
+    the plain time-mean of band-passed EEG is ~0, which leaves the gates nearly constant from
+    window to window. On EEGMMIDB (benchmarks/classifier_vs_csp.py, same folds, two runs) rms
+    scored as well as or better than mean (hands vs feet 0.933 vs 0.900-0.933, left vs right
+    0.600-0.633 vs 0.600). ``max_norm`` caps the L2 norm of each depthwise
     spatial filter (None: no cap).
     """
 
