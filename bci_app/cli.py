@@ -103,7 +103,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from bci_app.pipeline import Pipeline
 
     if not args.headless:
-        raise SystemExit("bci-app run: the GUI is `bci-app gui`; add --headless for this mode")
+        raise SystemExit("bci-app run: for the window use `bci-app gui`; add --headless here")
     config = load_config(args.config)
     stop = threading.Event()
     _install_stop_signals(stop)
@@ -260,6 +260,17 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_gui(args: argparse.Namespace) -> int:
+    from bci_app.gui.app import run_gui
+
+    return run_gui(
+        getattr(args, "config", None),
+        getattr(args, "model", None),
+        getattr(args, "screenshot", None),
+        getattr(args, "duration", None),
+    )
+
+
 def cmd_bench(args: argparse.Namespace) -> int:
     if args.what == "acquisition":
         from bci_app.bench.acquisition import main as bench_acquisition
@@ -269,6 +280,12 @@ def cmd_bench(args: argparse.Namespace) -> int:
         from bci_app.bench.latency import main as bench_latency
 
         return bench_latency(duration=args.duration, as_json=args.json, devices=args.device)
+    if args.what == "gui":
+        from bci_app.gui.bench import frame_benchmark
+
+        result = frame_benchmark(duration=args.duration)
+        print(json.dumps(result) if args.json else result, flush=True)
+        return 0
     raise SystemExit(f"unknown benchmark {args.what!r}")
 
 
@@ -280,7 +297,17 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--log-level", default="WARNING", choices=["DEBUG", "INFO", "WARNING", "ERROR"]
     )
+    # With no subcommand: the demo GUI; these two also work there (bci-app --screenshot x.png).
+    parser.add_argument("--screenshot", help="demo: save a PNG of the window after --duration s")
+    parser.add_argument("--duration", type=_positive_float, help="demo: seconds to run")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    gui = sub.add_parser("gui", help="the GUI on the configured stream (default command)")
+    gui.add_argument("--config", help="config YAML (default: config.yaml of the app)")
+    gui.add_argument("--model", help="checkpoint folder (default: config model.path or shipped)")
+    gui.add_argument("--screenshot", help="save a PNG of the window after --duration s and exit")
+    gui.add_argument("--duration", type=_positive_float, help="seconds before the screenshot")
+    gui.set_defaults(func=cmd_gui)
 
     run = sub.add_parser("run", help="run the pipeline (headless: live status lines)")
     run.add_argument("--headless", action="store_true", help="no GUI; print status lines")
@@ -342,7 +369,7 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.set_defaults(func=cmd_evaluate)
 
     bench = sub.add_parser("bench", help="benchmarks that print figures")
-    bench.add_argument("what", choices=["acquisition", "latency"])
+    bench.add_argument("what", choices=["acquisition", "latency", "gui"])
     bench.add_argument(
         "--device", nargs="+", choices=["cpu", "cuda"], help="latency: devices (default: all)"
     )
@@ -359,8 +386,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         level=getattr(logging, args.log_level), format="%(levelname)s %(name)s: %(message)s"
     )
     if args.command is None:
-        parser.print_help()
-        return 0
+        args.command, args.func = "gui", cmd_gui
     try:
         return args.func(args)
     except (ConfigError, StreamError, ValueError) as exc:

@@ -1,0 +1,536 @@
+"""The main window: panels, menus, error banner, and the refresh timer that feeds them.
+
+Threading: nothing here runs off the GUI thread except :class:`BackgroundCall` bodies (pipeline
+start, stream resolve) and the :class:`MarkerReader`, none of which touches a widget. A QTimer at
+``gui.refresh_hz`` takes one :class:`Frame` (``pipeline.status()``, ``worker.latest``, recent
+predictions and markers; the panels copy ring ranges themselves) and hands it to every panel.
+Reading never blocks the pipeline threads, so a slow GUI only drops frames.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import deque
+from pathlib import Path
+
+import numpy as np
+import pylsl
+from PyQt5 import QtCore, QtGui, QtWidgets
+
+from bci_app import __version__
+from bci_app.config import AppConfig, ConfigError, load_config
+from bci_app.gui.common import Frame
+from bci_app.gui.feeds import BackgroundCall, MarkerReader, PredictionFeed, ScheduleMarkers
+from bci_app.gui.latency import LatencyPanel
+from bci_app.gui.prediction import PredictionPanel
+from bci_app.gui.signals import SignalsPanel
+from bci_app.gui.stream_panel import StreamPanel
+from bci_app.gui.weights import WeightsPanel
+from bci_app.nn.checkpoint import CheckpointError
+from bci_app.pipeline import Pipeline, PipelineStatus, model_dir
+from bci_app.stream.inlet import StreamError, StreamState
+
+log = logging.getLogger(__name__)
+
+HISTORY_S = 10.0  # predictions and markers kept for the history strip and running mean
+STATUS_PERIOD_S = 0.1  # pipeline.status() (counters, percentiles) is read at most this often
+RESOLVE_WAIT_S = 1.0  # stream picker refresh
+BANNER_STYLES = {
+    "error": "background:#b71c1c; color:white;",
+    "warning": "background:#e65100; color:white;",
+    "info": "background:#1565c0; color:white;",
+}
+
+
+def explain(exc: BaseException) -> tuple[str, str]:
+    """``(title, what to do)`` for an exception raised while starting."""
+    if isinstance(exc, StreamError):
+        return (
+            "Stream not available",
+            "Pick a stream under Stream and press Connect, or fix stream.source_id / name / "
+            "type in the config and open it again (File > Open config, Ctrl+O).",
+        )
+    if isinstance(exc, CheckpointError):
+        return (
+            "The model does not fit this stream",
+            "Start with a model trained on this montage and rate (--model), connect the stream "
+            "it was trained on, or set channels.pick in the config.",
+        )
+    if isinstance(exc, ConfigError):
+        return (
+            "Configuration not loaded",
+            "Fix the file and open it again (File > Open config, Ctrl+O); until then Connect "
+            "runs the built-in simulator with the default settings.",
+        )
+    if isinstance(exc, OSError):
+        return ("Cannot read a file", "Check the model folder (--model or model.path).")
+    return ("Could not start", "See the log for details; Run > Start (Ctrl+R) tries again.")
+
+
+def stream_warning(state: StreamState, age: float | None, error: str | None) -> tuple[str, str]:
+    """``(level, text)`` of the banner for a stream that is not live; ``("", "")`` when live."""
+    since = "" if age is None else f" (newest sample {age:.1f} s old)"
+    if state is StreamState.STALE:
+        return "warning", (
+            f"Stream stale: no new samples{since}. Check the amplifier and its LSL outlet; "
+            "the app keeps waiting."
+        )
+    if state is StreamState.RECOVERING:
+        return "warning", (
+            f"Stream recovering: contact lost{since}, re-resolving it. Check that the "
+            "acquisition software is running; the app reconnects by itself."
+        )
+    if state is StreamState.LOST:
+        return "error", (
+            f"Stream lost{since}. Restart the amplifier's LSL outlet (the app keeps retrying), "
+            "or pick another stream under Stream and press Connect."
+        )
+    if state is StreamState.FAILED:
+        return "error", (
+            f"Stream failed: {error or 'the inlet stopped'}. Press Connect to reconnect, or "
+            "restart the app."
+        )
+    return "", ""
+
+
+class Banner(QtWidgets.QFrame):
+    """A coloured message line above the panels; hidden when there is nothing to say."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.label = QtWidgets.QLabel()
+        self.label.setWordWrap(True)
+        self.label.setTextInteractionFlags(QtCore.Qt.TextSelectableByMouse)
+        self.close_button = QtWidgets.QToolButton()
+        self.close_button.setText("✕")
+        self.close_button.setToolTip("Dismiss")
+        self.close_button.setAutoRaise(True)
+        layout = QtWidgets.QHBoxLayout(self)
+        layout.setContentsMargins(8, 4, 4, 4)
+        layout.addWidget(self.label, 1)
+        layout.addWidget(self.close_button, 0, QtCore.Qt.AlignTop)
+        self._shown: tuple[str, str] | None = None
+        self.hide()
+
+    def show_message(self, level: str, text: str, dismissable: bool) -> None:
+        if self._shown != (level, text):
+            self._shown = (level, text)
+            self.setStyleSheet(f"QFrame {{{BANNER_STYLES[level]}}} QLabel {{ font-weight: bold; }}")
+            self.label.setText(text)
+        self.close_button.setVisible(dismissable)
+        self.show()
+
+    def clear(self) -> None:
+        self._shown = None
+        self.label.setText("")
+        self.hide()
+
+    def text(self) -> str:
+        return self.label.text()
+
+
+class MainWindow(QtWidgets.QMainWindow):
+    """The app window around a :class:`Pipeline`.
+
+    ``pipeline``: not yet started (the window starts it in the background with ``autostart``),
+    already started (shown as it is), or None (nothing until Connect / Start). Later starts
+    build new pipelines from ``config`` with the same model settings (``with_model`` and
+    ``model_path`` give them when ``pipeline`` is None). ``error``: a message (e.g. a config
+    error) to show in the banner from the start. Closing the window stops every pipeline
+    thread (joins within 2 s).
+    """
+
+    def __init__(
+        self,
+        config: AppConfig,
+        pipeline: Pipeline | None = None,
+        *,
+        autostart: bool = True,
+        error: str | None = None,
+        with_model: bool = True,
+        model_path: str | Path | None = None,
+        parent: QtWidgets.QWidget | None = None,
+    ) -> None:
+        super().__init__(parent)
+        self.setWindowTitle("bci-app")
+        self.resize(1400, 900)
+        self.config = config
+        self.pipeline: Pipeline | None = None
+        self.feed = PredictionFeed()
+        self.markers: MarkerReader | ScheduleMarkers | None = None
+        self.frame_ms: deque[float] = deque(maxlen=300)  # refresh durations (ms)
+        self.frame_errors = 0
+        self._live = False
+        self._starting: BackgroundCall | None = None
+        self._start_cancelled: list[bool] | None = None
+        self._resolving: BackgroundCall | None = None
+        self._sticky: tuple[str, str] | None = None  # (level, text) shown until dismissed
+        self._closed = False
+        self._unused: Pipeline | None = None  # given, not started yet
+        self._status: PipelineStatus | None = None  # the last pipeline.status(), and when
+        self._status_time = 0.0
+        if pipeline is not None:
+            self._with_model = pipeline.with_model
+            default = model_dir(pipeline.config)
+            self._model_path = None if pipeline.model_path == default else pipeline.model_path
+        else:
+            self._with_model, self._model_path = with_model, model_path
+
+        self._build_panels()
+        self._build_menus()
+        self.timer = QtCore.QTimer(self)
+        self.timer.setInterval(max(1, round(1000 / config.gui.refresh_hz)))
+        self.timer.timeout.connect(self.refresh)
+        self.timer.start()
+        if error:
+            self.show_error(*self._titled(ConfigError(error)))
+        if pipeline is not None:
+            if pipeline.description is not None:  # started by the caller
+                self.pipeline = pipeline
+                self._go_live()
+            elif autostart:
+                self._begin_start(pipeline)
+            else:
+                self.pipeline = self._unused = pipeline
+        self.refresh_streams()
+
+    # -- layout ---------------------------------------------------------------------------
+    def _build_panels(self) -> None:
+        gui = self.config.gui
+        self.banner = Banner()
+        self.banner.close_button.clicked.connect(self.dismiss_error)
+        self.stream_panel = StreamPanel()
+        self.signals_panel = SignalsPanel(gui.trace_seconds, self.config.ring.capacity)
+        self.prediction_panel = PredictionPanel(HISTORY_S)
+        self.weights_panel = WeightsPanel()
+        self.latency_panel = LatencyPanel()
+        self.panels = (
+            self.stream_panel,
+            self.signals_panel,
+            self.prediction_panel,
+            self.weights_panel,
+            self.latency_panel,
+        )
+        self.stream_panel.connect_requested.connect(
+            lambda source_id: self.connect_stream(source_id or None)
+        )
+        self.stream_panel.disconnect_requested.connect(self.stop_pipeline)
+        self.stream_panel.refresh_requested.connect(self.refresh_streams)
+
+        left = QtWidgets.QWidget()
+        left_layout = QtWidgets.QVBoxLayout(left)
+        left_layout.setContentsMargins(0, 0, 0, 0)
+        left_layout.addWidget(self.stream_panel)
+        left_layout.addWidget(self.signals_panel, 1)
+        right = QtWidgets.QSplitter(QtCore.Qt.Vertical)
+        for panel in (self.prediction_panel, self.weights_panel, self.latency_panel):
+            right.addWidget(panel)
+        right.setSizes([340, 270, 250])
+        splitter = QtWidgets.QSplitter(QtCore.Qt.Horizontal)
+        splitter.addWidget(left)
+        splitter.addWidget(right)
+        splitter.setSizes([800, 600])
+        central = QtWidgets.QWidget()
+        layout = QtWidgets.QVBoxLayout(central)
+        layout.setContentsMargins(4, 4, 4, 4)
+        layout.addWidget(self.banner)
+        layout.addWidget(splitter, 1)
+        self.setCentralWidget(central)
+
+        self.state_label = QtWidgets.QLabel("not connected")
+        self.rate_label = QtWidgets.QLabel("")
+        self.e2e_label = QtWidgets.QLabel("")
+        self.frame_label = QtWidgets.QLabel("")
+        bar = self.statusBar()
+        bar.addWidget(self.state_label, 1)
+        for label in (self.rate_label, self.e2e_label, self.frame_label):
+            bar.addPermanentWidget(label)
+
+    def _build_menus(self) -> None:
+        def action(text: str, shortcut: str, slot, tip: str) -> QtWidgets.QAction:  # noqa: ANN001
+            item = QtWidgets.QAction(text, self)
+            if shortcut:
+                item.setShortcut(QtGui.QKeySequence(shortcut))
+            item.setStatusTip(tip)
+            item.triggered.connect(slot)
+            return item
+
+        self.open_action = action(
+            "&Open config…", "Ctrl+O", self._ask_config, "Load a config.yaml and restart"
+        )
+        self.quit_action = action("&Quit", "Ctrl+Q", self.close, "Stop everything and quit")
+        self.start_action = action("&Start", "Ctrl+R", self.start_pipeline, "Start streaming")
+        self.stop_action = action("S&top", "Ctrl+.", self.stop_pipeline, "Stop every thread")
+        self.about_action = action("&About", "", self._about, "About bci-app")
+        menus = self.menuBar()
+        file_menu = menus.addMenu("&File")
+        file_menu.addAction(self.open_action)
+        file_menu.addSeparator()
+        file_menu.addAction(self.quit_action)
+        run_menu = menus.addMenu("&Run")
+        run_menu.addAction(self.start_action)
+        run_menu.addAction(self.stop_action)
+        menus.addMenu("&Help").addAction(self.about_action)
+        self._update_actions()
+
+    def _update_actions(self) -> None:
+        busy = self._starting is not None
+        self.start_action.setEnabled(not busy and not self._live)
+        self.stop_action.setEnabled(busy or self._live)
+        self.stream_panel.set_busy(busy)
+
+    # -- pipeline lifecycle ---------------------------------------------------------------
+    @property
+    def running(self) -> bool:
+        """True while a started pipeline is shown (not stopped, start succeeded)."""
+        return self._live
+
+    @property
+    def starting(self) -> bool:
+        return self._starting is not None
+
+    def _new_pipeline(self, config: AppConfig) -> Pipeline:
+        return Pipeline(config, with_model=self._with_model, model_path=self._model_path)
+
+    def start_pipeline(self) -> None:
+        """Start streaming (Ctrl+R): the given pipeline if unused, else a new one."""
+        if self._starting is not None or self._live:
+            return
+        pipeline, self._unused = self._unused, None
+        if pipeline is None:
+            pipeline = self._new_pipeline(self.config)  # a Pipeline object runs once
+        self._begin_start(pipeline)
+
+    def _begin_start(self, pipeline: Pipeline) -> None:
+        self._unused = None
+        self.pipeline = pipeline
+        self.feed = PredictionFeed()
+        try:
+            pipeline.add_prediction_sink(self.feed)
+            self.feed.attached = True
+        except RuntimeError:  # already started elsewhere: poll worker.latest instead
+            pass
+        cancelled = [False]
+
+        def start() -> object:
+            description = pipeline.start()
+            if cancelled[0]:  # the window stopped or closed meanwhile
+                pipeline.stop()
+            return description
+
+        self._start_cancelled = cancelled
+        self._starting = BackgroundCall(start, "bci-gui-start")
+        self._sticky = None
+        stream = self.config.stream
+        what = "the built-in simulator" if stream.uses_simulator else "the configured stream"
+        self.stream_panel.set_state("starting", StreamState.CONNECTING)
+        self.state_label.setText(f"starting {what}…")
+        self._update_actions()
+
+    def _poll_background(self) -> None:
+        starting = self._starting
+        if starting is not None and starting.done:
+            self._starting = None
+            if self._start_cancelled and self._start_cancelled[0]:
+                pass
+            elif starting.error is not None:
+                title, hint = explain(starting.error)
+                log.error("start failed: %s", starting.error)
+                self.show_error(title, str(starting.error), hint)
+                self.stream_panel.set_state("not connected")
+                self.state_label.setText("not running")
+            else:
+                self._go_live()
+            self._update_actions()
+        resolving = self._resolving
+        if resolving is not None and resolving.done:
+            self._resolving = None
+            if resolving.error is None:
+                self.stream_panel.set_streams(resolving.result)
+
+    def _go_live(self) -> None:
+        """The pipeline started: bind the panels to its stream and model, read its markers."""
+        pipeline = self.pipeline
+        self._live = True
+        self._status = None
+        self._sticky = None
+        labels = pipeline.description.labels
+        metadata = pipeline.metadata
+        classes = tuple(metadata.classes) if metadata is not None else ()
+        if not classes and pipeline.simulator is not None:
+            classes = tuple(pipeline.simulator.settings.classes)
+        self.signals_panel.bind(labels, classes)
+        self.prediction_panel.bind(classes if metadata is not None else ())
+        self.weights_panel.bind(tuple(metadata.channel_labels) if metadata is not None else ())
+        self.latency_panel.reset()
+        if pipeline.simulator is not None:
+            self.markers = ScheduleMarkers(pipeline.simulator)
+        else:  # a marker outlet named like the simulator's: <EEG source_id>-markers
+            self.markers = MarkerReader(pipeline.description.source_id + "-markers")
+        self._update_actions()
+
+    def stop_pipeline(self) -> None:
+        """Stop every pipeline thread (Ctrl+.); the panels keep the last frame."""
+        if self._start_cancelled is not None and self._starting is not None:
+            self._start_cancelled[0] = True  # the start thread stops it when it returns
+            self._starting = None
+        markers, self.markers = self.markers, None
+        if markers is not None:
+            markers.request_stop()
+        if self._live and self.pipeline is not None:
+            self.pipeline.stop()
+        self._live = False
+        if markers is not None:
+            markers.stop()
+        if not self._closed:
+            self.stream_panel.set_state("stopped")
+            self.state_label.setText("stopped")
+            self._update_actions()
+
+    def connect_stream(self, source_id: str | None) -> None:
+        """Stop, then start on the stream with ``source_id`` (None: the built-in simulator)."""
+        self.stop_pipeline()
+        stream = self.config.stream.model_copy(
+            update={"source_id": source_id, "name": None, "type": None}
+        )
+        self.config = self.config.model_copy(update={"stream": stream})
+        self._begin_start(self._new_pipeline(self.config))
+
+    def open_config(self, path: str | Path) -> bool:
+        """Load ``path`` and restart with it; a config error goes to the banner (False)."""
+        try:
+            config = load_config(path)
+        except ConfigError as exc:
+            self.show_error(*self._titled(exc))
+            return False
+        self.stop_pipeline()
+        self.config = config
+        self.timer.setInterval(max(1, round(1000 / config.gui.refresh_hz)))
+        self._begin_start(self._new_pipeline(config))
+        return True
+
+    @staticmethod
+    def _titled(exc: BaseException) -> tuple[str, str, str]:
+        title, hint = explain(exc)
+        return title, str(exc), hint
+
+    def refresh_streams(self) -> None:
+        """List the visible LSL streams in the picker (resolved in the background)."""
+        if self._resolving is None:
+            self._resolving = BackgroundCall(
+                lambda: pylsl.resolve_streams(wait_time=RESOLVE_WAIT_S), "bci-gui-resolve"
+            )
+
+    # -- errors ---------------------------------------------------------------------------
+    def show_error(self, title: str, message: str, hint: str) -> None:
+        """Show ``title: message`` and what to do in the banner until dismissed."""
+        self._sticky = ("error", f"{title}: {message}\nWhat to do: {hint}")
+        self.banner.show_message(*self._sticky, dismissable=True)
+
+    def dismiss_error(self) -> None:
+        self._sticky = None
+        self.banner.clear()
+
+    def banner_text(self) -> str:
+        """The banner's text ('' when hidden)."""
+        return "" if self.banner.isHidden() else self.banner.text()
+
+    def _update_banner(self, frame: Frame) -> None:
+        if self._sticky is not None:
+            self.banner.show_message(*self._sticky, dismissable=True)
+            return
+        if frame.status is None:
+            self.banner.clear()
+            return
+        health = frame.status.stream
+        level, text = stream_warning(health.state, health.newest_sample_age_s, health.error)
+        if level:
+            self.banner.show_message(level, text, dismissable=False)
+        else:
+            self.banner.clear()
+
+    # -- refresh --------------------------------------------------------------------------
+    def take_frame(self) -> Frame:
+        """Snapshot what the panels show (GUI thread, never blocks on the pipeline)."""
+        frame = Frame(now=pylsl.local_clock())
+        pipeline = self.pipeline
+        if not self._live or pipeline is None:
+            return frame
+        frame.pipeline = pipeline
+        if self._status is None or frame.now - self._status_time >= STATUS_PERIOD_S:
+            self._status, self._status_time = pipeline.status(), frame.now
+        frame.status = self._status
+        worker = pipeline.worker
+        frame.prediction = worker.latest if worker is not None else None
+        self.feed.poll(frame.prediction)
+        frame.predictions = self.feed.since(frame.now - HISTORY_S)
+        if self.markers is not None:
+            frame.markers = self.markers.snapshot(frame.now - 60.0)
+        return frame
+
+    def refresh(self) -> None:
+        """One frame: poll background calls, take a snapshot, update every panel."""
+        started = time.perf_counter()
+        try:
+            self._poll_background()
+            frame = self.take_frame()
+            if frame.status is not None:
+                for panel in self.panels:
+                    panel.update_frame(frame)
+                self._update_status_bar(frame)
+            self._update_banner(frame)
+        except Exception:  # noqa: BLE001 - an exception in a Qt slot would abort the app
+            self.frame_errors += 1
+            if self.frame_errors <= 3:
+                log.exception("GUI refresh failed")
+        self.frame_ms.append((time.perf_counter() - started) * 1e3)
+
+    def _update_status_bar(self, frame: Frame) -> None:
+        status = frame.status
+        health = status.stream
+        self.state_label.setText(
+            f"{health.state.value}: {frame.pipeline.description.name}, "
+            f"{status.windows} windows ({status.flagged_windows} flagged)"
+        )
+        self.rate_label.setText(f"{status.windows_per_s:.1f} windows/s")
+        worker = status.worker
+        if worker is not None and "e2e" in worker.latency_ms:
+            self.e2e_label.setText(f"e2e p99 {worker.latency_ms['e2e']['p99']:.1f} ms")
+        if self.frame_ms:
+            self.frame_label.setText(f"frame {np.median(self.frame_ms):.1f} ms")
+
+    # -- menus ----------------------------------------------------------------------------
+    def _ask_config(self) -> None:
+        path, _ = QtWidgets.QFileDialog.getOpenFileName(
+            self, "Open config", "", "YAML (*.yaml *.yml);;All files (*)"
+        )
+        if path:
+            self.open_config(path)
+
+    def _about(self) -> None:
+        QtWidgets.QMessageBox.about(
+            self,
+            "About bci-app",
+            f"bci-app {__version__}\n\nReal-time EEG brain-computer interface: LSL streaming, "
+            "causal filtering, an attention classifier and this live view.\n\n"
+            "Ctrl+R start, Ctrl+. stop, Ctrl+O open config, Ctrl+Q quit.",
+        )
+
+    # -- shutdown -------------------------------------------------------------------------
+    def shutdown(self, timeout: float = 2.0) -> None:
+        """Stop the timer and every thread the window owns (joins within ``timeout`` s)."""
+        if self._closed:
+            return
+        self._closed = True
+        deadline = time.monotonic() + timeout
+        self.timer.stop()
+        starting = self._starting
+        self.stop_pipeline()
+        for call in (starting, self._resolving):
+            if call is not None:
+                call.join(max(0.0, deadline - time.monotonic()))
+
+    def closeEvent(self, event: QtGui.QCloseEvent) -> None:  # noqa: N802 - Qt override
+        self.shutdown()
+        super().closeEvent(event)
