@@ -13,16 +13,14 @@ from pathlib import Path
 import numpy as np
 import pylsl
 import pytest
-import torch
 from conftest import unique_id
 
+from bci_app.bench.latency import make_checkpoint
 from bci_app.config import AppConfig, parse_config
 from bci_app.gui.decimate import column_extremes, draw_spans, pack_argb
 from bci_app.gui.feeds import MarkerReader
 from bci_app.gui.weights import MEAN, SORTED
 from bci_app.gui.window import MainWindow
-from bci_app.nn.checkpoint import CheckpointMetadata, render_model_card, save_checkpoint
-from bci_app.nn.classifier import ClassifierConfig, EEGClassifier
 from bci_app.pipeline import Pipeline
 from bci_app.sources.montage import EEGMMIDB_64
 
@@ -35,26 +33,7 @@ REPO = Path(__file__).resolve().parents[1]
 def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """An untrained (seeded) checkpoint for the simulator's 64 channels at 160 Hz: the GUI
     only needs predictions and weights of the right shape, not good ones."""
-    torch.manual_seed(0)
-    config = ClassifierConfig(len(EEGMMIDB_64), 320, len(CLASSES), 160.0)
-    model = EEGClassifier(config, channel_labels=EEGMMIDB_64).eval()
-    metadata = CheckpointMetadata(
-        classes=list(CLASSES),
-        channel_labels=list(EEGMMIDB_64),
-        model_rate_hz=160.0,
-        window_s=2.0,
-        hop_s=0.25,
-        dsp={
-            "bandpass": [1.0, 40.0],
-            "order": 4,
-            "notch": 50,
-            "notch_quality": 30.0,
-            "reference": "none",
-        },
-        classifier=config.to_dict(),
-    )
-    folder = tmp_path_factory.mktemp("gui-model")
-    return save_checkpoint(folder, model, metadata, render_model_card(metadata))
+    return make_checkpoint(tmp_path_factory.mktemp("gui-model") / "model", EEGMMIDB_64, 160.0)
 
 
 def sim_config(**sections: dict) -> AppConfig:

@@ -3,15 +3,10 @@
 from __future__ import annotations
 
 import logging
-import platform
 import shutil
 from collections.abc import Sequence
 from pathlib import Path
 
-import numpy as np
-import torch
-
-import bci_app
 from bci_app.config import AppConfig, WindowsConfig, parse_config
 from bci_app.nn.checkpoint import (
     CheckpointMetadata,
@@ -81,15 +76,6 @@ def _check_trials(counts: dict[str, int], classes: Sequence[str]) -> None:
             f"{MIN_TRIALS_PER_CLASS} trials (more give a better model). Record more trials or "
             "check the --classes labels against the recording's events"
         )
-
-
-def versions() -> dict[str, str]:
-    return {
-        "python": platform.python_version(),
-        "torch": torch.__version__,
-        "numpy": np.__version__,
-        "bci_app": bci_app.__version__,
-    }
 
 
 def simulated_recording(settings: SimulatorSettings, seconds: float) -> Recording:
@@ -190,7 +176,6 @@ def train_command(
             "description": description,
         },
         metrics=metrics,
-        versions=versions(),
     )
     if out_dir.exists() and overwrite:
         shutil.rmtree(out_dir)
