@@ -44,6 +44,7 @@ class DspStage:
         self.stream_rate_hz = stream_rate_hz
         self.rate_hz = model_rate(config, stream_rate_hz)
         self.preprocessor = build_preprocessor(config, stream_rate_hz, raw_ring.n_channels)
+        self._delay_seconds = self.preprocessor.delay_seconds  # a scipy computation: once
         capacity = max(1, round(config.ring.capacity * self.rate_hz))
         self.ring = RingBuffer(capacity, raw_ring.n_channels)
         self.cutter = WindowCutter(
@@ -66,7 +67,7 @@ class DspStage:
     @property
     def delay_seconds(self) -> float:
         """Group delay of the causal chain (resampler + band-pass), not processing latency."""
-        return self.preprocessor.delay_seconds
+        return self._delay_seconds
 
     def process(self, now: float) -> list[Window]:
         """Process every raw sample written since the last call; returns the windows completed."""

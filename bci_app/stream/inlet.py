@@ -485,8 +485,12 @@ class InletThread:
 
     def _try_reconnect(self) -> bool:
         try:
-            info = resolve_stream(self._stream_config, timeout=RECOVERY_RESOLVE_S)
-            inlet = self._open(info)
+            # No listing of the visible streams on failure (resolve_stream does that for the
+            # user at start): it costs a second and would delay a stop request.
+            found = pylsl.resolve_bypred(_predicate(self._stream_config), 1, RECOVERY_RESOLVE_S)
+            if not found or self._stop.is_set():
+                return False
+            inlet = self._open(found[0])
             full = inlet.info(timeout=self._stream_config.resolve_timeout)
         except (StreamError, LostError, TimeoutError) as exc:
             log.debug("stream not back yet: %s", exc)
