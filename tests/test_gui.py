@@ -17,6 +17,7 @@ from conftest import unique_id
 
 from bci_app.bench.latency import make_checkpoint
 from bci_app.config import AppConfig, parse_config
+from bci_app.gui.common import Frame
 from bci_app.gui.decimate import column_extremes, draw_spans, pack_argb
 from bci_app.gui.feeds import MarkerReader
 from bci_app.gui.weights import MEAN, SORTED
@@ -124,6 +125,17 @@ def test_weight_bars_match_the_latest_prediction(qtbot, model_dir: Path) -> None
     assert len(panel.scatter.data) == len(EEGMMIDB_64)  # the head map
     assert window.frame_errors == 0
 
+    # The trace strip is scrolled and only its newest columns redrawn each frame: the same
+    # pixels as drawing everything again.
+    signals, now = window.signals_panel, pylsl.local_clock()
+    signals.update_frame(Frame(now=now, pipeline=pipeline))
+    scrolled = signals.traces.pixels.copy()
+    signals.invalidate()
+    signals.update_frame(Frame(now=now, pipeline=pipeline))
+    assert signals.columns_redrawn == signals.columns_drawn
+    assert (scrolled != 0).mean() > 0.01
+    assert (scrolled == signals.traces.pixels).mean() > 0.999
+
 
 def test_closing_the_window_joins_every_thread_within_2_s(qtbot, model_dir: Path) -> None:
     config = sim_config()
@@ -147,7 +159,7 @@ def test_closing_the_window_joins_every_thread_within_2_s(qtbot, model_dir: Path
 def test_a_missing_stream_is_shown_and_the_window_stays_usable(qtbot) -> None:
     config = sim_config(stream={"source_id": unique_id("no-such-stream"), "resolve_timeout": 0.5})
     window = open_window(qtbot, config, Pipeline(config))
-    qtbot.waitUntil(lambda: "no LSL stream matches" in window.banner_text(), timeout=10_000)
+    qtbot.waitUntil(lambda: "no LSL stream matches" in window.banner_text(), timeout=15_000)
     assert "Stream not available" in window.banner_text()
     assert "What to do" in window.banner_text()
     assert not window.running and window.start_action.isEnabled()

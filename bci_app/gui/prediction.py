@@ -11,6 +11,7 @@ from bci_app.gui.common import Frame, class_color, plot_widget
 from bci_app.infer.worker import Prediction
 
 CUE_LINES = 8
+DETAIL_PERIOD_S = 0.2  # the text under the class is rewritten at most this often
 
 
 class PredictionPanel(QtWidgets.QGroupBox):
@@ -39,7 +40,7 @@ class PredictionPanel(QtWidgets.QGroupBox):
         self.history.setMouseEnabled(False, False)
         self.history.setXRange(-history_s, 0, padding=0)
         self.history.setYRange(0, 1, padding=0.02)
-        self.history.addLegend(offset=(5, 5), labelTextSize="8pt", colCount=4)
+        # No legend: the curves have the colours of the labelled probability bars above.
         # Curves and cue lines live in LSL time minus a fixed origin, inside one group that is
         # moved to "now" each frame: new data only when a prediction or cue arrives.
         self.strip = pg.ItemGroup()
@@ -55,6 +56,7 @@ class PredictionPanel(QtWidgets.QGroupBox):
                 item.setParentItem(self.strip)
             self.cue_lines.append((line, text))
         self._drawn: tuple | None = None  # (newest prediction, cues) in the strip
+        self._detail_time = -np.inf
 
         top = QtWidgets.QHBoxLayout()
         text = QtWidgets.QVBoxLayout()
@@ -86,16 +88,13 @@ class PredictionPanel(QtWidgets.QGroupBox):
         )
         self.bars_plot.setYRange(-0.5, k - 0.5, padding=0)
         self.bars_plot.getAxis("left").setTicks([list(enumerate(self.classes)), []])
-        legend = self.history.getPlotItem().legend
         for curve in self.curves:
-            legend.removeItem(curve)
             curve.setParentItem(None)
             self.history.scene().removeItem(curve)
         self.curves = []
         for i, name in enumerate(self.classes):
             curve = pg.PlotDataItem([], [], pen=pg.mkPen(class_color(i), width=2), name=name)
             curve.setParentItem(self.strip)
-            legend.addItem(curve, name)
             self.curves.append(curve)
         self.origin, self._drawn = None, None
         if not self.classes:
@@ -143,8 +142,9 @@ class PredictionPanel(QtWidgets.QGroupBox):
                 label.hide()
         self.strip.setPos(self.origin - frame.now, 0)  # scroll: x = time before now
         shown = self.shown
-        if shown is None:
+        if shown is None or frame.now - self._detail_time < DETAIL_PERIOD_S:
             return
+        self._detail_time = frame.now
         age = frame.now - shown.timestamp
         text = f"p = {shown.probabilities[shown.class_index]:.2f}, window ended {age:.2f} s ago"
         if frame.markers:

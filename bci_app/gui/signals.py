@@ -102,7 +102,9 @@ class SignalsPanel(QtWidgets.QGroupBox):
         self.plot.addItem(self.traces)
         self.marker_lines = []
         for _ in range(MARKER_LINES):
-            line = pg.InfiniteLine(angle=90, movable=False, label="", labelOpts={"position": 0.98})
+            line = pg.InfiniteLine(
+                angle=90, movable=False, label="", labelOpts={"position": 0.98, "fill": (0, 0, 0)}
+            )
             line.hide()
             self.plot.addItem(line)
             self.marker_lines.append(line)
@@ -126,6 +128,10 @@ class SignalsPanel(QtWidgets.QGroupBox):
         self.labels, self.classes = tuple(labels), tuple(classes)
         self._layout_key = self._strip = None
         self.traces.clear()
+
+    def invalidate(self) -> None:
+        """Forget the strip: the next frame draws every column again."""
+        self._strip_key = None
 
     def _relayout(self) -> None:
         """Axis ranges and channel-label ticks, when the scale, window or size changed."""

@@ -80,6 +80,7 @@ class StreamPanel(QtWidgets.QGroupBox):
         layout.addLayout(row)
         layout.addLayout(info)
         self._shown_state: tuple[str, str] | None = None
+        self._shown_status: object = None
         self.set_state(None)
 
     def set_streams(self, infos: list[pylsl.StreamInfo]) -> None:
@@ -114,6 +115,9 @@ class StreamPanel(QtWidgets.QGroupBox):
         status, pipeline = frame.status, frame.pipeline
         if status is None or pipeline is None or pipeline.description is None:
             return
+        if status is self._shown_status:
+            return  # the window refreshes the status less often than it draws
+        self._shown_status = status
         health, description = status.stream, pipeline.description
         self.set_state(health.state.value, health.state)
         self.source.setText(

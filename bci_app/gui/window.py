@@ -170,6 +170,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self._unused: Pipeline | None = None  # given, not started yet
         self._status: PipelineStatus | None = None  # the last pipeline.status(), and when
         self._status_time = 0.0
+        self._status_shown: PipelineStatus | None = None
         if pipeline is not None:
             self._with_model = pipeline.with_model
             default = model_dir(pipeline.config)
@@ -488,6 +489,9 @@ class MainWindow(QtWidgets.QMainWindow):
 
     def _update_status_bar(self, frame: Frame) -> None:
         status = frame.status
+        if status is self._status_shown:
+            return
+        self._status_shown = status
         health = status.stream
         self.state_label.setText(
             f"{health.state.value}: {frame.pipeline.description.name}, "
