@@ -281,11 +281,9 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
         return bench_latency(duration=args.duration, as_json=args.json, devices=args.device)
     if args.what == "gui":
-        from bci_app.gui.bench import frame_benchmark
+        from bci_app.gui.bench import main as bench_gui
 
-        result = frame_benchmark(duration=args.duration)
-        print(json.dumps(result) if args.json else result, flush=True)
-        return 0
+        return bench_gui(duration=args.duration, as_json=args.json)
     raise SystemExit(f"unknown benchmark {args.what!r}")
 
 
