@@ -25,9 +25,13 @@ from sklearn.discriminant_analysis import LinearDiscriminantAnalysis
 from sklearn.pipeline import Pipeline
 
 from bci_app.config import load_config
-from bci_app.nn.classifier import ClassifierConfig
 from bci_app.train.data import extract_trials, load_recording
-from bci_app.train.trainer import TrainSettings, cross_validate, stratified_folds
+from bci_app.train.trainer import (
+    TrainSettings,
+    classifier_config,
+    cross_validate,
+    stratified_folds,
+)
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "eegmmidb" / "S001"
 CONFIG = Path(__file__).resolve().parent / "eegmmidb.yaml"
@@ -88,14 +92,9 @@ def run_task(task: str, attentions: list[str], n_folds: int, seed: int) -> dict:
     settings = TrainSettings(epochs=60, patience=10, seed=seed)
     for variant in attentions:
         attention, _, squeeze = variant.partition(":")
-        classifier = ClassifierConfig(
-            n_electrodes=len(tw.labels),
-            n_samples=tw.x.shape[2],
-            n_classes=len(tw.classes),
-            rate_hz=tw.rate_hz,
-            attention=attention,
-            squeeze=squeeze or "mean",
-        )
+        # KIND alone keeps the classifier's default descriptor (rms), as `bci-app train` does.
+        overrides = {"squeeze": squeeze} if squeeze else {}
+        classifier = classifier_config(tw, attention=attention, **overrides)
         started = time.monotonic()
         metrics = cross_validate(tw, classifier, settings, folds)
         results[f"ours_{variant}"] = {

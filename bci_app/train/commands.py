@@ -14,7 +14,6 @@ from bci_app.nn.checkpoint import (
     render_model_card,
     save_checkpoint,
 )
-from bci_app.nn.classifier import ClassifierConfig
 from bci_app.pipeline import apply_checkpoint
 from bci_app.sources.simulator import EEGSimulator, SimulatorSettings
 from bci_app.train.data import (
@@ -26,6 +25,7 @@ from bci_app.train.data import (
 )
 from bci_app.train.trainer import (
     TrainSettings,
+    classifier_config,
     cross_validate,
     evaluate_trials,
     settings_dict,
@@ -131,13 +131,7 @@ def train_command(
     counts = trials_per_class(tw)
     _check_trials(counts, tw.classes)
     log.info("trials per class: %s (%d windows)", counts, len(tw.y))
-    classifier = ClassifierConfig(
-        n_electrodes=len(tw.labels),
-        n_samples=tw.x.shape[2],
-        n_classes=len(tw.classes),
-        rate_hz=tw.rate_hz,
-        attention=attention,
-    )
+    classifier = classifier_config(tw, attention=attention)
     metrics: dict = {}
     if cv_folds:
         folds = stratified_folds(tw, cv_folds, settings.seed)

@@ -54,6 +54,17 @@ class TrainResult:
     val_metrics: dict | None = None
 
 
+def classifier_config(tw: TrialWindows, **architecture: object) -> ClassifierConfig:
+    """The classifier shape for these windows; ``architecture`` overrides the defaults."""
+    return ClassifierConfig(
+        n_electrodes=len(tw.labels),
+        n_samples=tw.x.shape[2],
+        n_classes=len(tw.classes),
+        rate_hz=tw.rate_hz,
+        **architecture,
+    )
+
+
 def split_trials(
     tw: TrialWindows, how: str, val_fraction: float, seed: int
 ) -> tuple[np.ndarray, np.ndarray]:
