@@ -23,6 +23,7 @@ import torch
 from bci_app.config import BudgetsConfig
 from bci_app.dsp.windows import Window
 from bci_app.infer.latency import LatencyTracker, StageTimes
+from bci_app.nn.checkpoint import resolve_device
 from bci_app.nn.classifier import EEGClassifier
 
 log = logging.getLogger(__name__)
@@ -70,19 +71,6 @@ class LatestSlot:
     def wake(self) -> None:
         with self._ready:
             self._ready.notify_all()
-
-
-def resolve_device(requested: str) -> torch.device:
-    """``auto``: CUDA when available, else CPU; ``cuda`` without a GPU is a clear error."""
-    if requested == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if requested == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError(
-            "model.device is 'cuda' but torch sees no CUDA device; set model.device: auto or cpu"
-        )
-    if requested not in ("cuda", "cpu"):
-        raise ValueError(f"model.device must be auto, cuda or cpu, got {requested!r}")
-    return torch.device(requested)
 
 
 class EagerRunner:

@@ -142,12 +142,6 @@ class RingBuffer:
             target[first : first + head] = values[:head]
             target[: count - head] = values[head:count]
 
-    def mark(self, index: int, flag: np.uint8) -> None:
-        """OR ``flag`` into the flags of an already written sample (writer thread only)."""
-        if not self.oldest <= index < self._written:
-            raise IndexError(f"sample {index} is not held (held: {self.oldest}..{self._written})")
-        self._flags[index % self.capacity] |= flag
-
     def wait_for(self, index: int, timeout: float) -> bool:
         """Block until ``written > index`` or ``timeout`` seconds pass; True if data is there."""
         if self._written > index:

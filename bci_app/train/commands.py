@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import shutil
 from collections.abc import Sequence
+from dataclasses import asdict
 from pathlib import Path
 
 from bci_app.config import AppConfig, WindowsConfig, parse_config
@@ -28,7 +29,6 @@ from bci_app.train.trainer import (
     classifier_config,
     cross_validate,
     evaluate_trials,
-    settings_dict,
     split_trials,
     stratified_folds,
     train_classifier,
@@ -166,7 +166,7 @@ def train_command(
             "split": settings.split,
             "train_trials": int(len(train_ids)),
             "val_trials": int(len(val_ids)),
-            "settings": settings_dict(settings),
+            "settings": asdict(settings),
             "description": description,
         },
         metrics=metrics,

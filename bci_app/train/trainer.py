@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 import math
 import sys
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
@@ -309,7 +309,3 @@ class _progress:
     def close(self) -> None:
         if self._bar is not None:
             self._bar.close()
-
-
-def settings_dict(settings: TrainSettings) -> dict:
-    return asdict(settings)
