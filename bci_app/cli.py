@@ -102,6 +102,10 @@ def run_summary(status, seconds: float) -> dict:  # noqa: ANN001 - PipelineStatu
 def cmd_run(args: argparse.Namespace) -> int:
     from bci_app.pipeline import Pipeline
 
+    if args.replay:
+        return cmd_run_replay(args)
+    if args.fast or args.out or args.json:
+        raise SystemExit("bci-app run: --fast, --out and --json go with --replay FILE")
     if not args.headless:
         raise SystemExit("bci-app run: for the window use `bci-app gui`; add --headless here")
     config = load_config(args.config)
@@ -139,6 +143,103 @@ def cmd_run(args: argparse.Namespace) -> int:
     finally:
         pipeline.stop()
     print(json.dumps(run_summary(pipeline.status(), time.monotonic() - started)), flush=True)
+    return 0
+
+
+def cmd_run_replay(args: argparse.Namespace) -> int:
+    """``run --replay FILE [--fast]``: a recording through dsp, windows and model."""
+    from bci_app.pipeline import model_dir
+    from bci_app.replay_run import pseudo_online_metrics, run_fast, run_paced, write_jsonl
+    from bci_app.train.data import load_recording
+
+    if args.no_model:
+        raise SystemExit("bci-app run --replay classifies windows; drop --no-model")
+    if args.fast and args.speed != 1.0:
+        raise SystemExit("bci-app run: --speed is for paced replay; --fast runs as fast as it can")
+    config = load_config(args.config)
+    model_path = Path(args.model) if args.model else model_dir(config)
+    if args.fast:
+        run = run_fast(args.replay, config, model_path)
+    else:
+        print(f"replaying {args.replay} over LSL at speed {args.speed:g}...", flush=True)
+        run = run_paced(args.replay, config, model_path, speed=args.speed)
+    if args.out:
+        write_jsonl(run, args.out)
+    summary = run.summary()
+    summary["model"] = str(model_path)
+    summary["out"] = args.out
+    trials = pseudo_online_metrics(run, load_recording(args.replay))
+    summary["trials"] = trials
+    print(
+        f"{summary['n_windows']} windows ({summary['n_flagged']} flagged) from "
+        f"{summary['duration_s']:.1f} s of recording in {summary['wall_s']:.2f} s "
+        f"({summary['stream_s_per_wall_s']} x real time)"
+        + (f"; written to {args.out}" if args.out else "")
+    )
+    if trials is None:
+        print("no cue of the model's class map in the file: no per-trial accuracy")
+    else:
+        print(
+            f"online per-trial accuracy {trials['accuracy']:.3f} on {trials['n_trials']} trials "
+            f"(chance {trials['chance']:.3f}, 95% threshold {trials['chance_95']:.3f})"
+        )
+    if args.json:
+        print(json.dumps(summary), flush=True)
+    return 0
+
+
+def cmd_replay(args: argparse.Namespace) -> int:
+    """``replay FILE``: every stream of the file as an LSL outlet, in real time."""
+    import numpy as np
+
+    from bci_app.sources.replay import Replayer, format_progress, read_session
+
+    session = read_session(args.file, args.streams)
+    replayer = Replayer(
+        session,
+        speed=args.speed,
+        loop=args.loop,
+        start_s=args.start,
+        keep_source_id=args.keep_source_id,
+    )
+    for stream in session.streams:
+        print(
+            f"outlet {stream.name!r} (type {stream.type!r}, {stream.n_channels} ch, "
+            f"{stream.channel_format}, {stream.rate_hz:g} Hz, {stream.n_samples} samples), "
+            f"source_id {replayer.source_id_of(stream.name)}",
+            flush=True,
+        )
+    stop = threading.Event()
+    _install_stop_signals(stop)
+    interactive = sys.stderr.isatty()
+    started = time.monotonic()
+    replayer.start()
+    try:
+        while not stop.is_set() and not replayer.wait(1.0):
+            line = format_progress(replayer.progress())
+            print(line, end="\r" if interactive else "\n", file=sys.stderr, flush=True)
+            if args.duration is not None and time.monotonic() - started >= args.duration:
+                break
+    finally:
+        replayer.stop()
+    if replayer.error is not None:
+        print(f"bci-app replay: error: {replayer.error}", file=sys.stderr)
+        return 1
+    lateness_ms = np.asarray(replayer.lateness) * 1e3
+    summary = {
+        "file": str(args.file),
+        "speed": args.speed,
+        "seconds": round(time.monotonic() - started, 3),
+        "passes": replayer.passes + 1,
+        "pushed": replayer.pushed,
+        "push_lateness_ms": {
+            "p50": round(float(np.percentile(lateness_ms, 50)), 4) if lateness_ms.size else None,
+            "p99": round(float(np.percentile(lateness_ms, 99)), 4) if lateness_ms.size else None,
+        },
+    }
+    print(format_progress(replayer.progress()) + " - done", file=sys.stderr, flush=True)
+    if args.json:
+        print(json.dumps(summary), flush=True)
     return 0
 
 
@@ -284,6 +385,10 @@ def cmd_bench(args: argparse.Namespace) -> int:
         from bci_app.gui.bench import main as bench_gui
 
         return bench_gui(duration=args.duration, as_json=args.json)
+    if args.what == "replay":
+        from bci_app.bench.replay import main as bench_replay
+
+        return bench_replay(duration=args.duration, as_json=args.json)
     raise SystemExit(f"unknown benchmark {args.what!r}")
 
 
@@ -314,7 +419,29 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--model", help="checkpoint folder (default: config model.path or shipped)")
     run.add_argument("--no-model", action="store_true", help="acquisition and windows only")
     run.add_argument("--quiet", action="store_true", help="no line per prediction")
+    run.add_argument("--replay", metavar="FILE", help="classify a recording (XDF/EDF/BDF/FIF)")
+    run.add_argument("--fast", action="store_true", help="replay: no LSL, no pacing, deterministic")
+    run.add_argument("--speed", type=_positive_float, default=1.0, help="paced replay: time factor")
+    run.add_argument("--out", metavar="P.jsonl", help="replay: one JSON line per window")
+    run.add_argument(
+        "--json", action="store_true", help="replay: last line JSON (per-trial accuracy)"
+    )
     run.set_defaults(func=cmd_run)
+
+    replay = sub.add_parser("replay", help="replay a recording's streams as LSL outlets")
+    replay.add_argument("file", help="XDF (all streams) or EDF/BDF/FIF (EEG + annotations)")
+    replay.add_argument("--speed", type=_positive_float, default=1.0, help="time factor")
+    replay.add_argument("--loop", action="store_true", help="start over at the end (with a gap)")
+    replay.add_argument("--streams", nargs="+", metavar="NAME", help="replay only these streams")
+    replay.add_argument("--start", type=float, default=0.0, help="start offset in seconds")
+    replay.add_argument(
+        "--keep-source-id",
+        action="store_true",
+        help="reuse the recorded source_ids (default: prefixed bci-app-replay:)",
+    )
+    replay.add_argument("--duration", type=_positive_float, help="stop after this many seconds")
+    replay.add_argument("--json", action="store_true", help="last line: summary as JSON")
+    replay.set_defaults(func=cmd_replay)
 
     sim = sub.add_parser("simulate", help="stream simulated EEG and cue markers over LSL")
     sim.add_argument("--channels", type=int, default=64, choices=[8, 64, 256])
@@ -367,7 +494,7 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.set_defaults(func=cmd_evaluate)
 
     bench = sub.add_parser("bench", help="benchmarks that print figures")
-    bench.add_argument("what", choices=["acquisition", "latency", "gui"])
+    bench.add_argument("what", choices=["acquisition", "latency", "gui", "replay"])
     bench.add_argument(
         "--device", nargs="+", choices=["cpu", "cuda"], help="latency: devices (default: all)"
     )

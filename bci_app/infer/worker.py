@@ -322,25 +322,14 @@ class InferenceWorker:
         if (claimed - window.last_timestamp) * 1e3 > self.budgets.staleness_ms:
             self._stale += 1
             return None
-        np.take(window.data, self.channel_index, axis=1, out=self._input.T)
         started = pylsl.local_clock()
         try:
-            probabilities, weights = self._infer()
+            prediction = self.classify(window)
         except Exception:  # noqa: BLE001 - one bad window must not stop the session
             self._errors += 1
             log.exception("inference failed on window %d", window.seq)
             return None
         finished = pylsl.local_clock()
-        index = int(np.argmax(probabilities))
-        prediction = Prediction(
-            seq=window.seq,
-            timestamp=window.last_timestamp,
-            probabilities=probabilities,
-            class_index=index,
-            class_name=self.classes[index],
-            weights=weights,
-            device=str(self.runner.device),
-        )
         if self._emit is not None:
             self._emit(prediction)
         times = StageTimes(
@@ -360,6 +349,22 @@ class InferenceWorker:
             except Exception:  # noqa: BLE001 - a faulty sink must not stop inference
                 log.exception("prediction callback %r failed", callback)
         return prediction
+
+    def classify(self, window: Window) -> Prediction:
+        """The model's decision on one window, without budgets, sinks or latency records: the
+        worker thread's path via :meth:`process`, and deterministic offline replay directly."""
+        np.take(window.data, self.channel_index, axis=1, out=self._input.T)
+        probabilities, weights = self._infer()
+        index = int(np.argmax(probabilities))
+        return Prediction(
+            seq=window.seq,
+            timestamp=window.last_timestamp,
+            probabilities=probabilities,
+            class_index=index,
+            class_name=self.classes[index],
+            weights=weights,
+            device=str(self.runner.device),
+        )
 
     def _infer(self) -> tuple[np.ndarray, np.ndarray]:
         try:

@@ -46,6 +46,9 @@ __all__ = [
     "extract_trials",
     "load_recording",
     "parse_class_map",
+    "read_xdf_streams",
+    "select_columns",
+    "trial_window_seqs",
     "trials_per_class",
 ]
 
@@ -245,32 +248,32 @@ class _Collect(logging.Handler):
         self.messages.append(record.getMessage())
 
 
-def _info(stream: dict, key: str, default: str = "") -> str:
+def xdf_info(stream: dict, key: str, default: str = "") -> str:
     value = stream["info"].get(key)
     if isinstance(value, list):
         value = value[0] if value else None
     return default if value is None else str(value)
 
 
-def _describe(streams: list[dict]) -> str:
+def describe_xdf_streams(streams: list[dict]) -> str:
     return (
         "; ".join(
-            f"{_info(s, 'name')!r} (type {_info(s, 'type')!r}, {_info(s, 'channel_format')}, "
-            f"{_info(s, 'nominal_srate')} Hz)"
+            f"{xdf_info(s, 'name')!r} (type {xdf_info(s, 'type')!r}, "
+            f"{xdf_info(s, 'channel_format')}, {xdf_info(s, 'nominal_srate')} Hz)"
             for s in streams
         )
         or "none"
     )
 
 
-def _nominal_rate(stream: dict) -> float:
+def xdf_rate(stream: dict) -> float:
     try:
-        return float(_info(stream, "nominal_srate", "0"))
+        return float(xdf_info(stream, "nominal_srate", "0"))
     except ValueError:
         return 0.0
 
 
-def _xdf_channels(stream: dict, n_channels: int) -> list[dict[str, str]]:
+def xdf_channels(stream: dict, n_channels: int) -> list[dict[str, str]]:
     """Per-channel ``label``/``unit``/``type`` from ``desc/channels/channel`` (may be empty)."""
     try:
         nodes = stream["info"]["desc"][0]["channels"][0]["channel"]
@@ -289,7 +292,12 @@ def _xdf_channels(stream: dict, n_channels: int) -> list[dict[str, str]]:
     return channels if len(channels) == n_channels else []
 
 
-def _load_xdf(path: Path, run: str) -> Recording:
+def read_xdf_streams(path: Path, synchronize_clocks: bool = True) -> list[dict]:
+    """All streams of an XDF file as pyxdf returns them (timestamps not dejittered).
+
+    Raises :class:`RecordingError` when the file is not XDF, cannot be parsed, or pyxdf reports
+    a truncated or corrupt chunk.
+    """
     import pyxdf
 
     opener = gzip.open if path.name.lower().endswith(".xdfz") else open
@@ -307,9 +315,11 @@ def _load_xdf(path: Path, run: str) -> Recording:
     pyxdf_log = logging.getLogger("pyxdf.pyxdf")
     pyxdf_log.addHandler(collect)
     try:
-        # Dejittered below with the inlet's gap rule: pyxdf's own breaks only at > 1 s and
-        # > 500 samples, so it would smear a shorter dropout over the whole segment.
-        streams, _ = pyxdf.load_xdf(str(path), dejitter_timestamps=False)
+        # Dejittering is left to the callers: pyxdf's own breaks only at > 1 s and > 500
+        # samples, so it would smear a shorter dropout over the whole segment.
+        streams, _ = pyxdf.load_xdf(
+            str(path), dejitter_timestamps=False, synchronize_clocks=synchronize_clocks
+        )
     except Exception as exc:
         raise RecordingError(
             f"{path}: not a readable XDF file ({type(exc).__name__}: {exc}); it is corrupt or "
@@ -322,48 +332,58 @@ def _load_xdf(path: Path, run: str) -> Recording:
             f"{path}: the XDF file is truncated or corrupt ({collect.messages[0]}); copy it "
             "again from the recording machine, or re-record"
         )
+    return streams
 
-    numeric = [
-        s for s in streams if _info(s, "channel_format") != "string" and _nominal_rate(s) > 0
-    ]
+
+def check_xdf_complete(path: Path, stream: dict) -> None:
+    """Raise :class:`RecordingError` when ``stream`` lacks its footer or holds fewer or more
+    samples than its footer says (the recorder did not close the file: truncated)."""
+    name = xdf_info(stream, "name")
+    footer = stream.get("footer")
+    if not footer:
+        raise RecordingError(
+            f"{path}: stream {name!r} has no footer, so the file was cut short (the recorder "
+            "did not close it); copy it again or re-record"
+        )
+    try:
+        expected = int(footer["info"]["sample_count"][0])
+    except (KeyError, IndexError, TypeError, ValueError):
+        return
+    held = len(stream["time_stamps"])
+    if expected != held:
+        raise RecordingError(
+            f"{path}: stream {name!r} holds {held} samples but its footer says {expected}: "
+            "the file is truncated or corrupt; copy it again or re-record"
+        )
+
+
+def _load_xdf(path: Path, run: str) -> Recording:
+    streams = read_xdf_streams(path)
+    numeric = [s for s in streams if xdf_info(s, "channel_format") != "string" and xdf_rate(s) > 0]
     if not numeric:
         raise RecordingError(
             f"{path}: no numeric stream with a nominal sample rate (EEG) in the file; streams: "
-            f"{_describe(streams)}. Record the EEG stream as well"
+            f"{describe_xdf_streams(streams)}. Record the EEG stream as well"
         )
-    typed = [s for s in numeric if _info(s, "type").lower() == "eeg"]
+    typed = [s for s in numeric if xdf_info(s, "type").lower() == "eeg"]
     candidates = typed or numeric
     eeg = candidates[0]
     if len(candidates) > 1:
         log.warning(
             "%s: several EEG candidates (%s); using %r",
             path,
-            _describe(candidates),
-            _info(eeg, "name"),
+            describe_xdf_streams(candidates),
+            xdf_info(eeg, "name"),
         )
-    name = _info(eeg, "name")
+    name = xdf_info(eeg, "name")
     values = np.asarray(eeg["time_series"])
-    timestamps = _dejitter(np.asarray(eeg["time_stamps"], dtype=np.float64), _nominal_rate(eeg))
+    timestamps = _dejitter(np.asarray(eeg["time_stamps"], dtype=np.float64), xdf_rate(eeg))
     if values.ndim != 2 or values.shape[0] == 0:
         raise RecordingError(f"{path}: EEG stream {name!r} holds no samples; re-record")
-    footer = eeg.get("footer")
-    if not footer:
-        raise RecordingError(
-            f"{path}: EEG stream {name!r} has no footer, so the file was cut short (the recorder "
-            "did not close it); copy it again or re-record"
-        )
-    try:
-        expected = int(footer["info"]["sample_count"][0])
-    except (KeyError, IndexError, TypeError, ValueError):
-        expected = None
-    if expected is not None and expected != values.shape[0]:
-        raise RecordingError(
-            f"{path}: EEG stream {name!r} holds {values.shape[0]} samples but its footer says "
-            f"{expected}: the file is truncated or corrupt; copy it again or re-record"
-        )
+    check_xdf_complete(path, eeg)
 
     n_channels = values.shape[1]
-    channels = _xdf_channels(eeg, n_channels)
+    channels = xdf_channels(eeg, n_channels)
     if channels:
         types = [c["type"].lower() for c in channels]
         keep = [i for i, t in enumerate(types) if t == "eeg"] if "eeg" in types else []
@@ -387,8 +407,8 @@ def _load_xdf(path: Path, run: str) -> Recording:
     if np.any(scale != 1.0):
         data = (data.astype(np.float64) * scale).astype(np.float32)
 
-    events = _xdf_events(path, streams, timestamps, _nominal_rate(eeg))
-    return Recording(data, _nominal_rate(eeg), tuple(labels), events, timestamps, str(path), run)
+    events = _xdf_events(path, streams, timestamps, xdf_rate(eeg))
+    return Recording(data, xdf_rate(eeg), tuple(labels), events, timestamps, str(path), run)
 
 
 def _breaks(timestamps: np.ndarray, rate: float, tolerance_s: float) -> np.ndarray:
@@ -415,14 +435,14 @@ def _xdf_events(
     path: Path, streams: list[dict], timestamps: np.ndarray, rate: float
 ) -> tuple[tuple[int, str], ...]:
     """Markers of the (type 'Markers' preferred) string stream, at the nearest EEG sample."""
-    strings = [s for s in streams if _info(s, "channel_format") == "string"]
+    strings = [s for s in streams if xdf_info(s, "channel_format") == "string"]
     if not strings:
         log.warning("%s: no marker (string) stream; the recording has no events", path)
         return ()
-    typed = [s for s in strings if _info(s, "type").lower() == "markers"]
+    typed = [s for s in strings if xdf_info(s, "type").lower() == "markers"]
     markers = (typed or strings)[0]
     if len(typed or strings) > 1:
-        log.warning("%s: several marker streams; using %r", path, _info(markers, "name"))
+        log.warning("%s: several marker streams; using %r", path, xdf_info(markers, "name"))
     times = np.asarray(markers["time_stamps"], dtype=np.float64)
     labels = [
         str(v[0] if isinstance(v, list | tuple) else v).strip() for v in markers["time_series"]
@@ -640,7 +660,14 @@ def _channel_columns(recording: Recording, wanted: Sequence[str]) -> np.ndarray:
     return np.array([lookup[canonical_label(w).lower()] for w in wanted], dtype=np.intp)
 
 
-def _gap_flags(recording: Recording, tolerance_s: float) -> np.ndarray:
+def select_columns(recording: Recording, pick: Sequence[str] | None) -> np.ndarray:
+    """Column indices of the ``pick`` labels (all columns when None), as the live inlet picks."""
+    if pick is None:
+        return np.arange(len(recording.labels), dtype=np.intp)
+    return _channel_columns(recording, pick)
+
+
+def gap_flags(recording: Recording, tolerance_s: float) -> np.ndarray:
     """FLAG_GAP where the timestamps jump as the inlet would flag them (period + tolerance)."""
     flags = np.zeros(recording.n_samples, dtype=np.uint8)
     ts = recording.timestamps
@@ -653,6 +680,21 @@ def _gap_flags(recording: Recording, tolerance_s: float) -> np.ndarray:
             "%s: %d timestamp gap(s); windows across them are skipped", recording.source, jumps.size
         )
     return flags
+
+
+def trial_window_seqs(
+    stage: DspStage, cue: int, trial_start_s: float, trial_stop_s: float
+) -> tuple[int, int]:
+    """First and last sequence number of ``stage``'s windows that lie fully inside the trial
+    ``[cue + trial_start_s, cue + trial_stop_s)`` s; ``cue`` is a stream sample index counted
+    from the stage's first sample (rounding: see the module docstring). ``first > last`` when no
+    window fits."""
+    up, down = stage.preprocessor.resampler.up, stage.preprocessor.resampler.down
+    rate, hop, length = stage.rate_hz, stage.cutter.hop, stage.cutter.length
+    position = cue * up / down  # model-rate index of the cue
+    lo = math.floor(position + trial_start_s * rate + 0.5)
+    hi = math.floor(position + trial_stop_s * rate + 0.5)
+    return max(0, -(-lo // hop)), (hi - length) // hop
 
 
 def _run_windows(
@@ -670,8 +712,6 @@ def _run_windows(
     block = read * _BLOCK_READS
     raw = RingBuffer(max(1, min(n, block)), len(columns))
     stage = DspStage(raw, recording.rate_hz, config)
-    hop, length = stage.cutter.hop, stage.cutter.length
-    up, down = stage.preprocessor.resampler.up, stage.preprocessor.resampler.down
     rate = stage.rate_hz
 
     trials: list[_Trial] = []
@@ -679,10 +719,7 @@ def _run_windows(
     for cue, label in recording.events:
         if label not in class_map:
             continue
-        position = cue * up / down  # model-rate index of the cue
-        lo = math.floor(position + trial_start_s * rate + 0.5)
-        hi = math.floor(position + trial_stop_s * rate + 0.5)
-        first, last = max(0, -(-lo // hop)), (hi - length) // hop
+        first, last = trial_window_seqs(stage, cue, trial_start_s, trial_stop_s)
         cue_s = cue / recording.rate_hz
         trial = _Trial(
             cue,
@@ -713,7 +750,7 @@ def _run_windows(
         if recording.timestamps is not None
         else np.arange(n, dtype=np.float64) / recording.rate_hz
     )
-    flags = _gap_flags(recording, config.health.gap_tolerance)
+    flags = gap_flags(recording, config.health.gap_tolerance)
     for start in range(0, n, block):
         stop = min(n, start + block)
         chunk = np.take(recording.data[start:stop], columns, axis=1).astype(np.float32, copy=False)

@@ -1,0 +1,280 @@
+"""``bci-app run --replay FILE``: a recording through the pipeline's dsp, windows and model.
+
+- fast (:func:`run_fast`): no LSL, no pacing, no threads. The file's samples go in order into a
+  raw :class:`RingBuffer`, through the live :class:`DspStage` (same filters, gap and NaN rules,
+  window grid counted from the first sample) and the live worker's :meth:`classify`, as fast as
+  the CPU allows. Deterministic: the same file, config and checkpoint give the same lines.
+- paced (:func:`run_paced`): the file is replayed over LSL in real time by a
+  :class:`~bci_app.sources.replay.Replayer` in this process and read by the live pipeline, whose
+  inlet connects before the first sample is pushed, so both modes number windows alike.
+
+Both write one JSON line per window: ``seq``, ``time`` (LSL time of the window's newest sample:
+the file's clock in fast mode, the local clock in paced mode), ``class``, ``probabilities``,
+``weights`` and ``flags``; fast mode also lists flagged windows (probabilities null).
+Pseudo-online evaluation (:func:`pseudo_online_metrics`): with cue markers in the file, each
+trial's decision is the argmax of the mean probability of the online windows that lie inside
+``[cue + start, cue + stop)`` (the checkpoint's trial span), as ``bci-app evaluate`` defines it.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from bci_app.config import AppConfig
+from bci_app.dsp.stage import DspStage, model_rate
+from bci_app.infer.worker import InferenceWorker, Prediction
+from bci_app.nn.checkpoint import CheckpointMetadata, check_stream_compatibility, load_checkpoint
+from bci_app.pipeline import Pipeline, apply_checkpoint
+from bci_app.sources.replay import Replayer, ReplaySession, read_session
+from bci_app.stream.ring import FLAG_GAP, FLAG_NONFINITE, RingBuffer
+from bci_app.train.data import (
+    Recording,
+    RecordingError,
+    gap_flags,
+    load_recording,
+    select_columns,
+    trial_window_seqs,
+)
+from bci_app.train.trainer import classification_metrics
+
+log = logging.getLogger(__name__)
+
+FEED_SECONDS = 32.0  # raw samples written to the ring per DspStage.process() call
+PACED_DRAIN_S = 5.0  # after the last pushed sample: longest wait for the pipeline to catch up
+
+
+@dataclass
+class WindowRecord:
+    """One window's outcome: its prediction, or None when it was flagged (gap, NaN)."""
+
+    seq: int
+    time: float  # LSL time of the window's newest sample (s)
+    flags: list[str]
+    prediction: Prediction | None
+
+
+@dataclass
+class ReplayRun:
+    """What a replay run produced; ``windows`` in sequence order."""
+
+    source: str
+    mode: str  # "fast" | "paced"
+    classes: list[str]
+    electrodes: list[str]
+    duration_s: float  # stream seconds replayed
+    wall_s: float
+    windows: list[WindowRecord] = field(default_factory=list)
+    stage: DspStage | None = None  # its window grid defines the trials' windows
+    metadata: CheckpointMetadata | None = None
+
+    @property
+    def predictions(self) -> dict[int, Prediction]:
+        return {w.seq: w.prediction for w in self.windows if w.prediction is not None}
+
+    def summary(self) -> dict:
+        flagged = sum(1 for w in self.windows if w.prediction is None)
+        return {
+            "source": self.source,
+            "mode": self.mode,
+            "duration_s": round(self.duration_s, 4),
+            "wall_s": round(self.wall_s, 4),
+            "stream_s_per_wall_s": round(self.duration_s / self.wall_s, 2) if self.wall_s else None,
+            "n_windows": len(self.windows),
+            "n_predicted": len(self.windows) - flagged,
+            "n_flagged": flagged,
+        }
+
+
+def flag_names(flags: int) -> list[str]:
+    return [name for bit, name in ((FLAG_GAP, "gap"), (FLAG_NONFINITE, "nonfinite")) if flags & bit]
+
+
+def _load_model(config: AppConfig, model_path: Path):  # noqa: ANN202 - (model, metadata, config)
+    model, metadata = load_checkpoint(model_path)
+    return model, metadata, apply_checkpoint(config, metadata)
+
+
+def _worker(model, metadata: CheckpointMetadata, config: AppConfig, labels, rate_hz: float):  # noqa: ANN001, ANN202
+    channel_index = check_stream_compatibility(metadata, labels, model_rate(config, rate_hz))
+    return InferenceWorker(
+        model,
+        metadata.classes,
+        channel_index,
+        config.model.device,
+        config.budgets,
+        use_cuda_graph=config.model.cuda_graph,
+        cpu_runtime=config.model.cpu_runtime,
+        cpu_threads=config.model.cpu_threads,
+    )
+
+
+def run_fast(path: str | Path, config: AppConfig, model_path: str | Path) -> ReplayRun:
+    """Classify every window of the recording at ``path`` without LSL or pacing."""
+    model, metadata, config = _load_model(config, Path(model_path))
+    recording = load_recording(path)
+    columns = select_columns(recording, config.channels.pick)
+    labels = [recording.labels[i] for i in columns]
+    worker = _worker(model, metadata, config, labels, recording.rate_hz)
+    started = time.perf_counter()
+    run = ReplayRun(
+        recording.source,
+        "fast",
+        list(metadata.classes),
+        list(metadata.channel_labels),
+        recording.duration_s,
+        0.0,
+        metadata=metadata,
+    )
+    for window in _windows(recording, columns, config, run):
+        prediction = worker.classify(window) if window.usable else None
+        run.windows.append(
+            WindowRecord(window.seq, window.last_timestamp, flag_names(window.flags), prediction)
+        )
+    run.wall_s = time.perf_counter() - started
+    return run
+
+
+def _windows(recording: Recording, columns: np.ndarray, config: AppConfig, run: ReplayRun):  # noqa: ANN202
+    """Windows of the live DspStage fed with the whole recording in order."""
+    n = recording.n_samples
+    block = max(1, min(n, round(FEED_SECONDS * recording.rate_hz)))
+    raw = RingBuffer(block, len(columns))
+    stage = DspStage(raw, recording.rate_hz, config)
+    run.stage = stage
+    timestamps = (
+        recording.timestamps
+        if recording.timestamps is not None
+        else np.arange(n, dtype=np.float64) / recording.rate_hz
+    )
+    flags = gap_flags(recording, config.health.gap_tolerance)
+    for start in range(0, n, block):
+        stop = min(n, start + block)
+        chunk = np.take(recording.data[start:stop], columns, axis=1).astype(np.float32, copy=False)
+        chunk_flags = flags[start:stop].copy()
+        chunk_flags[~np.isfinite(chunk).all(axis=1)] |= FLAG_NONFINITE
+        raw.write(chunk, timestamps[start:stop], chunk_flags, arrival=0.0)
+        yield from stage.process(now=0.0)
+
+
+def _eeg_stream_name(session: ReplaySession) -> str:
+    numeric = [s for s in session.streams if not s.is_string and s.rate_hz > 0]
+    if not numeric:
+        raise RecordingError(f"{session.source}: no regular-rate numeric (EEG) stream to replay")
+    typed = [s for s in numeric if s.type.lower() == "eeg"]
+    return (typed or numeric)[0].name
+
+
+def run_paced(
+    path: str | Path, config: AppConfig, model_path: str | Path, speed: float = 1.0
+) -> ReplayRun:
+    """Replay ``path`` over LSL in real time (times ``speed``) and run the live pipeline on it."""
+    session = read_session(path)
+    eeg_name = _eeg_stream_name(session)
+    eeg = next(s for s in session.streams if s.name == eeg_name)
+    replayer = Replayer(session, speed=speed, wait_for_consumers=5.0)
+    stream = config.stream.model_copy(
+        update={"source_id": replayer.source_id_of(eeg_name), "name": None, "type": None}
+    )
+    config = config.model_copy(update={"stream": stream})
+    records: list[WindowRecord] = []
+    pipeline = Pipeline(config, with_model=True, model_path=model_path)
+
+    def collect(prediction: Prediction) -> None:
+        records.append(WindowRecord(prediction.seq, prediction.timestamp, [], prediction))
+
+    pipeline.add_prediction_sink(collect)
+    started = time.perf_counter()
+    try:
+        pipeline.start()
+        replayer.start()
+        while not replayer.wait(0.5):
+            pass
+        if replayer.error is not None:
+            raise RecordingError(f"{session.source}: replay failed: {replayer.error}")
+        deadline = time.monotonic() + PACED_DRAIN_S
+        while pipeline.stage.cursor < eeg.n_samples and time.monotonic() < deadline:
+            time.sleep(0.02)
+        time.sleep(0.2)  # the last window's inference
+    finally:
+        pipeline.stop()
+        replayer.stop()
+    metadata = pipeline.metadata
+    run = ReplayRun(
+        session.source,
+        "paced",
+        list(metadata.classes),
+        list(metadata.channel_labels),
+        eeg.n_samples / eeg.rate_hz,
+        time.perf_counter() - started,
+        sorted(records, key=lambda r: r.seq),
+        pipeline.stage,
+        metadata,
+    )
+    return run
+
+
+def write_jsonl(run: ReplayRun, out: str | Path) -> Path:
+    """One header line (classes, electrodes, source, mode), then one line per window."""
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with out.open("w", encoding="utf-8") as f:
+        header = {
+            "classes": run.classes,
+            "electrodes": run.electrodes,
+            "source": run.source,
+            "mode": run.mode,
+        }
+        f.write(json.dumps(header) + "\n")
+        for window in run.windows:
+            p = window.prediction
+            record = {
+                "seq": window.seq,
+                "time": window.time,
+                "class": None if p is None else p.class_name,
+                "probabilities": None
+                if p is None
+                else [round(float(v), 6) for v in p.probabilities],
+                "weights": None if p is None else [round(float(v), 6) for v in p.weights],
+                "flags": window.flags,
+            }
+            f.write(json.dumps(record) + "\n")
+    return out
+
+
+def pseudo_online_metrics(run: ReplayRun, recording: Recording) -> dict | None:
+    """Per-trial accuracy of the online decisions; None when the file has no cue of the model.
+
+    Trials open at events whose label is in the checkpoint's class map and span its
+    ``trial_window_s``; a trial's decision is the argmax of the mean probability of its
+    predicted windows (flagged windows do not count; a trial without any is left out).
+    """
+    metadata = run.metadata
+    training = metadata.training
+    class_map = dict(training.get("class_map") or {c: c for c in metadata.classes})
+    start_s, stop_s = training.get("trial_window_s", [0.0, 4.0])
+    predictions = run.predictions
+    classes = tuple(metadata.classes)
+    y_true, y_pred, skipped = [], [], 0
+    for cue, label in recording.events:
+        if label not in class_map or class_map[label] not in classes:
+            continue
+        first, last = trial_window_seqs(run.stage, cue, start_s, stop_s)
+        probs = [predictions[s].probabilities for s in range(first, last + 1) if s in predictions]
+        if not probs:
+            skipped += 1
+            continue
+        y_true.append(classes.index(class_map[label]))
+        y_pred.append(int(np.argmax(np.mean(probs, axis=0))))
+    if not y_true:
+        return None
+    metrics = classification_metrics(np.asarray(y_true), np.asarray(y_pred), classes)
+    metrics["trials_without_windows"] = skipped
+    metrics["trial_window_s"] = [start_s, stop_s]
+    metrics["hop_s"] = run.stage.cutter.hop / run.stage.rate_hz
+    return metrics
