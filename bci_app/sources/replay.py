@@ -40,7 +40,8 @@ from bci_app.train.data import (
 
 log = logging.getLogger(__name__)
 
-LOOP_GAP_S = 1.0  # pause between loop passes: a timestamp gap every reader detects
+LOOP_GAP_S = 0.2  # pause between loop passes: a timestamp gap well beyond any jitter tolerance,
+# yet shorter than the time after which readers call a stream stale
 SOURCE_ID_PREFIX = "bci-app-replay"
 MAX_PUSH_SAMPLES = 4096  # per stream and push: bounds one push when the replayer fell behind
 TIMING_HISTORY = 100_000  # lateness values kept for the timing report (bounded)
