@@ -89,6 +89,26 @@ def test_reads_every_sample_exactly_with_labels_and_pick(outlet_factory):
         inlet.stop()
 
 
+@pytest.mark.parametrize(
+    ("fmt", "pick"),
+    [(pylsl.cf_double64, None), (pylsl.cf_double64, ["C4", "C3"]), (pylsl.cf_int16, None)],
+)
+def test_double_and_integer_streams_are_read_as_float32(outlet_factory, fmt, pick):
+    # mne-lsl's player, for one, streams double64; liblsl writes the stream's own type.
+    source = outlet_factory(n_channels=3, labels=["C3", "Cz", "C4"], channel_format=fmt)
+    inlet = make_inlet(source.outlet.get_info().source_id(), pick=pick)
+    inlet.connect()
+    inlet.start()
+    try:
+        source.push(20)
+        assert wait_until(lambda: inlet.ring.written == 100)
+        expected, _ = source.make_chunk(0, 100)
+        columns = [0, 1, 2] if pick is None else [2, 0]
+        np.testing.assert_array_equal(inlet.ring.read(0, 100).data, expected[:, columns])
+    finally:
+        inlet.stop()
+
+
 def test_timestamp_jump_forward_and_backward_marks_gaps(outlet_factory):
     def transform(first, data, timestamps):
         if first >= 200:

@@ -147,6 +147,21 @@ def read_channels(info: pylsl.StreamInfo) -> list[ChannelInfo]:
     return channels
 
 
+# LSL channel formats -> the numpy dtype liblsl writes (strings are refused earlier).
+_FORMAT_DTYPES = {
+    pylsl.cf_float32: np.float32,
+    pylsl.cf_double64: np.float64,
+    pylsl.cf_int8: np.int8,
+    pylsl.cf_int16: np.int16,
+    pylsl.cf_int32: np.int32,
+    pylsl.cf_int64: np.int64,
+}
+
+
+def _sample_dtype(info: pylsl.StreamInfo) -> np.dtype:
+    return np.dtype(_FORMAT_DTYPES.get(info.channel_format(), np.float32))
+
+
 def describe_stream(
     info: pylsl.StreamInfo, config: StreamConfig, pick: list[str] | None
 ) -> tuple[StreamDescription, np.ndarray | None]:
@@ -298,7 +313,7 @@ class InletThread:
         # Preallocated staging for liblsl to write into; ~100 ms or 1024 samples per pull.
         self._max_chunk = max(1024, math.ceil(0.1 * description.rate_hz))
         self._staging = np.zeros(
-            (self._max_chunk, description.stream_channel_count), dtype=np.float32
+            (self._max_chunk, description.stream_channel_count), dtype=_sample_dtype(full)
         )
         self._picked = np.zeros((self._max_chunk, n_channels), dtype=np.float32)
         self._flags = np.zeros(self._max_chunk, dtype=np.uint8)
@@ -402,7 +417,10 @@ class InletThread:
         arrival = pylsl.local_clock()
         data = self._staging[:n]
         if self._pick_index is not None:
-            np.take(data, self._pick_index, axis=1, out=self._picked[:n])
+            np.take(data, self._pick_index, axis=1, out=self._picked[:n], mode="clip")
+            data = self._picked[:n]
+        elif data.dtype != np.float32:  # double / integer streams: the ring holds float32
+            self._picked[:n] = data
             data = self._picked[:n]
         flags = self._flags[:n]
         flags[:] = 0
@@ -504,6 +522,12 @@ class InletThread:
                 f"{full.nominal_srate():g} Hz, but it had {old.stream_channel_count} channels at "
                 f"{old.rate_hz:g} Hz; the app will not mix them. Restart the acquisition with "
                 "the original montage, or restart the app to use the new one."
+            )
+            return False
+        if _sample_dtype(full) != self._staging.dtype:
+            self._fail(
+                f"stream {old.name!r} came back with samples of another type "
+                f"({_sample_dtype(full)} instead of {self._staging.dtype}); restart the app"
             )
             return False
         labels = tuple(c.label for c in read_channels(full))

@@ -1,0 +1,126 @@
+"""``run --replay``: fast replay is deterministic, equals a live-paced replay over LSL, and
+evaluates the online decisions per trial like ``bci-app evaluate``."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import mne
+import numpy as np
+import pytest
+from conftest import SHARED_DATA
+from xdf_files import synthetic_xdf_streams, write_xdf
+
+from bci_app.config import parse_config
+from bci_app.pipeline import DEFAULT_MODEL_DIR
+from bci_app.replay_run import pseudo_online_metrics, run_fast, run_paced, write_jsonl
+from bci_app.sources.montage import EEGMMIDB_64
+from bci_app.train.commands import evaluate_command
+from bci_app.train.data import load_recording
+
+R06_XDF = SHARED_DATA / "xdf" / "S001R06-labrecorder.xdf"
+EEGMMIDB_MODEL = DEFAULT_MODEL_DIR.parent / "eegmmidb-s001-hands-feet"
+
+
+@pytest.fixture(scope="module")
+def fast_r06():
+    return run_fast(R06_XDF, parse_config({}), EEGMMIDB_MODEL)
+
+
+def test_fast_replay_is_deterministic_and_classifies_every_window(fast_r06):
+    again = run_fast(R06_XDF, parse_config({}), EEGMMIDB_MODEL)
+    assert len(fast_r06.windows) == len(again.windows) == 493  # (125 s - 2 s) / 0.25 s + 1
+    assert [w.seq for w in fast_r06.windows] == list(range(493))
+    for a, b in zip(fast_r06.windows, again.windows, strict=True):
+        np.testing.assert_array_equal(a.prediction.probabilities, b.prediction.probabilities)
+        np.testing.assert_array_equal(a.prediction.weights, b.prediction.weights)
+    assert fast_r06.summary()["n_flagged"] == 0
+
+
+def test_fast_replay_equals_live_paced_replay_over_lsl(fast_r06):
+    paced = run_paced(R06_XDF, parse_config({}), EEGMMIDB_MODEL, speed=5.0)
+    fast, live = fast_r06.predictions, paced.predictions
+    # Live is latest-wins: a window may be replaced at start-up, never changed.
+    assert len(live) >= 0.97 * len(fast)
+    assert set(live) <= set(fast)
+    for seq, prediction in live.items():
+        np.testing.assert_allclose(prediction.probabilities, fast[seq].probabilities, atol=1e-5)
+        np.testing.assert_allclose(prediction.weights, fast[seq].weights, atol=1e-5)
+        assert prediction.class_name == fast[seq].class_name
+
+
+def test_pseudo_online_accuracy_matches_evaluate(fast_r06):
+    metrics = pseudo_online_metrics(fast_r06, load_recording(R06_XDF))
+    evaluated = evaluate_command(EEGMMIDB_MODEL, [R06_XDF])
+    # The default hop (0.25 s) is the checkpoint's, so both see the same windows per trial.
+    assert metrics["n_trials"] == evaluated["n_trials"] == 15
+    assert metrics["accuracy"] == evaluated["accuracy"]
+    assert metrics["confusion"] == evaluated["confusion"]
+    assert metrics["accuracy"] > metrics["chance_95"]
+
+
+def test_jsonl_has_one_line_per_window_with_flags(tmp_path):
+    eeg, markers, _ = synthetic_xdf_streams(rate=160.0, n=4000)
+    # The model's 64 electrodes: rename the synthetic EEG channels and widen it to 64.
+    n = len(eeg["times"])
+    rng = np.random.default_rng(0)
+    values = rng.standard_normal((n, 64)).astype(np.float32) * 10.0
+    values[2500, 5] = np.nan
+    eeg.update(
+        values=values,
+        channels=[(label, "microvolts", "EEG") for label in EEGMMIDB_64],
+    )
+    path = tmp_path / "gap-and-nan.xdf"
+    write_xdf(path, [eeg, markers])
+    run = run_fast(path, parse_config({}), EEGMMIDB_MODEL)
+    out = write_jsonl(run, tmp_path / "p.jsonl")
+    lines = [json.loads(line) for line in out.read_text().splitlines()]
+    header, records = lines[0], lines[1:]
+    assert header["classes"] == ["hands", "feet"] and len(header["electrodes"]) == 64
+    assert header["mode"] == "fast"
+    assert [r["seq"] for r in records] == [w.seq for w in run.windows]
+    flagged = [r for r in records if r["flags"]]
+    assert any("gap" in r["flags"] for r in flagged)  # the 2 s timestamp jump
+    assert any("nonfinite" in r["flags"] for r in flagged)  # the NaN sample
+    assert all(r["probabilities"] is None and r["class"] is None for r in flagged)
+    usable = [r for r in records if not r["flags"]]
+    assert usable and all(abs(sum(r["probabilities"]) - 1) < 1e-4 for r in usable)
+    times = [r["time"] for r in records]
+    assert times == sorted(times)
+    # No cue of the model's class map (T1/T2) in this file: no per-trial accuracy.
+    assert pseudo_online_metrics(run, load_recording(path)) is None
+
+
+def test_fast_replay_of_an_edf_through_the_cli(tmp_path):
+    edf = SHARED_DATA / "eegmmidb" / "S001" / "S001R10.edf"
+    out = tmp_path / "r10.jsonl"
+    result = subprocess.run(
+        [sys.executable, "-m", "bci_app", "run", "--replay", str(edf), "--fast",
+         "--model", str(EEGMMIDB_MODEL), "--out", str(out), "--json"],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    summary = json.loads(result.stdout.strip().splitlines()[-1])
+    assert (
+        summary["mode"] == "fast" and summary["n_windows"] == len(out.read_text().splitlines()) - 1
+    )
+    assert summary["stream_s_per_wall_s"] > 10
+    trials = summary["trials"]
+    assert trials["n_trials"] == 15 and trials["accuracy"] > trials["chance_95"]
+    assert "online per-trial accuracy" in result.stdout
+
+
+def test_fast_replay_refuses_a_recording_without_the_model_channels(tmp_path):
+    info = mne.create_info(["C3", "C4", "Cz"], 160.0, "eeg")
+    raw = mne.io.RawArray(np.zeros((3, 1600)), info, verbose=False)
+    path = tmp_path / "three_channels_raw.fif"
+    raw.save(path, verbose=False)
+    result = subprocess.run(
+        [sys.executable, "-m", "bci_app", "run", "--replay", str(path), "--fast",
+         "--model", str(EEGMMIDB_MODEL)],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert result.returncode == 2
+    assert "lacks 61 of the model's 64 channels" in result.stderr
