@@ -24,6 +24,7 @@ from bci_app.gui.common import Frame
 from bci_app.gui.feeds import BackgroundCall, MarkerReader, PredictionFeed, ScheduleMarkers
 from bci_app.gui.latency import LatencyPanel
 from bci_app.gui.prediction import PredictionPanel
+from bci_app.gui.record_action import RecordController
 from bci_app.gui.signals import SignalsPanel
 from bci_app.gui.stream_panel import StreamPanel
 from bci_app.gui.weights import WeightsPanel
@@ -264,6 +265,9 @@ class MainWindow(QtWidgets.QMainWindow):
         self.start_action = action("&Start", "Ctrl+R", self.start_pipeline, "Start streaming")
         self.stop_action = action("S&top", "Ctrl+.", self.stop_pipeline, "Stop every thread")
         self.about_action = action("&About", "", self._about, "About bci-app")
+        self.record = RecordController(self, self.show_error)
+        self.record_action = self.record.action
+        self.statusBar().addPermanentWidget(self.record.label)
         menus = self.menuBar()
         file_menu = menus.addMenu("&File")
         file_menu.addAction(self.open_action)
@@ -272,6 +276,8 @@ class MainWindow(QtWidgets.QMainWindow):
         run_menu = menus.addMenu("&Run")
         run_menu.addAction(self.start_action)
         run_menu.addAction(self.stop_action)
+        run_menu.addSeparator()
+        run_menu.addAction(self.record_action)
         menus.addMenu("&Help").addAction(self.about_action)
         self._update_actions()
 
@@ -280,6 +286,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self.start_action.setEnabled(not busy and not self._live)
         self.stop_action.setEnabled(busy or self._live)
         self.stream_panel.set_busy(busy)
+        self.record.set_available(self._live and not busy)
 
     # -- pipeline lifecycle ---------------------------------------------------------------
     @property
@@ -372,7 +379,9 @@ class MainWindow(QtWidgets.QMainWindow):
         self._update_actions()
 
     def stop_pipeline(self) -> None:
-        """Stop every pipeline thread (Ctrl+.); the panels keep the last frame."""
+        """Stop every pipeline thread (Ctrl+.); the panels keep the last frame. A recording is
+        stopped first (LabRecorder finishes the file in its own process)."""
+        self.record.set_available(False)
         if self._start_cancelled is not None and self._starting is not None:
             self._start_cancelled[0] = True  # the start thread stops it when it returns
             self._starting = None
@@ -422,6 +431,23 @@ class MainWindow(QtWidgets.QMainWindow):
             self._resolving = BackgroundCall(
                 lambda: pylsl.resolve_streams(wait_time=RESOLVE_WAIT_S), "bci-gui-resolve"
             )
+
+    # -- recording ------------------------------------------------------------------------
+    def start_recording(self, path: str | Path, overwrite: bool = False) -> bool:
+        """Record the running stream, its markers and the app's outlets to the XDF file ``path``
+        (what Run > Record… does after its file dialog). Starts in the background; problems
+        show in the banner. False when refused at once (nothing running, bad path, ...)."""
+        return self.record.start(path, self.pipeline if self._live else None, overwrite)
+
+    def stop_recording(self) -> None:
+        """Stop recording (Run > Record… again); LabRecorder then takes a few seconds to finish
+        the file, in its own process."""
+        self.record.stop()
+
+    @property
+    def recording_state(self) -> str:
+        """``"idle"``, ``"starting"``, ``"recording"`` or ``"stopping"`` (finishing the file)."""
+        return self.record.state
 
     # -- errors ---------------------------------------------------------------------------
     def show_error(self, title: str, message: str, hint: str) -> None:
@@ -475,6 +501,7 @@ class MainWindow(QtWidgets.QMainWindow):
         started = time.perf_counter()
         try:
             self._poll_background()
+            self.record.poll()
             frame = self.take_frame()
             if frame.status is not None:
                 for panel in self.panels:
@@ -518,7 +545,8 @@ class MainWindow(QtWidgets.QMainWindow):
             "About bci-app",
             f"bci-app {__version__}\n\nReal-time EEG brain-computer interface: LSL streaming, "
             "causal filtering, an attention classifier and this live view.\n\n"
-            "Ctrl+R start, Ctrl+. stop, Ctrl+O open config, Ctrl+Q quit.",
+            "Ctrl+R start, Ctrl+. stop, Ctrl+Shift+R record to XDF, Ctrl+O open config, "
+            "Ctrl+Q quit.",
         )
 
     # -- shutdown -------------------------------------------------------------------------
@@ -530,6 +558,7 @@ class MainWindow(QtWidgets.QMainWindow):
         deadline = time.monotonic() + timeout
         self.timer.stop()
         starting = self._starting
+        self.record.shutdown(timeout / 2)  # the recorder finishes its file in its own process
         self.stop_pipeline()
         for call in (starting, self._resolving):
             if call is not None:
