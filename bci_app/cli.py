@@ -361,6 +361,50 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_calibrate(args: argparse.Namespace) -> int:
+    from bci_app.calibrate.paradigm import Timings
+    from bci_app.gui.calibration import CalibrationSettings, run_calibration
+
+    config = load_config(args.config)
+    out_dir = Path(args.out or time.strftime("calibration-%Y%m%d-%H%M%S"))
+    for name in ("calibration.xdf", "feedback.xdf"):
+        if (out_dir / name).exists():
+            raise ValueError(
+                f"{out_dir / name} exists; choose another --out folder (recordings are never "
+                "overwritten)"
+            )
+    settings = CalibrationSettings(
+        classes=tuple(args.classes),
+        trials_per_class=args.trials,
+        out_dir=out_dir,
+        timings=Timings(args.fixation, args.imagery, args.rest[0], args.rest[1]),
+        seed=args.seed,
+        feedback_trials=args.trials if args.feedback_trials is None else args.feedback_trials,
+        epochs=args.epochs,
+        auto_feedback=args.auto,
+        close_when_done=args.auto,
+    )
+    summary = run_calibration(config, settings)
+    training = summary.get("training") or {}
+    if training:
+        print(
+            f"model {training['checkpoint']}: cross-validated accuracy "
+            f"{training['cv_accuracy']:.3f} on {training['n_trials']} trials "
+            f"(chance {training['chance']:.3f}, 95% threshold {training['chance_95']:.3f})"
+        )
+    feedback = summary.get("feedback") or {}
+    if feedback.get("online_accuracy") is not None:
+        print(
+            f"online accuracy {feedback['online_accuracy']:.3f} on "
+            f"{feedback['online_trials']} feedback trials"
+        )
+    if summary.get("error"):
+        print(f"bci-app calibrate: error: {summary['error']}", file=sys.stderr)
+    if args.json:
+        print(json.dumps(summary), flush=True)
+    return 1 if summary.get("error") else 0
+
+
 def cmd_gui(args: argparse.Namespace) -> int:
     from bci_app.gui.app import run_gui
 
@@ -412,6 +456,30 @@ def build_parser() -> argparse.ArgumentParser:
     gui.add_argument("--duration", type=_positive_float, help="seconds before the screenshot")
     gui.set_defaults(func=cmd_gui)
 
+    cal = sub.add_parser(
+        "calibrate", help="cue paradigm with markers, recording, training, online feedback"
+    )
+    cal.add_argument("--classes", nargs="+", required=True, help="class names (at least 2)")
+    cal.add_argument("--trials", type=int, required=True, help="valid trials per class")
+    cal.add_argument("--config", help="config YAML (no stream configured: the simulator)")
+    cal.add_argument("--out", help="folder for the recordings and the model (default: dated)")
+    cal.add_argument("--seed", type=int, default=0, help="randomises the class order")
+    cal.add_argument("--fixation", type=float, default=2.0, help="fixation cross (s)")
+    cal.add_argument("--imagery", type=float, default=4.0, help="cue and imagery (s)")
+    cal.add_argument(
+        "--rest", type=float, nargs=2, default=[1.5, 2.5], metavar=("MIN", "MAX"),
+        help="jittered rest after imagery (s)",
+    )  # fmt: skip
+    cal.add_argument(
+        "--feedback-trials", type=int, help="online feedback trials per class (default: --trials)"
+    )
+    cal.add_argument("--epochs", type=int, default=80, help="training epochs (at most)")
+    cal.add_argument(
+        "--auto", action="store_true", help="go on to feedback by itself and close at the end"
+    )
+    cal.add_argument("--json", action="store_true", help="last line: summary as JSON")
+    cal.set_defaults(func=cmd_calibrate)
+
     run = sub.add_parser("run", help="run the pipeline (headless: live status lines)")
     run.add_argument("--headless", action="store_true", help="no GUI; print status lines")
     run.add_argument("--config", help="config YAML (default: config.yaml of the app)")
@@ -458,6 +526,10 @@ def build_parser() -> argparse.ArgumentParser:
     streams.add_argument("--wait", type=_positive_float, default=1.0, help="seconds to listen")
     streams.add_argument("--json", action="store_true")
     streams.set_defaults(func=cmd_streams)
+
+    from bci_app.record import add_record_parser
+
+    add_record_parser(sub)
 
     train = sub.add_parser("train", help="train a checkpoint from recordings with cue markers")
     train.add_argument("files", nargs="*", help="EDF/BDF/FIF/XDF recordings")

@@ -1,0 +1,1 @@
+"""Calibration: the cue paradigm, its markers and recording, training, online feedback."""

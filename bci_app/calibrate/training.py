@@ -1,0 +1,76 @@
+"""Training on a just-recorded calibration: the same trainer as ``bci-app train``.
+
+The recording's cue markers are the class names; a cue followed by an ``bci-app:invalid``
+marker (before the next cue) belongs to a trial that was interrupted and is left out.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+from bci_app.calibrate.controller import INVALID_MARKER, MARKER_PREFIX
+from bci_app.config import AppConfig
+from bci_app.train.commands import MIN_TRIALS_PER_CLASS, TrainingError, train_command
+from bci_app.train.data import Recording, load_recording
+from bci_app.train.trainer import TrainSettings
+
+CV_FOLDS = 5
+
+
+def valid_cue_events(recording: Recording) -> Recording:
+    """``recording`` without app markers and without the cues of invalidated trials."""
+    kept: list[tuple[int, str]] = []
+    for sample, label in recording.events:
+        if label == INVALID_MARKER:
+            if kept:
+                kept.pop()
+            continue
+        if label.startswith(MARKER_PREFIX):
+            continue
+        kept.append((sample, label))
+    return dataclasses.replace(recording, events=tuple(kept))
+
+
+def cue_counts(recording: Recording, classes: list[str]) -> dict[str, int]:
+    return {c: sum(1 for _, label in recording.events if label == c) for c in classes}
+
+
+def train_calibration(
+    xdf_path: str | Path,
+    classes: list[str],
+    out_dir: str | Path,
+    config: AppConfig,
+    imagery_s: float,
+    epochs: int = 80,
+    seed: int = 0,
+) -> dict:
+    """Train and save a checkpoint from a calibration recording; returns the trainer's metrics
+    (``cross_validation`` when every class has at least 2 trials). Raises TrainingError with the
+    numbers when a class has fewer than the trainer's minimum of trials."""
+    recording = valid_cue_events(load_recording(xdf_path))
+    counts = cue_counts(recording, classes)
+    short = {c: n for c, n in counts.items() if n < MIN_TRIALS_PER_CLASS}
+    if short:
+        raise TrainingError(
+            f"too few valid trials to train: {short}; each class needs at least "
+            f"{MIN_TRIALS_PER_CLASS} (run a longer calibration, e.g. --trials "
+            f"{max(MIN_TRIALS_PER_CLASS, 10)})"
+        )
+    folds = min(CV_FOLDS, min(counts.values()))
+    return train_command(
+        [recording],
+        [f"{c}:{c}" for c in classes],
+        Path(out_dir),
+        config,
+        settings=TrainSettings(epochs=epochs, seed=seed),
+        trial_start_s=0.0,
+        trial_stop_s=imagery_s,
+        cv_folds=folds if folds >= 2 else 0,
+        overwrite=True,
+        progress=False,
+        description=(
+            f"Calibration of {', '.join(classes)} recorded in {Path(xdf_path).name} "
+            f"({', '.join(f'{c}: {n}' for c, n in counts.items())} valid trials)."
+        ),
+    )

@@ -1,0 +1,568 @@
+"""``bci-app calibrate``: the guided calibration window.
+
+Stages: calibration (cue paradigm, EEG + cue markers recorded to ``calibration.xdf``) ->
+training (the same trainer as ``bci-app train``, cross-validated, checkpoint saved with its model
+card) -> results (accuracy, chance level, confusion matrix) -> online feedback (the paradigm
+again, the new model's predictions drive bars on the cue screen, per-trial online accuracy
+accumulates; recorded with the app's outlets to ``feedback.xdf``).
+
+The GUI thread only draws and steers: starting a pipeline or a recorder, stopping them and
+training run in background threads whose results the window's timer picks up. With no stream
+configured the simulator is started with the calibration's classes, timings and seed, and the
+trials are taken from its own cue schedule, so the whole flow runs without hardware.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pylsl
+from PyQt5 import QtCore, QtGui, QtWidgets
+
+from bci_app.calibrate.controller import (
+    ACTIVE,
+    CalibrationController,
+    MarkerOutlet,
+    Phase,
+)
+from bci_app.calibrate.paradigm import (
+    ParadigmPlanner,
+    SimulatorPlanner,
+    Timings,
+    check_classes,
+)
+from bci_app.calibrate.training import train_calibration
+from bci_app.config import AppConfig
+from bci_app.gui.cue_screen import CueScreen, CueView
+from bci_app.infer.worker import Prediction
+from bci_app.pipeline import Pipeline, simulator_settings
+from bci_app.record import SessionRecorder, StreamSelector, app_outlet_selectors
+from bci_app.sources.simulator import SimulatorStream
+from bci_app.stream.inlet import StreamState
+
+log = logging.getLogger(__name__)
+
+TICK_MS = 4  # paradigm timer; a cue is drawn within a tick of its planned time
+STOP_TIMEOUT_S = 2.0
+
+
+@dataclass(frozen=True)
+class CalibrationSettings:
+    """What the calibration runs: ``trials_per_class`` valid trials of each class, then (with
+    ``feedback_trials`` > 0) as many feedback trials per class. ``out_dir`` receives
+    ``calibration.xdf``, ``model/`` and ``feedback.xdf``."""
+
+    classes: tuple[str, ...]
+    trials_per_class: int
+    out_dir: Path
+    timings: Timings = Timings()
+    seed: int = 0
+    feedback_trials: int = 0
+    epochs: int = 80
+    auto_feedback: bool = False  # start feedback as soon as the model is trained
+    close_when_done: bool = False
+
+    def __post_init__(self) -> None:
+        check_classes(list(self.classes), self.trials_per_class)
+        if not (isinstance(self.feedback_trials, int) and self.feedback_trials >= 0):
+            raise ValueError(f"feedback trials must be >= 0, got {self.feedback_trials!r}")
+        if not (isinstance(self.epochs, int) and self.epochs >= 1):
+            raise ValueError(f"epochs must be >= 1, got {self.epochs!r}")
+
+    @property
+    def calibration_xdf(self) -> Path:
+        return self.out_dir / "calibration.xdf"
+
+    @property
+    def feedback_xdf(self) -> Path:
+        return self.out_dir / "feedback.xdf"
+
+    @property
+    def model_dir(self) -> Path:
+        return self.out_dir / "model"
+
+
+class _Task:
+    """A callable run on a daemon thread; the GUI polls ``done`` and reads result / error."""
+
+    def __init__(self, name: str, job: Callable[[], Any]) -> None:
+        self.result: Any = None
+        self.error: BaseException | None = None
+        self._done = threading.Event()
+
+        def run() -> None:
+            try:
+                self.result = job()
+            except BaseException as exc:  # noqa: BLE001 - handed to the GUI thread
+                self.error = exc
+            finally:
+                self._done.set()
+
+        self.thread = threading.Thread(target=run, name=f"bci-calibrate-{name}", daemon=True)
+        self.thread.start()
+
+    @property
+    def done(self) -> bool:
+        return self._done.is_set()
+
+    def join(self, timeout: float) -> None:
+        self.thread.join(timeout)
+
+
+@dataclass
+class _Stage:
+    """One paradigm run: its pipeline (and simulator), cue markers, recorder and controller."""
+
+    name: str  # "calibration" | "feedback"
+    pipeline: Pipeline
+    markers: MarkerOutlet
+    recorder: SessionRecorder | None = None
+    controller: CalibrationController | None = None
+
+
+class CalibrationWindow(QtWidgets.QMainWindow):
+    """The calibration flow in one window (the cue screen fills it; F11: full screen).
+
+    Keys: Space pauses / resumes, Esc aborts (the recording is kept), F11 full screen.
+    """
+
+    def __init__(self, config: AppConfig, settings: CalibrationSettings) -> None:
+        super().__init__()
+        self.config = config
+        self.settings = settings
+        self.state = "starting"
+        self.summary: dict[str, Any] = {
+            "classes": list(settings.classes),
+            "out_dir": str(settings.out_dir),
+        }
+        self.stage: _Stage | None = None
+        self.training_metrics: dict | None = None
+        self.error: str | None = None
+        self._task: _Task | None = None
+        self._after_task: Callable[[_Task], None] | None = None
+        self._predictions: deque[tuple[float, np.ndarray]] = deque(maxlen=512)
+        self._shown: tuple | None = None
+        self._closed = False
+
+        self.setWindowTitle("bci-app calibration")
+        self.resize(1000, 700)
+        self.screen_widget = _build_central(self)
+        self.status_label = self.findChild(QtWidgets.QLabel, "status")
+        self.results = self.findChild(QtWidgets.QTableWidget, "confusion")
+        self.feedback_button = self.findChild(QtWidgets.QPushButton, "feedback")
+        self.feedback_button.clicked.connect(self.start_feedback)
+        for key, slot in (
+            (QtCore.Qt.Key_Space, self.toggle_pause),
+            (QtCore.Qt.Key_Escape, self.abort),
+            (QtCore.Qt.Key_F11, self._toggle_full_screen),
+        ):
+            QtWidgets.QShortcut(QtGui.QKeySequence(key), self, activated=slot)
+
+        self._timer = QtCore.QTimer(self)
+        self._timer.setTimerType(QtCore.Qt.PreciseTimer)
+        self._timer.timeout.connect(self._tick)
+        self._timer.start(TICK_MS)
+        self._begin_stage("calibration")
+
+    # -- stages -----------------------------------------------------------------------------
+    def _simulator(self, seed: int) -> SimulatorStream | None:
+        if not self.config.stream.uses_simulator:
+            return None
+        t = self.settings.timings
+        base = simulator_settings(self.config)
+        return SimulatorStream(
+            dataclasses.replace(
+                base,
+                seed=seed,
+                classes=tuple(self.settings.classes),
+                fixation_s=t.fixation_s,
+                imagery_s=t.imagery_s,
+                rest_min_s=t.rest_min_s,
+                rest_max_s=t.rest_max_s,
+            )
+        )
+
+    def _begin_stage(self, name: str) -> None:
+        feedback = name == "feedback"
+        seed = self.settings.seed + (1 if feedback else 0)
+        model = self.settings.model_dir if feedback else None
+        pipeline = Pipeline(
+            self.config, simulator=self._simulator(seed), with_model=feedback, model_path=model
+        )
+        if feedback:
+            pipeline.add_prediction_sink(self._on_prediction)
+        markers = MarkerOutlet(f"{self.config.outlets.name_prefix}-cues")
+        stage = _Stage(name, pipeline, markers)
+        self.stage = stage
+        self.state = f"starting {name}"
+        self._show_message(f"Starting the {name}: connecting to the EEG stream and recorder…")
+        path = self.settings.feedback_xdf if feedback else self.settings.calibration_xdf
+
+        def start() -> None:
+            description = pipeline.start()
+            selectors = [
+                StreamSelector(source_id=description.source_id),
+                StreamSelector(source_id=markers.source_id),
+            ]
+            if feedback and self.config.outlets.enabled:
+                selectors += app_outlet_selectors(self.config.outlets)
+            stage.recorder = SessionRecorder(path, selectors)
+            stage.recorder.start()
+
+        self._run_task(name, start, self._stage_started)
+
+    def _stage_started(self, task: _Task) -> None:
+        stage = self.stage
+        if task.error is not None:
+            self._fail(f"The {stage.name} could not start: {task.error}")
+            return
+        s = self.settings
+        pipeline = stage.pipeline
+        if pipeline.simulator is not None:
+            planner = SimulatorPlanner(pipeline.simulator)
+        else:
+            planner = ParadigmPlanner(list(s.classes), s.timings, s.seed)
+        feedback = stage.name == "feedback"
+        classes = list(pipeline.metadata.classes) if feedback else list(s.classes)
+        stage.controller = CalibrationController(
+            planner,
+            classes,
+            s.feedback_trials if feedback else s.trials_per_class,
+            markers=stage.markers,
+            feedback=feedback,
+            window_s=pipeline.config.windows.length,
+            trial_span_s=(0.0, s.timings.imagery_s),
+        )
+        self.state = stage.name
+        stage.controller.start(pylsl.local_clock())
+
+    def _finish_stage(self, aborted: bool = False) -> None:
+        """Stop the recorder and the pipeline (background), then train or report."""
+        stage = self.stage
+        controller = stage.controller
+        name = stage.name
+        lateness = controller.draw_lateness() if controller is not None else np.zeros(0)
+        self.summary[name] = {
+            "trials": 0 if controller is None else len(controller.trials),
+            "valid_trials": {} if controller is None else controller.valid_counts(),
+            "cue_draw_lateness_ms": _percentiles(lateness * 1e3),
+            "xdf": None,
+        }
+        if controller is not None and controller.feedback:
+            correct, decided = controller.online_accuracy()
+            self.summary[name]["online_accuracy"] = correct / decided if decided else None
+            self.summary[name]["online_trials"] = decided
+        self.state = "aborted" if aborted else f"stopping {name}"
+
+        def stop() -> Any:
+            result = stage.recorder.stop() if stage.recorder is not None else None
+            stage.pipeline.stop(STOP_TIMEOUT_S)
+            stage.markers.close()
+            return result
+
+        def stopped(task: _Task) -> None:
+            result = task.result
+            if result is not None:
+                self.summary[name]["xdf"] = str(result.path)
+                if result.error:
+                    self._fail(f"The recording of the {name} failed: {result.error}")
+                    return
+            if aborted:
+                where = f" The recording is kept: {result.path}." if result is not None else ""
+                self._show_message(f"Aborted.{where} Close the window.")
+            elif name == "calibration":
+                self._train()
+            else:
+                self._feedback_done()
+
+        self._run_task(f"stop-{name}", stop, stopped)
+
+    def _train(self) -> None:
+        self.state = "training"
+        s = self.settings
+        counts = self.summary["calibration"]["valid_trials"]
+        self._show_message(
+            f"Training on {sum(counts.values())} valid trials "
+            f"({', '.join(f'{c} {n}' for c, n in counts.items())})…"
+        )
+
+        def train() -> dict:
+            return train_calibration(
+                s.calibration_xdf,
+                list(s.classes),
+                s.model_dir,
+                self.config,
+                imagery_s=s.timings.imagery_s,
+                epochs=s.epochs,
+                seed=s.seed,
+            )
+
+        self._run_task("train", train, self._trained)
+
+    def _trained(self, task: _Task) -> None:
+        if task.error is not None:
+            self._fail(f"Training failed: {task.error}")
+            return
+        self.training_metrics = task.result
+        cv = task.result.get("cross_validation") or task.result.get("validation") or {}
+        self.summary["training"] = {
+            "checkpoint": str(self.settings.model_dir),
+            "cv_accuracy": cv.get("accuracy"),
+            "chance": cv.get("chance"),
+            "chance_95": cv.get("chance_95"),
+            "confusion": cv.get("confusion"),
+            "n_trials": cv.get("n_trials"),
+        }
+        self.state = "results"
+        self._show_results(cv)
+        if self.settings.feedback_trials and self.settings.auto_feedback:
+            self.start_feedback()
+        elif not self.settings.feedback_trials and self.settings.close_when_done:
+            self.close()
+
+    def start_feedback(self) -> None:
+        """Online feedback with the model just trained (button / automatic)."""
+        if self.state != "results" or not self.settings.feedback_trials:
+            return
+        self.feedback_button.setEnabled(False)
+        self.results.setVisible(False)
+        self._begin_stage("feedback")
+
+    def _feedback_done(self) -> None:
+        self.state = "done"
+        fb = self.summary["feedback"]
+        accuracy = fb.get("online_accuracy")
+        text = "n/a" if accuracy is None else f"{accuracy:.0%}"
+        self._show_message(
+            f"Feedback finished: online accuracy {text} on {fb.get('online_trials', 0)} trials "
+            f"(chance {1 / len(self.settings.classes):.0%}). Recording: {fb.get('xdf')}."
+        )
+        if self.settings.close_when_done:
+            self.close()
+
+    # -- user actions -----------------------------------------------------------------------
+    def toggle_pause(self) -> None:
+        controller = self._controller()
+        if controller is None:
+            return
+        now = pylsl.local_clock()
+        if controller.phase is Phase.PAUSED:
+            controller.resume(now)
+        else:
+            controller.pause(now, "Paused (the trial in progress is not used). Space resumes.")
+
+    def abort(self) -> None:
+        controller = self._controller()
+        if controller is None or controller.phase not in (*ACTIVE, Phase.PAUSED):
+            return
+        controller.abort(pylsl.local_clock())
+        self._finish_stage(aborted=True)
+
+    def _toggle_full_screen(self) -> None:
+        self.showNormal() if self.isFullScreen() else self.showFullScreen()
+
+    # -- the timer --------------------------------------------------------------------------
+    def _tick(self) -> None:
+        if self._task is not None and self._task.done:
+            task, after = self._task, self._after_task
+            self._task, self._after_task = None, None
+            after(task)
+        controller = self._controller()
+        if controller is None or self.state != self.stage.name:
+            return  # starting, stopping, training or showing results: nothing to run
+        now = pylsl.local_clock()
+        self._watch_stream(controller, now)
+        while self._predictions:
+            timestamp, probabilities = self._predictions.popleft()
+            controller.add_prediction(timestamp, probabilities)
+        phase = controller.tick(now)
+        self._draw(controller, phase)
+        if phase is Phase.FINISHED:
+            self._finish_stage()
+
+    def _watch_stream(self, controller: CalibrationController, now: float) -> None:
+        """Pause while the EEG stream is not live; resume by itself when it is back."""
+        inlet = self.stage.pipeline.inlet
+        if inlet is None:
+            return
+        health = inlet.health()
+        if controller.phase in ACTIVE and health.state is not StreamState.LIVE:
+            controller.pause(
+                now,
+                f"EEG stream {health.state.value}: waiting for it to come back. The trial in "
+                "progress is marked invalid; what was recorded is kept.",
+                auto_resume=True,
+            )
+            log.warning("calibration paused: stream %s", health.state.value)
+        elif (
+            controller.phase is Phase.PAUSED
+            and controller.auto_resume
+            and health.state is StreamState.LIVE
+        ):
+            controller.resume(now)
+            log.info("calibration resumed: stream live again")
+
+    def _draw(self, controller: CalibrationController, phase: Phase) -> None:
+        trial = controller.current
+        probabilities = controller.running_probabilities() if controller.feedback else None
+        message = controller.pause_reason if phase is Phase.PAUSED else ""
+        status = self._status_text(controller)
+        key = (
+            phase,
+            None if trial is None else trial.index,
+            message,
+            status,
+            None if probabilities is None else tuple(np.round(probabilities, 3)),
+        )
+        if key == self._shown:
+            return
+        self._shown = key
+        view = CueView(
+            phase=phase,
+            class_name=trial.class_name if trial is not None else "",
+            classes=tuple(controller.classes),
+            probabilities=probabilities if phase in (Phase.CUE, Phase.REST) else None,
+            status=status,
+            message=message,
+        )
+        drawn = self.screen_widget.show_view(view)
+        if phase is Phase.CUE:
+            controller.cue_drawn(drawn)
+        self.status_label.setText(status)
+
+    def _status_text(self, controller: CalibrationController) -> str:
+        counts = controller.valid_counts()
+        n = controller.trials_per_class
+        text = f"{self.stage.name}: " + "  ".join(f"{c} {counts[c]}/{n}" for c in counts)
+        if controller.feedback:
+            correct, decided = controller.online_accuracy()
+            if decided:
+                text += f"   online accuracy {correct}/{decided} ({correct / decided:.0%})"
+        return text
+
+    # -- helpers ----------------------------------------------------------------------------
+    def _controller(self) -> CalibrationController | None:
+        return None if self.stage is None else self.stage.controller
+
+    def _on_prediction(self, prediction: Prediction) -> None:
+        # Worker thread: hand over through a bounded deque, never touch widgets here.
+        self._predictions.append((prediction.timestamp, prediction.probabilities))
+
+    def _run_task(self, name: str, job: Callable[[], Any], after: Callable[[_Task], None]) -> None:
+        self._task = _Task(name, job)
+        self._after_task = after
+
+    def _show_message(self, text: str) -> None:
+        view = CueView(phase=Phase.IDLE, status=self.status_label.text(), message=text)
+        self._shown = None
+        self.screen_widget.show_view(view)
+
+    def _show_results(self, cv: dict) -> None:
+        classes = cv.get("classes", list(self.settings.classes))
+        confusion = cv.get("confusion") or []
+        accuracy = cv.get("accuracy", float("nan"))
+        self._show_message(
+            f"Cross-validated accuracy {accuracy:.0%} on {cv.get('n_trials', 0)} trials "
+            f"(chance {cv.get('chance', 0):.0%}; above {cv.get('chance_95', 0):.0%} is better "
+            f"than chance at p < 0.05). Model saved to {self.settings.model_dir}."
+            + ("  Start online feedback when ready." if self.settings.feedback_trials else "")
+        )
+        table = self.results
+        table.setRowCount(len(classes))
+        table.setColumnCount(len(classes))
+        table.setHorizontalHeaderLabels([f"→ {c}" for c in classes])
+        table.setVerticalHeaderLabels(classes)
+        for i, row in enumerate(confusion):
+            for j, value in enumerate(row):
+                table.setItem(i, j, QtWidgets.QTableWidgetItem(str(value)))
+        table.setVisible(True)
+        self.feedback_button.setEnabled(bool(self.settings.feedback_trials))
+
+    def _fail(self, message: str) -> None:
+        self.error = message
+        self.state = "error"
+        log.error("%s", message)
+        self._show_message(message + "\n\nClose the window; recordings made so far are kept.")
+
+    def shutdown(self, timeout: float = STOP_TIMEOUT_S) -> None:
+        """Stop every thread (each join within ``timeout``); the recorder finishes its file."""
+        if self._closed:
+            return
+        self._closed = True
+        self._timer.stop()
+        stage = self.stage
+        if stage is not None:
+            if stage.controller is not None:
+                stage.controller.abort(pylsl.local_clock())
+            if stage.recorder is not None:
+                stage.recorder.request_stop()
+            stage.pipeline.stop(timeout)
+        if self._task is not None:
+            self._task.join(timeout)
+
+    def closeEvent(self, event: QtGui.QCloseEvent) -> None:  # noqa: N802 - Qt override
+        self.shutdown()
+        super().closeEvent(event)
+
+
+def _percentiles(values_ms: np.ndarray) -> dict:
+    if values_ms.size == 0:
+        return {"p50": None, "p99": None, "max": None, "n": 0}
+    return {
+        "p50": round(float(np.percentile(values_ms, 50)), 3),
+        "p99": round(float(np.percentile(values_ms, 99)), 3),
+        "max": round(float(values_ms.max()), 3),
+        "n": int(values_ms.size),
+    }
+
+
+def _build_central(window: QtWidgets.QMainWindow) -> CueScreen:
+    central = QtWidgets.QWidget()
+    layout = QtWidgets.QVBoxLayout(central)
+    layout.setContentsMargins(0, 0, 0, 0)
+    screen = CueScreen()
+    layout.addWidget(screen, stretch=1)
+    bar = QtWidgets.QHBoxLayout()
+    status = QtWidgets.QLabel("")
+    status.setObjectName("status")
+    bar.addWidget(status, stretch=1)
+    confusion = QtWidgets.QTableWidget()
+    confusion.setObjectName("confusion")
+    confusion.setMaximumHeight(120)
+    confusion.setVisible(False)
+    bar.addWidget(confusion)
+    feedback = QtWidgets.QPushButton("Start online feedback")
+    feedback.setObjectName("feedback")
+    feedback.setEnabled(False)
+    bar.addWidget(feedback)
+    layout.addLayout(bar)
+    window.setCentralWidget(central)
+    return screen
+
+
+def run_calibration(config: AppConfig, settings: CalibrationSettings) -> dict:
+    """Open the window, run until it is closed; returns the summary."""
+    from bci_app.gui.app import application
+
+    app = application()
+    settings.out_dir.mkdir(parents=True, exist_ok=True)
+    window = CalibrationWindow(config, settings)
+    window.show()
+    try:
+        app.exec_()
+    finally:
+        window.shutdown()
+    summary = dict(window.summary)
+    summary["state"] = window.state
+    summary["error"] = window.error
+    summary["finished_at"] = time.strftime("%Y-%m-%dT%H:%M:%S")
+    return summary
