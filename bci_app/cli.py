@@ -381,6 +381,7 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
         seed=args.seed,
         feedback_trials=args.trials if args.feedback_trials is None else args.feedback_trials,
         epochs=args.epochs,
+        cv_folds=args.cv,
         auto_feedback=args.auto,
         close_when_done=args.auto,
     )
@@ -474,6 +475,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--feedback-trials", type=int, help="online feedback trials per class (default: --trials)"
     )
     cal.add_argument("--epochs", type=int, default=80, help="training epochs (at most)")
+    cal.add_argument("--cv", type=int, default=5, help="cross-validation folds for the report")
     cal.add_argument(
         "--auto", action="store_true", help="go on to feedback by itself and close at the end"
     )

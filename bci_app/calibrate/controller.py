@@ -26,6 +26,7 @@ from bci_app.calibrate.paradigm import PlannedTrial, Planner, check_classes
 MARKER_PREFIX = "bci-app:"
 INVALID_MARKER = MARKER_PREFIX + "invalid"
 LEAD_S = 0.5  # the first trial (and the first after a pause) starts this long after "now"
+RESTART_AFTER_S = 0.25  # a tick this late after a trial's end plans the next one from "now"
 
 
 class Phase(enum.Enum):
@@ -163,7 +164,10 @@ class CalibrationController:
                 if self.complete:
                     self.phase = Phase.FINISHED
                     return self.phase
-                self._plan(max(now, self.trials[-1].planned.stop if self.trials else now))
+                previous = self.trials[-1].planned.stop if self.trials else now
+                # Trials follow each other without a hole (a late tick must not skip the next
+                # simulator trial), unless the timer stalled for long.
+                self._plan(previous if now - previous < RESTART_AFTER_S else now)
                 continue
             p = trial.planned
             if now >= p.stop:
@@ -178,6 +182,15 @@ class CalibrationController:
             else:
                 self.phase = Phase.WAIT
             return self.phase
+
+    def seconds_to_next_change(self, now: float) -> float | None:
+        """Time until the current trial's next phase boundary (None when nothing is planned)."""
+        trial = self.current
+        if self.phase not in ACTIVE or trial is None:
+            return None
+        p = trial.planned
+        ahead = [t - now for t in (p.start, p.cue, p.imagery_stop, p.stop) if t > now]
+        return min(ahead) if ahead else 0.0
 
     def cue_drawn(self, stamp: float) -> None:
         """The GUI has drawn the current trial's cue at ``stamp``: send its marker."""

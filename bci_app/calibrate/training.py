@@ -16,6 +16,11 @@ from bci_app.train.data import Recording, load_recording
 from bci_app.train.trainer import TrainSettings
 
 CV_FOLDS = 5
+# A calibration has few trials, so an epoch is only a handful of optimiser steps and the
+# validation loss (on a few trials) often rises before it falls: on a simulated calibration
+# with 8 trials per class the loss took off only after ~20 epochs, and the trainer's default
+# minimum of 20 stopped it at chance. Calibrations train at least this many epochs.
+MIN_EPOCHS = 40
 
 
 def valid_cue_events(recording: Recording) -> Recording:
@@ -44,6 +49,7 @@ def train_calibration(
     imagery_s: float,
     epochs: int = 80,
     seed: int = 0,
+    cv_folds: int = CV_FOLDS,
 ) -> dict:
     """Train and save a checkpoint from a calibration recording; returns the trainer's metrics
     (``cross_validation`` when every class has at least 2 trials). Raises TrainingError with the
@@ -57,13 +63,13 @@ def train_calibration(
             f"{MIN_TRIALS_PER_CLASS} (run a longer calibration, e.g. --trials "
             f"{max(MIN_TRIALS_PER_CLASS, 10)})"
         )
-    folds = min(CV_FOLDS, min(counts.values()))
+    folds = min(cv_folds, min(counts.values()))
     return train_command(
         [recording],
         [f"{c}:{c}" for c in classes],
         Path(out_dir),
         config,
-        settings=TrainSettings(epochs=epochs, seed=seed),
+        settings=TrainSettings(epochs=epochs, seed=seed, min_epochs=min(epochs, MIN_EPOCHS)),
         trial_start_s=0.0,
         trial_stop_s=imagery_s,
         cv_folds=folds if folds >= 2 else 0,

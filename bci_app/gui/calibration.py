@@ -51,7 +51,7 @@ from bci_app.stream.inlet import StreamState
 
 log = logging.getLogger(__name__)
 
-TICK_MS = 4  # paradigm timer; a cue is drawn within a tick of its planned time
+TICK_MS = 4  # paradigm timer; shortened to land on the next phase boundary
 STOP_TIMEOUT_S = 2.0
 
 
@@ -68,6 +68,7 @@ class CalibrationSettings:
     seed: int = 0
     feedback_trials: int = 0
     epochs: int = 80
+    cv_folds: int = 5
     auto_feedback: bool = False  # start feedback as soon as the model is trained
     close_when_done: bool = False
 
@@ -304,6 +305,7 @@ class CalibrationWindow(QtWidgets.QMainWindow):
                 imagery_s=s.timings.imagery_s,
                 epochs=s.epochs,
                 seed=s.seed,
+                cv_folds=s.cv_folds,
             )
 
         self._run_task("train", train, self._trained)
@@ -388,6 +390,11 @@ class CalibrationWindow(QtWidgets.QMainWindow):
         self._draw(controller, phase)
         if phase is Phase.FINISHED:
             self._finish_stage()
+            return
+        # Wake right at the next phase boundary (1 ms timer resolution), not up to a tick late.
+        ahead = controller.seconds_to_next_change(pylsl.local_clock())
+        if ahead is not None:
+            self._timer.setInterval(max(0, min(TICK_MS, int(ahead * 1000))))
 
     def _watch_stream(self, controller: CalibrationController, now: float) -> None:
         """Pause while the EEG stream is not live; resume by itself when it is back."""
