@@ -46,6 +46,7 @@ from typing import IO, Any
 import pylsl
 
 from bci_app.config import OutletsConfig
+from bci_app.stream.inlet import format_stream_list
 
 __all__ = [
     "FLUSH_S",
@@ -237,16 +238,6 @@ def pipeline_selectors(pipeline: Any) -> list[StreamSelector]:
     return selectors
 
 
-def _describe(infos: Sequence[pylsl.StreamInfo]) -> str:
-    if not infos:
-        return "  (no LSL streams visible on the network)"
-    return "\n".join(
-        f"  - name={i.name()!r} type={i.type()!r} source_id={i.source_id()!r} "
-        f"channels={i.channel_count()} rate={i.nominal_srate():g} Hz host={i.hostname()!r}"
-        for i in infos
-    )
-
-
 def resolve_selectors(
     selectors: Sequence[StreamSelector],
     timeout: float = RESOLVE_TIMEOUT_S,
@@ -284,7 +275,8 @@ def resolve_selectors(
                 ]
                 raise RecordError(
                     f"no LSL stream matches {'; '.join(missing)} (waited {timeout:g} s). "
-                    f"Visible streams:\n{_describe(visible)}\nStart the missing stream (for the "
+                    f"Visible streams:\n{format_stream_list(visible)}\n"
+                    "Start the missing stream (for the "
                     "app's own outlets: `bci-app run --headless` or `bci-app gui` with a model, "
                     "or pass --no-app-outlets), or fix the selector (--stream KEY=VALUE)."
                 )

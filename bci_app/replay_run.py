@@ -36,7 +36,7 @@ from bci_app.stream.ring import FLAG_GAP, FLAG_NONFINITE, RingBuffer
 from bci_app.train.data import (
     Recording,
     RecordingError,
-    gap_flags,
+    feed_recording,
     load_recording,
     select_columns,
     trial_window_seqs,
@@ -142,24 +142,11 @@ def run_fast(path: str | Path, config: AppConfig, model_path: str | Path) -> Rep
 
 def _windows(recording: Recording, columns: np.ndarray, config: AppConfig, run: ReplayRun):  # noqa: ANN202
     """Windows of the live DspStage fed with the whole recording in order."""
-    n = recording.n_samples
-    block = max(1, min(n, round(FEED_SECONDS * recording.rate_hz)))
-    raw = RingBuffer(block, len(columns))
-    stage = DspStage(raw, recording.rate_hz, config)
+    block = max(1, min(recording.n_samples, round(FEED_SECONDS * recording.rate_hz)))
+    stage = DspStage(RingBuffer(block, len(columns)), recording.rate_hz, config)
     run.stage = stage
-    timestamps = (
-        recording.timestamps
-        if recording.timestamps is not None
-        else np.arange(n, dtype=np.float64) / recording.rate_hz
-    )
-    flags = gap_flags(recording, config.health.gap_tolerance)
-    for start in range(0, n, block):
-        stop = min(n, start + block)
-        chunk = np.take(recording.data[start:stop], columns, axis=1).astype(np.float32, copy=False)
-        chunk_flags = flags[start:stop].copy()
-        chunk_flags[~np.isfinite(chunk).all(axis=1)] |= FLAG_NONFINITE
-        raw.write(chunk, timestamps[start:stop], chunk_flags, arrival=0.0)
-        yield from stage.process(now=0.0)
+    for windows in feed_recording(recording, columns, stage, config):
+        yield from windows
 
 
 def _eeg_stream_name(session: ReplaySession) -> str:

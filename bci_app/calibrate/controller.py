@@ -4,7 +4,7 @@ The GUI calls :meth:`CalibrationController.tick` with ``pylsl.local_clock()`` fr
 draws whatever phase it returns; right after it has drawn a cue it calls :meth:`cue_drawn` with
 the time the drawing finished, and that time stamps the cue marker (not the planned time). A
 pause (by the user, or because the EEG stream went stale) invalidates the trial in progress: if
-its cue was already out, an ``bci-app:invalid`` marker follows it, and training drops that trial.
+its cue was already out, a ``bci-app:invalid`` marker follows it, and training drops that trial.
 The session goes on until every class has ``trials_per_class`` valid trials.
 
 Feedback mode: predictions whose window lies inside ``[cue + trial_start_s, cue + trial_stop_s)``

@@ -1,6 +1,6 @@
 """Training on a just-recorded calibration: the same trainer as ``bci-app train``.
 
-The recording's cue markers are the class names; a cue followed by an ``bci-app:invalid``
+The recording's cue markers are the class names; a cue followed by a ``bci-app:invalid``
 marker (before the next cue) belongs to a trial that was interrupted and is left out.
 """
 

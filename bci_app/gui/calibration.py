@@ -216,8 +216,12 @@ class CalibrationWindow(QtWidgets.QMainWindow):
             ]
             if feedback and self.config.outlets.enabled:
                 selectors += app_outlet_selectors(self.config.outlets)
-            stage.recorder = SessionRecorder(path, selectors)
-            stage.recorder.start()
+            try:
+                stage.recorder = SessionRecorder(path, selectors)
+                stage.recorder.start()
+            except BaseException:
+                pipeline.stop(STOP_TIMEOUT_S)  # no recording, no session: leave nothing running
+                raise
 
         self._run_task(name, start, self._stage_started)
 

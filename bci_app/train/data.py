@@ -26,7 +26,7 @@ import gzip
 import logging
 import math
 import re
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -44,6 +44,7 @@ __all__ = [
     "TrialWindows",
     "canonical_label",
     "extract_trials",
+    "feed_recording",
     "load_recording",
     "parse_class_map",
     "read_xdf_streams",
@@ -745,6 +746,26 @@ def _run_windows(
         return trials, rate
 
     last_needed = max(wanted)
+    for windows in feed_recording(recording, columns, stage, config):
+        for window in windows:
+            for trial in wanted.get(window.seq, ()):
+                if window.usable:
+                    trial.windows.append(window)
+                else:
+                    trial.flagged += 1
+        if stage.cutter.next_seq > last_needed:
+            break
+    return trials, rate
+
+
+def feed_recording(
+    recording: Recording, columns: np.ndarray, stage: DspStage, config: AppConfig
+) -> Iterator[list[Window]]:
+    """Write the ``columns`` of ``recording`` in order into ``stage.raw_ring`` (as much as it
+    holds at a time, gap flags by the inlet's rule, NaN/Inf flagged) and yield the windows
+    each block completes."""
+    n = recording.n_samples
+    block = stage.raw_ring.capacity
     timestamps = (
         recording.timestamps
         if recording.timestamps is not None
@@ -755,18 +776,9 @@ def _run_windows(
         stop = min(n, start + block)
         chunk = np.take(recording.data[start:stop], columns, axis=1).astype(np.float32, copy=False)
         chunk_flags = flags[start:stop].copy()
-        bad = ~np.isfinite(chunk).all(axis=1)
-        chunk_flags[bad] |= FLAG_NONFINITE
-        raw.write(chunk, timestamps[start:stop], chunk_flags, arrival=0.0)
-        for window in stage.process(now=0.0):
-            for trial in wanted.get(window.seq, ()):
-                if window.usable:
-                    trial.windows.append(window)
-                else:
-                    trial.flagged += 1
-        if stage.cutter.next_seq > last_needed:
-            break
-    return trials, rate
+        chunk_flags[~np.isfinite(chunk).all(axis=1)] |= FLAG_NONFINITE
+        stage.raw_ring.write(chunk, timestamps[start:stop], chunk_flags, arrival=0.0)
+        yield stage.process(now=0.0)
 
 
 def extract_trials(
