@@ -124,3 +124,17 @@ def test_fast_replay_refuses_a_recording_without_the_model_channels(tmp_path):
     )  # fmt: skip
     assert result.returncode == 2
     assert "lacks 61 of the model's 64 channels" in result.stderr
+
+
+def test_bench_replay_json_contract():
+    result = subprocess.run(
+        [sys.executable, "-m", "bci_app", "bench", "replay", "--duration", "2", "--json"],
+        capture_output=True, text=True, timeout=180,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-2000:]
+    summary = json.loads(result.stdout.strip().splitlines()[-1])
+    assert summary["stream_s_per_wall_s"] > 10
+    ours, peer = summary["timing"]["ours"], summary["timing"]["mne_lsl"]
+    assert ours["stamped_in_future"] == 0.0 and ours["samples"] > 200
+    assert summary["replay_timing_error_p99_ms"] == ours["push_lateness_ms"]["p99"]
+    assert peer["abs_error_ms"]["n"] > 200 and summary["ratio_reader_abs_error_p99"] > 0
