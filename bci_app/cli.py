@@ -168,7 +168,7 @@ def cmd_run_replay(args: argparse.Namespace) -> int:
     summary = run.summary()
     summary["model"] = str(model_path)
     summary["out"] = args.out
-    trials = pseudo_online_metrics(run, load_recording(args.replay))
+    trials = pseudo_online_metrics(run, run.recording or load_recording(args.replay))
     summary["trials"] = trials
     print(
         f"{summary['n_windows']} windows ({summary['n_flagged']} flagged) from "

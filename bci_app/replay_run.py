@@ -72,6 +72,7 @@ class ReplayRun:
     windows: list[WindowRecord] = field(default_factory=list)
     stage: DspStage | None = None  # its window grid defines the trials' windows
     metadata: CheckpointMetadata | None = None
+    recording: Recording | None = None  # fast mode: the recording it read (events for trials)
 
     @property
     def predictions(self) -> dict[int, Prediction]:
@@ -130,6 +131,7 @@ def run_fast(path: str | Path, config: AppConfig, model_path: str | Path) -> Rep
         recording.duration_s,
         0.0,
         metadata=metadata,
+        recording=recording,
     )
     for window in _windows(recording, columns, config, run):
         prediction = worker.classify(window) if window.usable else None

@@ -7,6 +7,7 @@ marker (before the next cue) belongs to a trial that was interrupted and is left
 from __future__ import annotations
 
 import dataclasses
+import os
 from pathlib import Path
 
 from bci_app.calibrate.controller import INVALID_MARKER, MARKER_PREFIX
@@ -69,7 +70,14 @@ def train_calibration(
         [f"{c}:{c}" for c in classes],
         Path(out_dir),
         config,
-        settings=TrainSettings(epochs=epochs, seed=seed, min_epochs=min(epochs, MIN_EPOCHS)),
+        settings=TrainSettings(
+            epochs=epochs,
+            seed=seed,
+            min_epochs=min(epochs, MIN_EPOCHS),
+            # The pipeline is stopped while training; an inference worker of this process may
+            # have set torch to one thread (a fresh worker sets it again for feedback).
+            threads=os.cpu_count() or 1,
+        ),
         trial_start_s=0.0,
         trial_stop_s=imagery_s,
         cv_folds=folds if folds >= 2 else 0,
