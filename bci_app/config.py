@@ -136,6 +136,9 @@ class BudgetsConfig(_Section):
 class GuiConfig(_Section):
     refresh_hz: Annotated[float, Field(ge=1, le=120)] = 30.0
     trace_seconds: Annotated[float, Field(gt=0, le=60)] = 5.0
+    # Run the pipeline in its own process, so painting cannot hold up acquisition and inference
+    # (PyQt keeps the GIL while Qt paints); false: threads in the GUI process.
+    separate_process: bool = True
 
 
 class OutletsConfig(_Section):

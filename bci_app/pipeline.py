@@ -287,3 +287,12 @@ class Pipeline:
                         log.exception("window sink %r failed", sink)
             for _ in range(stage.overruns - overruns_before):
                 self.inlet.report_overrun()
+
+
+def gui_pipeline(config: AppConfig, with_model: bool = False, model_path: str | Path | None = None):  # noqa: ANN201 - Pipeline | ProcessPipeline
+    """The pipeline the GUI runs: in its own process when ``gui.separate_process`` (default)."""
+    if config.gui.separate_process:
+        from bci_app.pipeline_process import ProcessPipeline
+
+        return ProcessPipeline(config, with_model=with_model, model_path=model_path)
+    return Pipeline(config, with_model=with_model, model_path=model_path)

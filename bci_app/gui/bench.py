@@ -26,7 +26,7 @@ import numpy as np
 
 from bci_app.config import AppConfig, parse_config
 from bci_app.infer.worker import Prediction
-from bci_app.pipeline import Pipeline
+from bci_app.pipeline import Pipeline, gui_pipeline
 
 FRAME_GOAL_MS = 33.0
 E2E_GOAL_RATIO = 1.5
@@ -100,7 +100,7 @@ def _with_gui(config: AppConfig, model_path: Path, duration: float) -> dict:
     from bci_app.gui.window import MainWindow
 
     app = application()
-    pipeline = Pipeline(config, with_model=True, model_path=model_path)
+    pipeline = gui_pipeline(config, with_model=True, model_path=model_path)
     e2e = _E2E()
     pipeline.add_prediction_sink(e2e)
     window = MainWindow(config, pipeline)

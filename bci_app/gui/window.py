@@ -29,7 +29,7 @@ from bci_app.gui.signals import SignalsPanel
 from bci_app.gui.stream_panel import StreamPanel
 from bci_app.gui.weights import WeightsPanel
 from bci_app.nn.checkpoint import CheckpointError
-from bci_app.pipeline import Pipeline, PipelineStatus, model_dir
+from bci_app.pipeline import Pipeline, PipelineStatus, gui_pipeline, model_dir
 from bci_app.stream.inlet import StreamError, StreamState
 
 log = logging.getLogger(__name__)
@@ -299,7 +299,7 @@ class MainWindow(QtWidgets.QMainWindow):
         return self._starting is not None
 
     def _new_pipeline(self, config: AppConfig) -> Pipeline:
-        return Pipeline(config, with_model=self._with_model, model_path=self._model_path)
+        return gui_pipeline(config, with_model=self._with_model, model_path=self._model_path)
 
     def start_pipeline(self) -> None:
         """Start streaming (Ctrl+R): the given pipeline if unused, else a new one."""

@@ -1,0 +1,91 @@
+"""The pipeline in its own process (what the GUI runs): same surface as Pipeline, real child."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pytest
+from conftest import unique_id
+
+from bci_app.config import parse_config
+from bci_app.gui.window import MainWindow
+from bci_app.pipeline_process import ProcessPipeline
+from bci_app.stream.inlet import StreamError
+
+
+def sim_config(**extra):
+    return parse_config({"outlets": {"enabled": False}, "model": {"device": "cpu"}, **extra})
+
+
+def wait_until(predicate, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def test_child_pipeline_mirrors_samples_predictions_and_status():
+    predictions = []
+    pipeline = ProcessPipeline(sim_config(), with_model=True)
+    pipeline.add_prediction_sink(predictions.append)
+    description = pipeline.start()
+    try:
+        assert len(description.labels) == 64 and description.rate_hz == 160.0
+        assert pipeline.metadata.classes == ["left_hand", "right_hand", "feet", "rest"]
+        assert pipeline.stage.rate_hz == 160.0 and pipeline.stage.delay_seconds > 0
+        assert wait_until(lambda: len(predictions) >= 3 and pipeline.status() is not None, 30)
+        assert pipeline.worker.latest is predictions[-1]
+        status = pipeline.status()
+        assert status.stream.state.value == "live" and status.worker.predicted >= 1
+        # The mirrors hold the child's samples without holes: stamps one period apart.
+        for view in (pipeline.inlet, pipeline.stage):
+            ring = view.ring
+            assert ring.written >= 160
+            part = ring.read(ring.written - 160, ring.written)
+            assert np.isfinite(part.data).all() and part.data.std() > 0
+            np.testing.assert_allclose(np.diff(part.timestamps), 1 / 160, atol=1e-4)
+        with pytest.raises(RuntimeError, match="before start"):
+            pipeline.add_prediction_sink(print)
+    finally:
+        started = time.monotonic()
+        pipeline.stop()
+        assert time.monotonic() - started < 2.5
+    assert not pipeline._process.is_alive()
+
+
+def test_start_errors_of_the_child_are_raised_here():
+    config = sim_config(stream={"source_id": unique_id("absent"), "resolve_timeout": 0.5})
+    pipeline = ProcessPipeline(config)
+    with pytest.raises(StreamError, match="no LSL stream matches"):
+        pipeline.start()
+    assert not pipeline._process.is_alive()
+
+
+def test_a_child_that_dies_is_reported():
+    pipeline = ProcessPipeline(sim_config())
+    pipeline.start()
+    try:
+        pipeline._process.kill()
+        assert wait_until(lambda: pipeline.error is not None, 5)
+        assert "ended unexpectedly" in pipeline.error
+    finally:
+        pipeline.stop()
+
+
+def test_the_window_runs_on_a_child_pipeline_and_closes_it(qtbot):
+    config = sim_config()
+    pipeline = ProcessPipeline(config, with_model=True)
+    window = MainWindow(config, pipeline)
+    qtbot.addWidget(window)
+    window.show()
+    qtbot.waitUntil(lambda: window.prediction_panel.shown is not None, timeout=40_000)
+    latest = pipeline.worker.latest
+    assert latest is not None
+    qtbot.waitUntil(lambda: window.signals_panel.columns_drawn > 0, timeout=5_000)
+    started = time.monotonic()
+    window.close()
+    assert time.monotonic() - started < 2.5
+    assert not pipeline._process.is_alive()
