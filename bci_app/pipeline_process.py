@@ -72,6 +72,8 @@ class ProcessPipeline:
         self.inlet: _RingView | None = None
         self.stage: _RingView | None = None
         self.worker: _WorkerView | None = None
+        # Not None when the child publishes the app's LSL outlets (what record looks at).
+        self.outlets: bool | None = None
         self._sinks: list[Callable[[Prediction], None]] = []
         self._status: PipelineStatus | None = None
         self._process: mp.process.BaseProcess | None = None
@@ -123,6 +125,7 @@ class ProcessPipeline:
             RingBuffer(started["stage_capacity"], n), started["stage_rate"], started["delay"]
         )
         self.worker = _WorkerView() if self.metadata is not None else None
+        self.outlets = True if started["outlets"] else None
 
     def status(self) -> PipelineStatus | None:
         return self._status
@@ -237,6 +240,7 @@ def _child_main(config: AppConfig, with_model: bool, model_path: str, conn: Conn
                     "stage_capacity": stage.ring.capacity,
                     "stage_rate": stage.rate_hz,
                     "delay": stage.delay_seconds,
+                    "outlets": pipeline.outlets is not None,
                 },
             )
         )

@@ -56,6 +56,20 @@ def test_child_pipeline_mirrors_samples_predictions_and_status():
     assert not pipeline._process.is_alive()
 
 
+def test_recording_from_the_gui_sees_the_childs_outlets_and_markers():
+    from bci_app.record import pipeline_selectors
+
+    pipeline = ProcessPipeline(parse_config({"model": {"device": "cpu"}}), with_model=True)
+    description = pipeline.start()
+    try:
+        selectors = {s.source_id for s in pipeline_selectors(pipeline)}
+    finally:
+        pipeline.stop()
+    assert description.source_id in selectors
+    assert f"{description.source_id}-markers" in selectors  # the simulator's cue markers
+    assert {"bci-app-predictions", "bci-app-electrode-weights", "bci-app-latency"} <= selectors
+
+
 def test_start_errors_of_the_child_are_raised_here():
     config = sim_config(stream={"source_id": unique_id("absent"), "resolve_timeout": 0.5})
     pipeline = ProcessPipeline(config)

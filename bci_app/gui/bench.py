@@ -4,9 +4,10 @@
    worker, hop 0.1 s) runs for ``duration`` seconds; e2e latency (newest sample's timestamp ->
    prediction emitted) is collected by a prediction sink, skipping the first second.
 2. GUI: the same pipeline with the main window open (offscreen Qt, 1600 x 1000 px, 64 channels x
-   5 s of traces), run as the app runs: the Qt event loop and the window's timer at
-   ``gui.refresh_hz``. A frame is ``refresh()`` (snapshot, ring reads, decimation, item updates)
-   plus the paint events of the plots that follow it.
+   5 s of traces), run as the app runs: the pipeline in its own process (``gui.separate_process``),
+   the Qt event loop and the window's timer at ``gui.refresh_hz``. A frame is ``refresh()``
+   (snapshot, ring reads, decimation, item updates) plus the paint events of the plots that
+   follow it.
 
 Goals: frame p99 <= 33 ms; e2e p99 with the GUI <= 1.5 x headless. Without ``model_path`` an
 untrained checkpoint of the right shape is used (inference cost does not depend on the weights).
