@@ -51,8 +51,8 @@ def pull_for(inlet: pylsl.StreamInlet, seconds: float) -> tuple[list, np.ndarray
         sample, stamp = inlet.pull_sample(timeout=0.05)
         if stamp is None:
             continue
-        now = pylsl.local_clock()
         more, more_stamps = inlet.pull_chunk(timeout=0.0)
+        now = pylsl.local_clock()  # after the drain: every sample pulled had arrived by now
         for s, t in zip([sample, *more], [stamp, *more_stamps], strict=True):
             samples.append(s)
             stamps.append(t)

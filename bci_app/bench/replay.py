@@ -83,8 +83,9 @@ class _Reader:
             _, stamp = self.inlet.pull_sample(timeout=0.1)
             if stamp is None:
                 continue
-            now = pylsl.local_clock()
             _, stamps = self.inlet.pull_chunk(timeout=0.0)
+            # Read the clock after the drain, so no sample counts as received before it was.
+            now = pylsl.local_clock()
             self.ages.append(now - np.asarray([stamp, *stamps]))
 
     def start(self) -> None:
