@@ -23,6 +23,7 @@ import numpy as np
 import pylsl
 
 from bci_app.config import parse_config
+from bci_app.infer.latency import summarize_ms
 from bci_app.pipeline import DEFAULT_MODEL_DIR
 from bci_app.replay_run import run_fast
 from bci_app.sources.replay import Replayer, read_session
@@ -33,18 +34,6 @@ XDF_FILE = SHARED_DATA / "xdf" / "S001R06-labrecorder.xdf"
 EDF_FILE = SHARED_DATA / "eegmmidb" / "S001" / "S001R06.edf"
 EEGMMIDB_MODEL = DEFAULT_MODEL_DIR.parent / "eegmmidb-s001-hands-feet"
 REPEATS = 3
-
-
-def _ms(values: np.ndarray) -> dict:
-    if values.size == 0:
-        return {"p50": None, "p99": None, "max": None, "n": 0}
-    ms = values * 1e3
-    return {
-        "p50": round(float(np.percentile(ms, 50)), 4),
-        "p99": round(float(np.percentile(ms, 99)), 4),
-        "max": round(float(ms.max()), 4),
-        "n": int(ms.size),
-    }
 
 
 def throughput() -> dict:
@@ -100,8 +89,8 @@ class _Reader:
 
 def _reader_summary(ages: np.ndarray) -> dict:
     return {
-        "receipt_minus_stamp_ms": _ms(ages),
-        "abs_error_ms": _ms(np.abs(ages)),
+        "receipt_minus_stamp_ms": summarize_ms(ages, 4),
+        "abs_error_ms": summarize_ms(np.abs(ages), 4),
         "stamped_in_future": round(float((ages < 0).mean()), 4) if ages.size else None,
         "stamped_ahead_max_ms": round(float(max(0.0, -ages.min()) * 1e3), 4) if ages.size else None,
     }
@@ -118,7 +107,7 @@ def timing_ours(duration: float) -> dict:
     replayer.stop()
     time.sleep(0.2)
     result = _reader_summary(reader.stop())
-    result["push_lateness_ms"] = _ms(np.asarray(replayer.lateness))
+    result["push_lateness_ms"] = summarize_ms(np.asarray(replayer.lateness), 4)
     result["samples"] = replayer.pushed[eeg]
     return result
 

@@ -43,6 +43,7 @@ from bci_app.calibrate.paradigm import (
 from bci_app.calibrate.training import train_calibration
 from bci_app.config import AppConfig
 from bci_app.gui.cue_screen import CueScreen, CueView
+from bci_app.infer.latency import summarize_ms
 from bci_app.infer.worker import Prediction
 from bci_app.pipeline import Pipeline, simulator_settings
 from bci_app.record import SessionRecorder, StreamSelector, app_outlet_selectors
@@ -259,7 +260,7 @@ class CalibrationWindow(QtWidgets.QMainWindow):
         self.summary[name] = {
             "trials": 0 if controller is None else len(controller.trials),
             "valid_trials": {} if controller is None else controller.valid_counts(),
-            "cue_draw_lateness_ms": _percentiles(lateness * 1e3),
+            "cue_draw_lateness_ms": summarize_ms(lateness),
             "xdf": None,
         }
         if controller is not None and controller.feedback:
@@ -523,17 +524,6 @@ class CalibrationWindow(QtWidgets.QMainWindow):
     def closeEvent(self, event: QtGui.QCloseEvent) -> None:  # noqa: N802 - Qt override
         self.shutdown()
         super().closeEvent(event)
-
-
-def _percentiles(values_ms: np.ndarray) -> dict:
-    if values_ms.size == 0:
-        return {"p50": None, "p99": None, "max": None, "n": 0}
-    return {
-        "p50": round(float(np.percentile(values_ms, 50)), 3),
-        "p99": round(float(np.percentile(values_ms, 99)), 3),
-        "max": round(float(values_ms.max()), 3),
-        "n": int(values_ms.size),
-    }
 
 
 def _build_central(window: QtWidgets.QMainWindow) -> CueScreen:

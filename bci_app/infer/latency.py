@@ -93,3 +93,17 @@ class LatencyTracker:
     def misses(self) -> dict[str, object]:
         with self._lock:
             return {**self._misses, "total_by_stage": dict(self._miss_stage)}
+
+
+def summarize_ms(seconds: np.ndarray, digits: int = 3) -> dict[str, float | int | None]:
+    """p50 / p99 / max in milliseconds (rounded to ``digits``) and n of durations given in
+    seconds; None values (JSON null) when there are none."""
+    if seconds.size == 0:
+        return {"p50": None, "p99": None, "max": None, "n": 0}
+    ms = np.asarray(seconds, dtype=np.float64) * 1e3
+    return {
+        "p50": round(float(np.percentile(ms, 50)), digits),
+        "p99": round(float(np.percentile(ms, 99)), digits),
+        "max": round(float(ms.max()), digits),
+        "n": int(ms.size),
+    }
