@@ -77,6 +77,7 @@ def run_summary(status, seconds: float) -> dict:  # noqa: ANN001 - PipelineStatu
         "backward_timestamps": stream.backward_timestamps,
         "overruns": stream.overruns + status.dsp_overruns,
         "reconnects": stream.reconnects,
+        "realtime_priority": stream.realtime_priority,
         "filter_delay_ms": round(status.filter_delay_s * 1e3, 3),
         "window_s": status.window_s,
     }
@@ -421,7 +422,9 @@ def cmd_bench(args: argparse.Namespace) -> int:
     if args.what == "acquisition":
         from bci_app.bench.acquisition import main as bench_acquisition
 
-        return bench_acquisition(duration=args.duration, as_json=args.json)
+        return bench_acquisition(
+            duration=args.duration, as_json=args.json, realtime=not args.no_realtime
+        )
     if args.what == "latency":
         from bci_app.bench.latency import main as bench_latency
 
@@ -573,6 +576,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--device", nargs="+", choices=["cpu", "cuda"], help="latency: devices (default: all)"
     )
     bench.add_argument("--duration", type=_positive_float, default=20.0, help="seconds per case")
+    bench.add_argument(
+        "--no-realtime",
+        action="store_true",
+        help="acquisition: our threads at normal priority (default: scheduling.realtime_priority)",
+    )
     bench.add_argument("--json", action="store_true", help="last line: one JSON object")
     bench.set_defaults(func=cmd_bench)
     return parser

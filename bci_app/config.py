@@ -115,6 +115,13 @@ class HealthConfig(_Section):
         return self
 
 
+class SchedulingConfig(_Section):
+    """SCHED_FIFO priority (1-99) of the acquisition threads: liblsl's receiver, the inlet and
+    the dsp thread. null keeps normal scheduling. See :mod:`bci_app.scheduling`."""
+
+    realtime_priority: Annotated[int, Field(ge=1, le=99)] | None = 10
+
+
 class ModelConfig(_Section):
     """Read by the inference worker: checkpoint folder (null: the shipped default) and device."""
 
@@ -159,6 +166,7 @@ class AppConfig(_Section):
     windows: WindowsConfig = WindowsConfig()
     ring: RingConfig = RingConfig()
     health: HealthConfig = HealthConfig()
+    scheduling: SchedulingConfig = SchedulingConfig()
     model: ModelConfig = ModelConfig()
     budgets: BudgetsConfig = BudgetsConfig()
     gui: GuiConfig = GuiConfig()

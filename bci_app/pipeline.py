@@ -22,6 +22,7 @@ from bci_app.dsp.stage import DspStage, model_rate
 from bci_app.dsp.windows import Window
 from bci_app.infer.worker import InferenceWorker, Prediction, WorkerStats
 from bci_app.nn.checkpoint import CheckpointMetadata, check_stream_compatibility, load_checkpoint
+from bci_app.scheduling import set_realtime_priority
 from bci_app.sources.simulator import SimulatorSettings, SimulatorStream
 from bci_app.stream.inlet import InletThread, StreamDescription, StreamHealth
 from bci_app.stream.outlets import PredictionOutlets
@@ -179,6 +180,7 @@ class Pipeline:
                 self.config.health,
                 self.config.ring.capacity,
                 pick=self.config.channels.pick,
+                realtime_priority=self.config.scheduling.realtime_priority,
             )
             self.description = self.inlet.connect()
             self.stage = DspStage(self.inlet.ring, self.description.rate_hz, self.config)
@@ -270,6 +272,9 @@ class Pipeline:
         )
 
     def _run(self) -> None:
+        priority = self.config.scheduling.realtime_priority
+        if priority is not None:
+            set_realtime_priority(priority)  # a refusal is logged once per process
         stage, ring = self.stage, self.inlet.ring
         while not self._stop.is_set():
             if not ring.wait_for(stage.cursor, WAKE_TIMEOUT_S):

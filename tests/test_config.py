@@ -53,6 +53,11 @@ def test_shipped_config_is_valid_and_uses_the_simulator():
         ({"simulator": {"channels": 32}}, "simulator.channels: Input should be 8, 64 or 256"),
         ({"health": {"stale_after": 5.0}}, "need stale_after < recover_after < lost_after"),
         ({"model": {"device": "gpu"}}, "model.device: Input should be 'auto', 'cuda' or 'cpu'"),
+        (
+            {"scheduling": {"realtime_priority": 0}},
+            "scheduling.realtime_priority: Input should be greater than or equal to 1",
+        ),
+        ({"scheduling": {"realtime_priority": "high"}}, "scheduling.realtime_priority"),
         ({"stream": {"resolve_timeout": float("nan")}}, "stream.resolve_timeout"),
     ],
 )

@@ -91,6 +91,7 @@ def test_panels_update_from_a_simulated_stream(qtbot, model_dir: Path) -> None:
     assert "filter" in window.latency_panel.fixed.text()
     assert "window 2 s" in window.latency_panel.fixed.text()
     assert window.stream_panel.state.text() == "live"
+    assert "acquisition at " in window.stream_panel.source.toolTip()
     assert window.banner_text() == ""
     assert window.frame_errors == 0
     assert window.frame_ms and np.median(window.frame_ms) < 100

@@ -1,8 +1,9 @@
 """A precise simulated outlet in its own process, shared by the benchmarks.
 
 The EEG is generated before streaming starts and each 10 ms chunk is pushed at its nominal time
-(sleep to 0.5 ms before the deadline, spin the rest), so the outlet's own lateness stays out of
-the figures of whatever reads it; that lateness is reported when the outlet stops.
+(sleep to 0.5 ms before the deadline, spin the rest). The outlet also records when each
+``push_chunk`` returned and reports those times when it stops, so a benchmark can measure ages
+from the real hand-over to liblsl and keep the outlet's own lateness out of its figures.
 """
 
 from __future__ import annotations
@@ -21,8 +22,9 @@ import pylsl
 
 
 def run_outlet(source_id: str, n_channels: int, rate_hz: float, seconds: float) -> None:
-    """Stream for ``seconds`` (or until SIGTERM); prints ``{"t0", "chunk"}`` first and the push
-    lateness last, one JSON line each."""
+    """Stream for ``seconds`` (or until SIGTERM); prints ``{"t0", "chunk"}`` first and, last, the
+    push lateness and ``push_done`` (local_clock seconds when each chunk's push returned), one
+    JSON line each."""
     from bci_app.sources.montage import channel_set
     from bci_app.sources.simulator import EEGSimulator, SimulatorSettings
 
@@ -42,7 +44,7 @@ def run_outlet(source_id: str, n_channels: int, rate_hz: float, seconds: float) 
     print(json.dumps({"t0": t0, "chunk": chunk}), flush=True)
     stopped = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stopped.set())
-    late = []
+    late, done = [], []
     k = 0
     while not stopped.is_set():
         first = k * chunk
@@ -56,7 +58,8 @@ def run_outlet(source_id: str, n_channels: int, rate_hz: float, seconds: float) 
             pass
         block = data[(k % n_chunks) * chunk : (k % n_chunks + 1) * chunk]
         outlet.push_chunk(block, (t0 + np.arange(first, first + chunk) / rate_hz).tolist())
-        late.append(pylsl.local_clock() - deadline)
+        done.append(pylsl.local_clock())
+        late.append(done[-1] - deadline)
         k += 1
     late_ms = np.asarray(late) * 1e3
     print(
@@ -64,6 +67,7 @@ def run_outlet(source_id: str, n_channels: int, rate_hz: float, seconds: float) 
             {
                 "push_late_p50_ms": round(float(np.percentile(late_ms, 50)), 4),
                 "push_late_p99_ms": round(float(np.percentile(late_ms, 99)), 4),
+                "push_done": done,
             }
         ),
         flush=True,
@@ -72,15 +76,29 @@ def run_outlet(source_id: str, n_channels: int, rate_hz: float, seconds: float) 
 
 class PushClock:
     """Push time (LSL seconds) of an outlet sample from its timestamp: the outlet pushes a chunk
-    when the clock reaches the timestamp of the chunk's last sample."""
+    when the clock reaches the timestamp of the chunk's last sample. With ``push_done`` (from
+    :attr:`BenchOutlet.push_done`) the measured time each push returned is used instead."""
 
-    def __init__(self, t0: float, rate_hz: float, chunk: int) -> None:
+    def __init__(
+        self, t0: float, rate_hz: float, chunk: int, push_done: np.ndarray | None = None
+    ) -> None:
         self.t0, self.rate_hz, self.chunk = t0, rate_hz, chunk
+        self.push_done = push_done
 
-    def pushed_at(self, timestamp: float) -> float:
-        index = round((timestamp - self.t0) * self.rate_hz)
-        last_of_chunk = (index // self.chunk + 1) * self.chunk - 1
-        return self.t0 + last_of_chunk / self.rate_hz
+    def chunk_of(self, timestamps: np.ndarray) -> np.ndarray:
+        """Index of the pushed chunk each timestamp belongs to."""
+        index = np.round((np.asarray(timestamps) - self.t0) * self.rate_hz).astype(np.int64)
+        return index // self.chunk
+
+    def pushed_at(self, timestamps: np.ndarray | float) -> np.ndarray | float:
+        chunks = self.chunk_of(timestamps)
+        nominal = self.t0 + ((chunks + 1) * self.chunk - 1) / self.rate_hz
+        if self.push_done is None:
+            return nominal if np.ndim(timestamps) else float(nominal)
+        if chunks.max(initial=0) >= len(self.push_done) or chunks.min(initial=0) < 0:
+            raise ValueError("a timestamp lies outside the chunks the outlet reported")
+        measured = self.push_done[chunks]
+        return measured if np.ndim(timestamps) else float(measured)
 
 
 class BenchOutlet:
@@ -93,6 +111,7 @@ class BenchOutlet:
         self.t0 = 0.0
         self.chunk = 0
         self.lateness: dict | None = None
+        self.push_done: np.ndarray | None = None  # local_clock seconds each chunk's push returned
         self._process: subprocess.Popen | None = None
 
     def __enter__(self) -> BenchOutlet:
@@ -124,7 +143,10 @@ class BenchOutlet:
         try:
             out, _ = process.communicate(timeout=30)
             lines = out.strip().splitlines()
-            self.lateness = json.loads(lines[-1]) if lines else None
+            report = json.loads(lines[-1]) if lines else None
+            if report is not None:
+                self.push_done = np.asarray(report.pop("push_done"), dtype=np.float64)
+            self.lateness = report
         finally:
             if process.poll() is None:
                 process.kill()

@@ -124,7 +124,12 @@ class StreamPanel(QtWidgets.QGroupBox):
             f"{description.name} ({description.type}) on {description.hostname}: "
             f"{len(description.channels)} ch @ {description.rate_hz:g} Hz"
         )
-        self.source.setToolTip(f"source_id {description.source_id}")
+        priority = (
+            "normal priority"
+            if health.realtime_priority is None
+            else f"real-time priority {health.realtime_priority}"
+        )
+        self.source.setToolTip(f"source_id {description.source_id}; acquisition at {priority}")
         rate = "-" if health.effective_rate_hz is None else f"{health.effective_rate_hz:.1f}"
         age = "-" if health.newest_sample_age_s is None else f"{health.newest_sample_age_s:.2f}"
         self.rate.setText(f"{rate} Hz, newest {age} s ago")

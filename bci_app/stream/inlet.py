@@ -2,7 +2,9 @@
 
 The thread blocks inside liblsl until data arrives (``pull_chunk(min_samples=1)``), so a sample is
 in the ring as soon as it reaches the inlet; the bounded wait only lets the thread update the
-stream state and notice a stop request.
+stream state and notice a stop request. With ``realtime_priority`` set, this thread and the
+receiver thread liblsl starts for the inlet run at that SCHED_FIFO priority
+(:mod:`bci_app.scheduling`), so neither waits for a core when data arrives.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import pylsl
 from pylsl.util import LostError
 
 from bci_app.config import HealthConfig, StreamConfig
+from bci_app.scheduling import check_priority, realtime_for_new_threads, set_realtime_priority
 from bci_app.stream.ring import FLAG_GAP, FLAG_NONFINITE, RingBuffer
 
 log = logging.getLogger(__name__)
@@ -79,6 +82,7 @@ class StreamHealth:
     effective_rate_hz: float | None
     newest_sample_age_s: float | None  # local_clock() - newest LSL timestamp
     error: str | None
+    realtime_priority: int | None = None  # SCHED_FIFO priority of the inlet thread, if raised
 
 
 def format_stream_list(infos: list[pylsl.StreamInfo]) -> str:
@@ -269,8 +273,13 @@ class InletThread:
         ring_seconds: float,
         pick: list[str] | None = None,
         dejitter: bool = True,
+        realtime_priority: int | None = None,
     ) -> None:
+        if realtime_priority is not None:
+            check_priority(realtime_priority)
         self._stream_config = stream
+        self._realtime_priority = realtime_priority
+        self._granted_priority: int | None = None
         self._health_config = health
         self._ring_seconds = ring_seconds
         self._pick = pick
@@ -301,7 +310,9 @@ class InletThread:
     # -- set-up -------------------------------------------------------------------------------
     def connect(self) -> StreamDescription:
         info = resolve_stream(self._stream_config)
-        inlet = self._open(info)
+        # The receiver thread liblsl starts when the stream opens inherits this thread's priority.
+        with realtime_for_new_threads(self._realtime_priority):
+            inlet = self._open(info)
         full = inlet.info(timeout=self._stream_config.resolve_timeout)
         description, pick_index = describe_stream(full, self._stream_config, self._pick)
         self._stream_labels = tuple(c.label for c in read_channels(full))
@@ -374,10 +385,15 @@ class InletThread:
             effective_rate_hz=self._effective_rate(),
             newest_sample_age_s=None if newest is None else pylsl.local_clock() - newest,
             error=self._error,
+            realtime_priority=self._granted_priority,
         )
 
     # -- acquisition loop ---------------------------------------------------------------------
     def _run(self) -> None:
+        priority = self._realtime_priority
+        if priority is not None and set_realtime_priority(priority) is None:
+            self._granted_priority = priority
+            log.info("inlet thread at real-time priority %d", priority)
         try:
             self._acquire()
         except Exception as exc:  # noqa: BLE001 - surface any crash as a visible state
