@@ -3,7 +3,7 @@
 On a busy machine a thread woken by new data can wait a millisecond or more for a core behind
 ordinary threads (the GUI, other processes). At a real-time priority it runs as soon as it is
 woken. The acquisition threads only ever run briefly and then block again, so they cannot starve
-the rest of the machine (the kernel also keeps 5 % of each core for ordinary threads).
+the rest of the machine (by default the kernel also keeps 5 % of CPU time for ordinary threads).
 
 Raising needs permission: root, ``CAP_SYS_NICE``, or an ``rtprio`` limit for the user. Without it
 the app logs one warning that says how to grant it and runs at normal priority. Linux only; other
