@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 import uuid
 from pathlib import Path
 
@@ -21,6 +22,16 @@ def shared_data() -> Path:
     if not SHARED_DATA.is_dir():
         pytest.fail(f"the shared EEG data is expected at {SHARED_DATA}")
     return SHARED_DATA
+
+
+def wait_until(predicate, timeout: float = 5.0, step: float = 0.01) -> bool:
+    """Poll ``predicate`` every ``step`` seconds until it holds or ``timeout`` seconds pass."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(step)
+    return predicate()
 
 
 def unique_id(prefix: str = "test") -> str:

@@ -7,22 +7,13 @@ import time
 import numpy as np
 import pylsl
 import pytest
-from conftest import unique_id
+from conftest import unique_id, wait_until
 
 from bci_app.config import HealthConfig, StreamConfig
 from bci_app.stream.inlet import InletThread, StreamError, StreamState, resolve_stream
 from bci_app.stream.ring import FLAG_GAP, FLAG_NONFINITE
 
 FAST_HEALTH = HealthConfig(stale_after=0.2, recover_after=0.6, lost_after=4.0, gap_tolerance=0.02)
-
-
-def wait_until(predicate, timeout: float = 5.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.01)
-    return predicate()
 
 
 def make_inlet(source_id: str, **kwargs) -> InletThread:

@@ -6,7 +6,7 @@ import threading
 import time
 
 import numpy as np
-from conftest import unique_id
+from conftest import unique_id, wait_until
 
 from bci_app.config import parse_config
 from bci_app.pipeline import Pipeline, simulator_settings
@@ -24,13 +24,6 @@ def collect(pipeline: Pipeline):
 
     pipeline.add_sink(sink)
     return windows
-
-
-def wait_until(predicate, timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline and not predicate():
-        time.sleep(0.01)
-    return predicate()
 
 
 def test_default_config_runs_the_embedded_simulator_into_windows():

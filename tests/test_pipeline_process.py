@@ -6,7 +6,7 @@ import time
 
 import numpy as np
 import pytest
-from conftest import unique_id
+from conftest import unique_id, wait_until
 
 from bci_app.config import parse_config
 from bci_app.gui.window import MainWindow
@@ -16,15 +16,6 @@ from bci_app.stream.inlet import StreamError
 
 def sim_config(**extra):
     return parse_config({"outlets": {"enabled": False}, "model": {"device": "cpu"}, **extra})
-
-
-def wait_until(predicate, timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.05)
-    return False
 
 
 def test_child_pipeline_mirrors_samples_predictions_and_status():

@@ -20,7 +20,7 @@ import numpy as np
 import pylsl
 import pytest
 import pyxdf
-from conftest import PacedOutlet, unique_id
+from conftest import PacedOutlet, unique_id, wait_until
 
 from bci_app.bench.latency import make_checkpoint
 from bci_app.config import OutletsConfig, parse_config
@@ -88,15 +88,6 @@ def read_xdf(path: Path) -> dict[str, dict]:
 def channel_labels(stream: dict) -> list[str]:
     channels = stream["info"]["desc"][0]["channels"][0]["channel"]
     return [c["label"][0] for c in channels]
-
-
-def wait_for(predicate, timeout: float, step: float = 0.02) -> bool:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(step)
-    return True
 
 
 def marker_outlet(source_id: str) -> pylsl.StreamOutlet:
@@ -287,7 +278,7 @@ def test_records_a_simulated_session_with_markers_and_the_app_outlets(
         recorder.start()
         started_at, first_index = pylsl.local_clock(), sim.next_sample_index
         markers_before = sim.markers_pushed
-        assert wait_for(
+        assert wait_until(
             lambda: (
                 sim.markers_pushed > markers_before
                 and sum(t > started_at + 0.1 for t, _ in seen) >= 3
@@ -352,7 +343,7 @@ def test_a_dying_recorder_is_reported_not_raised_and_the_file_kept(tmp_path: Pat
     watcher = threading.Thread(target=watch, name="test-watch")
     watcher.start()
     # LabRecorder writes in 8 kB blocks: wait for several, so whole sample chunks are on disk.
-    assert wait_for(lambda: recorder.size_bytes > 50_000, timeout=5.0)
+    assert wait_until(lambda: recorder.size_bytes > 50_000, timeout=5.0)
     os.kill(recorder.pid, signal.SIGKILL)
     watcher.join(2.0)
     outlet.stop()
@@ -502,7 +493,7 @@ def test_closing_the_window_while_recording_stops_it(qtbot, tmp_path: Path, smal
     started = time.monotonic()
     window.close()
     assert time.monotonic() - started < 2.0
-    assert wait_for(
+    assert wait_until(
         lambda: (
             not {t.name for t in threading.enumerate()}
             & {"bci-inlet", "bci-dsp", "bci-infer", "bci-gui-record"}
@@ -510,7 +501,7 @@ def test_closing_the_window_while_recording_stops_it(qtbot, tmp_path: Path, smal
         timeout=2.0 - (time.monotonic() - started),
     )
     # LabRecorderCLI finishes the file in its own process, within seconds.
-    assert wait_for(lambda: recorder.finished, timeout=12.0)
+    assert wait_until(lambda: recorder.finished, timeout=12.0)
     assert recorder.result.ok, recorder.result.error
     streams = read_xdf(out)
     assert pipeline.simulator.source_id in streams and f"{prefix}-latency" in streams

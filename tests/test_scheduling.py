@@ -10,7 +10,7 @@ import time
 
 import numpy as np
 import pytest
-from conftest import unique_id
+from conftest import unique_id, wait_until
 
 from bci_app.bench.outlet import PushClock
 from bci_app.config import AppConfig, HealthConfig, StreamConfig
@@ -130,10 +130,7 @@ def test_inlet_thread_and_liblsl_receiver_run_at_realtime_priority(outlet_factor
     inlet.start()
     try:
         outlet.push(40)
-        deadline = time.monotonic() + 5
-        while inlet.ring.written < 200 and time.monotonic() < deadline:
-            time.sleep(0.01)
-        assert inlet.ring.written == 200
+        assert wait_until(lambda: inlet.ring.written == 200)
         raised = {tid: p for tid, p in _fifo_threads().items() if tid not in before}
         assert raised.get(inlet._thread.native_id) == 11
         # At least liblsl's receiver thread besides ours, started while the inlet opened.
@@ -163,10 +160,7 @@ def test_without_a_priority_no_thread_is_raised(outlet_factory):
 def test_pipeline_dsp_thread_runs_at_the_configured_priority():
     config = AppConfig.model_validate({"scheduling": {"realtime_priority": 9}})
     with Pipeline(config) as pipeline:
-        deadline = time.monotonic() + 10
-        while pipeline.status().windows == 0 and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert pipeline.status().windows > 0
+        assert wait_until(lambda: pipeline.status().windows > 0, timeout=10.0)
         assert _fifo_threads().get(pipeline._thread.native_id) == 9
         assert pipeline.status().stream.realtime_priority == 9
 
