@@ -10,7 +10,6 @@ import sys
 import threading
 import time
 from collections.abc import Sequence
-from dataclasses import replace
 from pathlib import Path
 
 from bci_app import __version__
@@ -149,9 +148,9 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def cmd_run_replay(args: argparse.Namespace) -> int:
     """``run --replay FILE [--fast]``: a recording through dsp, windows and model."""
-    from bci_app.pipeline import model_dir
-    from bci_app.replay_run import pseudo_online_metrics, run_fast, run_paced, write_jsonl
-    from bci_app.train.data import load_recording
+    from bci_app.io import load_recording
+    from bci_app.nn.checkpoint import model_dir
+    from bci_app.pipeline.replay import pseudo_online_metrics, run_fast, run_paced, write_jsonl
 
     if args.no_model:
         raise SystemExit("bci-app run --replay classifies windows; drop --no-model")
@@ -193,7 +192,8 @@ def cmd_replay(args: argparse.Namespace) -> int:
     """``replay FILE``: every stream of the file as an LSL outlet, in real time."""
     import numpy as np
 
-    from bci_app.sources.replay import Replayer, format_progress, read_session
+    from bci_app.io.session import read_session
+    from bci_app.sources.replay import Replayer, format_progress
 
     session = read_session(args.file, args.streams)
     replayer = Replayer(
@@ -302,17 +302,17 @@ def cmd_streams(args: argparse.Namespace) -> int:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from bci_app.pipeline import simulator_settings
+    from bci_app.io import load_recording
+    from bci_app.sources.simulator import SimulatorSettings
     from bci_app.train.commands import simulated_recording, train_command
-    from bci_app.train.data import load_recording
     from bci_app.train.trainer import TrainSettings
 
     config = load_config(args.config)
     recordings = [load_recording(f) for f in args.files]
     if args.simulated:
-        sim = simulator_settings(config)
+        sim = SimulatorSettings.from_config(config.simulator)
         recordings += [
-            simulated_recording(replace(sim, seed=sim.seed + k), args.simulated)
+            simulated_recording(sim.model_copy(update={"seed": sim.seed + k}), args.simulated)
             for k in range(args.simulated_runs)
         ]
     if not recordings:

@@ -46,7 +46,9 @@ from typing import IO, Any
 import pylsl
 
 from bci_app.config import OutletsConfig
+from bci_app.infer.outlets import outlet_selectors
 from bci_app.stream.inlet import format_stream_list
+from bci_app.stream.selector import SelectorError, StreamSelector
 
 __all__ = [
     "FLUSH_S",
@@ -57,11 +59,9 @@ __all__ = [
     "SessionRecorder",
     "StreamSelector",
     "add_record_parser",
-    "app_outlet_selectors",
     "check_output_path",
     "cmd_record",
     "default_input_selectors",
-    "pipeline_selectors",
     "record_selectors",
     "find_labrecorder_cli",
     "resolve_selectors",
@@ -85,11 +85,9 @@ POLL_S = 0.05  # sleep between checks while waiting (start, stop, resolve)
 LOG_LINES = 200  # lines of LabRecorderCLI output kept for error messages
 STATUS_PERIOD_S = 5.0  # `bci-app record` prints a status line this often
 
-_KEYS = ("name", "type", "source_id")
 # Counted anywhere in the output, not at line starts: LabRecorderCLI's threads print without a
 # lock, so another thread's text can land in the middle of this line.
 _STARTED = b"Started data collection for stream"
-_SPEC_SPLIT = re.compile(r",(?=\s*(?:name|type|source_id)\s*=)")
 
 
 class RecordError(ValueError):
@@ -101,141 +99,10 @@ class RecordError(ValueError):
 # --------------------------------------------------------------------------------------------
 
 
-def _xpath_literal(value: str) -> str:
-    """``value`` as an XPath 1.0 string literal (which has no escapes: pick the other quote)."""
-    if "'" not in value:
-        return f"'{value}'"
-    if '"' not in value:
-        return f'"{value}"'
-    raise RecordError(
-        f"stream selector value {value!r} contains both ' and \", which an LSL/XPath predicate "
-        "cannot express; select the stream by another field (e.g. source_id=...)"
-    )
-
-
-@dataclass(frozen=True)
-class StreamSelector:
-    """Selects LSL streams by exact, case-sensitive ``name`` / ``type`` / ``source_id`` (all the
-    given fields must match; at least one is required). An ``optional`` selector that matches
-    nothing is skipped instead of failing the recording."""
-
-    name: str | None = None
-    type: str | None = None
-    source_id: str | None = None
-    optional: bool = False
-
-    def __post_init__(self) -> None:
-        given = {key: getattr(self, key) for key in _KEYS if getattr(self, key) is not None}
-        if not given:
-            raise RecordError(
-                "a stream selector needs at least one of name, type, source_id "
-                "(e.g. --stream source_id=abc or --stream name=X,type=EEG)"
-            )
-        for key, value in given.items():
-            if not isinstance(value, str) or not value:
-                raise RecordError(
-                    f"stream selector {key} must be a non-empty string, got {value!r}"
-                )
-            if any(ord(c) < 32 or ord(c) == 127 for c in value):
-                raise RecordError(
-                    f"stream selector {key}={value!r} contains a control character (newline, "
-                    "tab, ...); stream names and ids never do, so check the value"
-                )
-            _xpath_literal(value)  # both quote kinds: refused with the reason
-        if not isinstance(self.optional, bool):
-            raise RecordError(
-                f"stream selector optional must be True or False, got {self.optional!r}"
-            )
-
-    @classmethod
-    def parse(cls, spec: str) -> StreamSelector:
-        """``"source_id=abc"``, ``"name=X,type=EEG"`` (a comma inside a value is kept unless a
-        key follows it). Raises :class:`RecordError` naming the problem."""
-        if not isinstance(spec, str) or not spec.strip():
-            raise RecordError(
-                f"stream spec must be KEY=VALUE[,KEY=VALUE] with KEY in {', '.join(_KEYS)}, "
-                f"got {spec!r}"
-            )
-        fields: dict[str, str] = {}
-        for part in _SPEC_SPLIT.split(spec):
-            key, sep, value = part.partition("=")
-            key = key.strip()
-            if not sep or key not in _KEYS:
-                raise RecordError(
-                    f"stream spec {spec!r}: {part.strip()!r} is not KEY=VALUE with KEY one of "
-                    f"{', '.join(_KEYS)} (e.g. source_id=abc or name=X,type=EEG)"
-                )
-            if key in fields:
-                raise RecordError(f"stream spec {spec!r} gives {key} twice; give each key once")
-            if not value:
-                raise RecordError(f"stream spec {spec!r}: {key} has an empty value")
-            fields[key] = value
-        return cls(**fields)
-
-    def matches(self, info: pylsl.StreamInfo) -> bool:
-        """True when every given field equals the stream's (case-sensitive, like LabRecorder)."""
-        return (
-            (self.name is None or info.name() == self.name)
-            and (self.type is None or info.type() == self.type)
-            and (self.source_id is None or info.source_id() == self.source_id)
-        )
-
-    def predicate(self) -> str:
-        """The LSL/LabRecorder predicate (XPath 1.0 on ``<info>``): ``name='X' and type='EEG'``."""
-        return " and ".join(
-            f"{key}={_xpath_literal(getattr(self, key))}"
-            for key in _KEYS
-            if getattr(self, key) is not None
-        )
-
-    def __str__(self) -> str:
-        text = ",".join(f"{key}={getattr(self, key)}" for key in _KEYS if getattr(self, key))
-        return text + (" (optional)" if self.optional else "")
-
-
-def app_outlet_selectors(outlets: OutletsConfig) -> list[StreamSelector]:
-    """Selectors of the app's own outlets (see :class:`~bci_app.stream.outlets.PredictionOutlets`):
-    ``<name_prefix>-predictions``, ``-electrode-weights`` and ``-latency``, each with the matching
-    ``<source_id_prefix>-…`` source_id."""
-    if not isinstance(outlets, OutletsConfig):
-        raise RecordError(
-            f"outlets must be the config's OutletsConfig, got {type(outlets).__name__}"
-        )
-    name, sid = outlets.name_prefix, outlets.source_id_prefix
-    return [
-        StreamSelector(name=f"{name}-{suffix}", source_id=f"{sid}-{suffix}")
-        for suffix in ("predictions", "electrode-weights", "latency")
-    ]
-
-
 def default_input_selectors() -> list[StreamSelector]:
     """What ``bci-app record`` records without ``--stream``: every visible EEG stream (at least
     one) and every visible Markers stream (none is fine)."""
     return [StreamSelector(type="EEG"), StreamSelector(type="Markers", optional=True)]
-
-
-def pipeline_selectors(pipeline: Any) -> list[StreamSelector]:
-    """What the GUI records for a started :class:`~bci_app.pipeline.Pipeline`: its input stream,
-    the marker stream beside it (the embedded simulator's; for another stream the optional
-    ``<source_id>-markers`` the GUI also reads) and, when the pipeline publishes them, the app's
-    outlets."""
-    description = getattr(pipeline, "description", None)
-    if description is None:
-        raise RecordError("the pipeline is not running: start it (Run > Start) before recording")
-    if description.source_id:
-        selectors = [StreamSelector(name=description.name, source_id=description.source_id)]
-    else:  # a stream without a source_id: its name and type are all there is
-        selectors = [StreamSelector(name=description.name, type=description.type or None)]
-    simulator = getattr(pipeline, "simulator", None)
-    if simulator is not None:
-        selectors.append(StreamSelector(source_id=simulator.marker_source_id))
-    elif description.source_id:
-        selectors.append(
-            StreamSelector(source_id=f"{description.source_id}-markers", optional=True)
-        )
-    if getattr(pipeline, "outlets", None) is not None:
-        selectors += app_outlet_selectors(pipeline.config.outlets)
-    return selectors
 
 
 def resolve_selectors(
@@ -854,7 +721,7 @@ class _AnyEvent:
 def _selector_arg(text: str) -> StreamSelector:
     try:
         return StreamSelector.parse(text)
-    except RecordError as exc:
+    except SelectorError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
@@ -929,7 +796,7 @@ def record_selectors(
     plus :func:`app_outlet_selectors` when ``app_outlets``."""
     selectors = list(streams) if streams else default_input_selectors()
     if app_outlets:
-        selectors += app_outlet_selectors(outlets)
+        selectors += outlet_selectors(outlets)
     return selectors
 
 

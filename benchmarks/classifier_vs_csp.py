@@ -25,7 +25,8 @@ from sklearn.discriminant_analysis import LinearDiscriminantAnalysis
 from sklearn.pipeline import Pipeline
 
 from bci_app.config import load_config
-from bci_app.train.data import extract_trials, load_recording
+from bci_app.io import load_recording
+from bci_app.train.data import extract_trials
 from bci_app.train.trainer import (
     TrainSettings,
     classifier_config,

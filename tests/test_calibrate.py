@@ -12,6 +12,7 @@ import numpy as np
 import pylsl
 import pytest
 import pyxdf
+from conftest import unique_id
 from pylsl.util import LostError
 
 from bci_app.calibrate.controller import (
@@ -23,9 +24,10 @@ from bci_app.calibrate.paradigm import ParadigmPlanner, PlannedTrial, Timings
 from bci_app.calibrate.training import train_calibration, valid_cue_events
 from bci_app.config import parse_config
 from bci_app.gui.calibration import CalibrationSettings, CalibrationWindow
+from bci_app.io import Recording
 from bci_app.nn.checkpoint import load_checkpoint
+from bci_app.sources.simulator import SimulatorSettings, SimulatorStream
 from bci_app.train.commands import TrainingError
-from bci_app.train.data import Recording
 
 SHORT = Timings(fixation_s=0.3, imagery_s=0.8, rest_min_s=0.2, rest_max_s=0.3)
 
@@ -148,8 +150,13 @@ def test_training_drops_invalidated_trials_and_needs_enough_of_them():
 # -- the window, on the simulator ---------------------------------------------------------
 
 
-def open_calibration(qtbot, tmp_path: Path, **overrides) -> CalibrationWindow:
-    config = parse_config({"outlets": {"enabled": False}, "model": {"device": "cpu"}})
+def open_calibration(
+    qtbot, tmp_path: Path, stream: dict | None = None, **overrides
+) -> CalibrationWindow:
+    """The window on the built-in simulator, or on the LSL stream ``stream`` selects."""
+    config = parse_config(
+        {"outlets": {"enabled": False}, "model": {"device": "cpu"}, "stream": stream or {}}
+    )
     values = {
         "classes": ("left_hand", "right_hand"),
         "trials_per_class": 3,
@@ -241,7 +248,12 @@ def test_abort_keeps_the_recording(qtbot, tmp_path):
 
 
 def test_stream_loss_pauses_marks_the_trial_invalid_and_resumes(qtbot, tmp_path):
-    window = open_calibration(qtbot, tmp_path, trials_per_class=10)
+    # An amplifier of its own (the built-in simulator runs in the pipeline's child process).
+    simulator = SimulatorStream(SimulatorSettings(n_channels=8, source_id=unique_id("amp")))
+    simulator.start()
+    window = open_calibration(
+        qtbot, tmp_path, stream={"source_id": simulator.source_id}, trials_per_class=10
+    )
     qtbot.waitUntil(
         lambda: (
             window.stage.controller is not None
@@ -250,7 +262,7 @@ def test_stream_loss_pauses_marks_the_trial_invalid_and_resumes(qtbot, tmp_path)
         ),
         timeout=30_000,
     )
-    controller, simulator = window.stage.controller, window.stage.pipeline.simulator
+    controller = window.stage.controller
     interrupted = controller.current
     simulator.pause()  # the amplifier stops sending
     qtbot.waitUntil(lambda: controller.phase is Phase.PAUSED, timeout=5_000)
@@ -267,6 +279,7 @@ def test_stream_loss_pauses_marks_the_trial_invalid_and_resumes(qtbot, tmp_path)
     qtbot.waitUntil(
         lambda: "recording is kept" in window.screen_widget.view.message, timeout=20_000
     )
+    simulator.stop()
     labels, _ = read_markers(tmp_path / "session" / "calibration.xdf")
     assert labels.count(INVALID_MARKER) == 2  # the lost trial and the aborted one
     first_invalid = labels.index(INVALID_MARKER)

@@ -22,8 +22,9 @@ from bci_app.gui.decimate import column_extremes, draw_spans, pack_argb
 from bci_app.gui.feeds import MarkerReader
 from bci_app.gui.weights import MEAN, SORTED
 from bci_app.gui.window import MainWindow
+from bci_app.io.montage import EEGMMIDB_64
 from bci_app.pipeline import Pipeline
-from bci_app.sources.montage import EEGMMIDB_64
+from bci_app.sources.simulator import SimulatorSettings, SimulatorStream
 
 CLASSES = ["left_hand", "right_hand", "feet", "rest"]
 PIPELINE_THREADS = {"bci-inlet", "bci-dsp", "bci-infer"}
@@ -196,11 +197,12 @@ def test_model_and_config_errors_are_shown_with_what_to_do(
 
 def test_a_killed_stream_shows_stale_then_recovering(qtbot) -> None:
     config = sim_config(health={"stale_after": 0.3, "recover_after": 1.0, "lost_after": 30.0})
-    pipeline = Pipeline(config)
+    simulator = SimulatorStream(SimulatorSettings.from_config(config.simulator))
+    pipeline = Pipeline(config, simulator=simulator)
     window = open_window(qtbot, config, pipeline)
     qtbot.waitUntil(lambda: window.stream_panel.state.text() == "live", timeout=10_000)
 
-    pipeline.simulator.stop()  # the amplifier's outlet disappears
+    simulator.stop()  # the amplifier's outlet disappears
     qtbot.waitUntil(
         lambda: window.stream_panel.state.text() in ("stale", "recovering"), timeout=5_000
     )
@@ -240,7 +242,7 @@ def test_marker_reader_reads_a_string_marker_stream() -> None:
     finally:
         reader.stop()
         del outlet
-    assert not reader._thread.is_alive()
+    assert not reader.running
 
 
 def test_minmax_decimation_keeps_extremes_at_two_values_per_pixel() -> None:

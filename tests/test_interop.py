@@ -10,9 +10,11 @@ import pytest
 from conftest import SHARED_DATA, unique_id
 
 from bci_app.config import parse_config
-from bci_app.pipeline import DEFAULT_MODEL_DIR, Pipeline
-from bci_app.sources.replay import Replayer, read_session
-from bci_app.train.data import load_recording
+from bci_app.io import load_recording
+from bci_app.io.session import read_session
+from bci_app.nn.checkpoint import DEFAULT_MODEL_DIR
+from bci_app.pipeline import Pipeline
+from bci_app.sources.replay import Replayer
 
 mne_lsl = pytest.importorskip("mne_lsl")
 

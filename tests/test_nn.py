@@ -14,6 +14,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from bci_app.io.montage import EEGMMIDB_64, HD_256, SMALL_8, positions
 from bci_app.nn import (
     ATTENTION_KINDS,
     CBAMAttention,
@@ -32,7 +33,6 @@ from bci_app.nn import (
     render_model_card,
     save_checkpoint,
 )
-from bci_app.sources.montage import EEGMMIDB_64, HD_256, SMALL_8, positions
 
 DSP = {"bandpass": [1.0, 40.0], "order": 4, "notch": 50, "notch_quality": 30.0, "reference": "none"}
 

@@ -9,8 +9,9 @@ import numpy as np
 from conftest import unique_id, wait_until
 
 from bci_app.config import parse_config
-from bci_app.pipeline import Pipeline, simulator_settings
-from bci_app.sources.simulator import SimulatorStream
+from bci_app.io.montage import channel_set
+from bci_app.pipeline import Pipeline
+from bci_app.sources.simulator import SimulatorSettings, SimulatorStream
 from bci_app.stream.inlet import StreamState
 from bci_app.stream.ring import FLAG_GAP
 
@@ -38,7 +39,8 @@ def test_default_config_runs_the_embedded_simulator_into_windows():
     windows = collect(pipeline)
     with pipeline:
         assert pipeline.simulator is not None
-        assert pipeline.description.labels == pipeline.simulator.labels
+        assert pipeline.description.labels == channel_set(8)
+        assert pipeline.description.source_id == pipeline.simulator.source_id
         assert wait_until(lambda: len(windows) >= 10, 8.0)
         status = pipeline.status()
     assert status.stream.state is StreamState.LIVE
@@ -51,7 +53,7 @@ def test_default_config_runs_the_embedded_simulator_into_windows():
         # The window is cut right after its newest sample arrived.
         assert w.cut_time - w.arrival_time < 0.1
     # Resampler FIR (20 taps of 500 Hz each side: 40 ms) plus the band-pass group delay.
-    assert status.filter_delay_s == pipeline.stage.preprocessor.delay_seconds
+    assert status.filter_delay_s == pipeline.stage.delay_seconds
     assert 0.04 < status.filter_delay_s < 0.1
 
 
@@ -68,7 +70,7 @@ def test_nan_burst_from_the_source_flags_windows_but_keeps_running():
         if 250 <= first < 260:
             chunk[:, 2] = np.nan
 
-    simulator = SimulatorStream(simulator_settings(config), inject=nan_burst)
+    simulator = SimulatorStream(SimulatorSettings.from_config(config.simulator), inject=nan_burst)
     pipeline = Pipeline(config, simulator=simulator)
     windows = collect(pipeline)
     with pipeline:

@@ -10,7 +10,7 @@ from conftest import unique_id, wait_until
 
 from bci_app.config import parse_config
 from bci_app.gui.window import MainWindow
-from bci_app.pipeline_process import ProcessPipeline
+from bci_app.pipeline import ProcessPipeline, pipeline_selectors
 from bci_app.stream.inlet import StreamError
 
 
@@ -26,14 +26,15 @@ def test_child_pipeline_mirrors_samples_predictions_and_status():
     try:
         assert len(description.labels) == 64 and description.rate_hz == 160.0
         assert pipeline.metadata.classes == ["left_hand", "right_hand", "feet", "rest"]
-        assert pipeline.stage.rate_hz == 160.0 and pipeline.stage.delay_seconds > 0
+        assert pipeline.trace("filtered").rate_hz == 160.0
         assert wait_until(lambda: len(predictions) >= 3 and pipeline.status() is not None, 30)
-        assert pipeline.worker.latest is predictions[-1]
+        assert pipeline.latest_prediction() is predictions[-1]
         status = pipeline.status()
         assert status.stream.state.value == "live" and status.worker.predicted >= 1
+        assert status.filter_delay_s > 0
         # The mirrors hold the child's samples without holes: stamps one period apart.
-        for view in (pipeline.inlet, pipeline.stage):
-            ring = view.ring
+        for kind in ("raw", "filtered"):
+            ring = pipeline.trace(kind).ring
             assert ring.written >= 160
             part = ring.read(ring.written - 160, ring.written)
             assert np.isfinite(part.data).all() and part.data.std() > 0
@@ -44,12 +45,10 @@ def test_child_pipeline_mirrors_samples_predictions_and_status():
         started = time.monotonic()
         pipeline.stop()
         assert time.monotonic() - started < 2.5
-    assert not pipeline._process.is_alive()
+    assert not pipeline.running and not any(p.is_alive() for p in pipeline._processes)
 
 
 def test_recording_from_the_gui_sees_the_childs_outlets_and_markers():
-    from bci_app.record import pipeline_selectors
-
     pipeline = ProcessPipeline(parse_config({"model": {"device": "cpu"}}), with_model=True)
     description = pipeline.start()
     try:
@@ -66,14 +65,14 @@ def test_start_errors_of_the_child_are_raised_here():
     pipeline = ProcessPipeline(config)
     with pytest.raises(StreamError, match="no LSL stream matches"):
         pipeline.start()
-    assert not pipeline._process.is_alive()
+    assert not pipeline.running and not any(p.is_alive() for p in pipeline._processes)
 
 
 def test_a_child_that_dies_is_reported():
     pipeline = ProcessPipeline(sim_config())
     pipeline.start()
     try:
-        pipeline._process.kill()
+        pipeline._processes[0].kill()
         assert wait_until(lambda: pipeline.error is not None, 5)
         assert "ended unexpectedly" in pipeline.error
     finally:
@@ -87,10 +86,10 @@ def test_the_window_runs_on_a_child_pipeline_and_closes_it(qtbot):
     qtbot.addWidget(window)
     window.show()
     qtbot.waitUntil(lambda: window.prediction_panel.shown is not None, timeout=40_000)
-    latest = pipeline.worker.latest
+    latest = pipeline.latest_prediction()
     assert latest is not None
     qtbot.waitUntil(lambda: window.signals_panel.columns_drawn > 0, timeout=5_000)
     started = time.monotonic()
     window.close()
     assert time.monotonic() - started < 2.5
-    assert not pipeline._process.is_alive()
+    assert not pipeline.running and not any(p.is_alive() for p in pipeline._processes)

@@ -25,23 +25,21 @@ from conftest import PacedOutlet, unique_id, wait_until
 from bci_app.bench.latency import make_checkpoint
 from bci_app.config import OutletsConfig, parse_config
 from bci_app.infer.latency import STAGE_NAMES
-from bci_app.pipeline import Pipeline
+from bci_app.infer.outlets import PredictionOutlets, outlet_selectors
+from bci_app.io.montage import channel_set
+from bci_app.pipeline import Pipeline, pipeline_selectors
 from bci_app.record import (
     FLUSH_S,
     RecordError,
     SessionRecorder,
-    StreamSelector,
     add_record_parser,
-    app_outlet_selectors,
     check_output_path,
     cmd_record,
     default_input_selectors,
-    pipeline_selectors,
     record_selectors,
 )
-from bci_app.sources.montage import channel_set
 from bci_app.sources.simulator import EEGSimulator, SimulatorSettings, SimulatorStream
-from bci_app.stream.outlets import PredictionOutlets
+from bci_app.stream.selector import SelectorError, StreamSelector
 
 ROOT = Path(__file__).resolve().parents[1]
 CLASSES = ["left_hand", "right_hand", "feet", "rest"]
@@ -110,21 +108,21 @@ def test_selector_specs_predicates_and_their_errors() -> None:
         ("name=a,name=b", "twice"),
         ("type=", "empty value"),
     ]:
-        with pytest.raises(RecordError, match=words):
+        with pytest.raises(SelectorError, match=words):
             StreamSelector.parse(spec)
-    with pytest.raises(RecordError, match="at least one of name, type, source_id"):
+    with pytest.raises(SelectorError, match="at least one of name, type, source_id"):
         StreamSelector()
-    with pytest.raises(RecordError, match="both ' and \""):
+    with pytest.raises(SelectorError, match="both ' and \""):
         StreamSelector(name="a'b\"c")
-    with pytest.raises(RecordError, match="control character"):
+    with pytest.raises(SelectorError, match="control character"):
         StreamSelector(source_id="a\nb")
-    with pytest.raises(RecordError, match="non-empty string"):
+    with pytest.raises(SelectorError, match="non-empty string"):
         StreamSelector(type=3)  # type: ignore[arg-type]
 
 
 def test_default_and_app_outlet_selection() -> None:
     outlets = OutletsConfig(name_prefix="app", source_id_prefix="sid")
-    assert [str(s) for s in app_outlet_selectors(outlets)] == [
+    assert [str(s) for s in outlet_selectors(outlets)] == [
         "name=app-predictions,source_id=sid-predictions",
         "name=app-electrode-weights,source_id=sid-electrode-weights",
         "name=app-latency,source_id=sid-latency",
@@ -266,12 +264,12 @@ def test_records_a_simulated_session_with_markers_and_the_app_outlets(
     prefix = unique_id("rec-app")
     config = app_config(small_model, prefix)
     settings = fast_cues()
-    pipeline = Pipeline(config, simulator=SimulatorStream(settings), with_model=True)
+    sim = SimulatorStream(settings)
+    pipeline = Pipeline(config, simulator=sim, with_model=True)
     seen: list[tuple[float, float]] = []  # (local_clock when the sink ran, prediction timestamp)
     pipeline.add_prediction_sink(lambda p: seen.append((pylsl.local_clock(), p.timestamp)))
     out = tmp_path / "session.xdf"
     with pipeline:
-        sim = pipeline.simulator
         selectors = pipeline_selectors(pipeline)
         assert len(selectors) == 5 and not any(s.optional for s in selectors)
         recorder = SessionRecorder(out, selectors)

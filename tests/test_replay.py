@@ -14,9 +14,10 @@ from conftest import SHARED_DATA
 from xdf_files import synthetic_xdf_streams, write_xdf
 
 from bci_app.config import HealthConfig, StreamConfig
-from bci_app.sources.replay import LOOP_GAP_S, Replayer, ReplaySession, ReplayStream, read_session
+from bci_app.io import RecordingError, load_recording
+from bci_app.io.session import ReplaySession, ReplayStream, read_session
+from bci_app.sources.replay import LOOP_GAP_S, Replayer
 from bci_app.stream.inlet import InletThread
-from bci_app.train.data import RecordingError, load_recording
 
 XDF_EEG = "EEGMMIDB-S001"
 XDF_MARKERS = "EEGMMIDB-S001-Markers"

@@ -14,11 +14,11 @@ from conftest import SHARED_DATA
 from xdf_files import synthetic_xdf_streams, write_xdf
 
 from bci_app.config import parse_config
-from bci_app.pipeline import DEFAULT_MODEL_DIR
-from bci_app.replay_run import pseudo_online_metrics, run_fast, run_paced, write_jsonl
-from bci_app.sources.montage import EEGMMIDB_64
+from bci_app.io import load_recording
+from bci_app.io.montage import EEGMMIDB_64
+from bci_app.nn.checkpoint import DEFAULT_MODEL_DIR
+from bci_app.pipeline.replay import pseudo_online_metrics, run_fast, run_paced, write_jsonl
 from bci_app.train.commands import evaluate_command
-from bci_app.train.data import load_recording
 
 R06_XDF = SHARED_DATA / "xdf" / "S001R06-labrecorder.xdf"
 EEGMMIDB_MODEL = DEFAULT_MODEL_DIR.parent / "eegmmidb-s001-hands-feet"

@@ -132,7 +132,7 @@ def test_inlet_thread_and_liblsl_receiver_run_at_realtime_priority(outlet_factor
         outlet.push(40)
         assert wait_until(lambda: inlet.ring.written == 200)
         raised = {tid: p for tid, p in _fifo_threads().items() if tid not in before}
-        assert raised.get(inlet._thread.native_id) == 11
+        assert raised.get(inlet.threads[0].native_id) == 11
         # At least liblsl's receiver thread besides ours, started while the inlet opened.
         assert len(raised) >= 2 and set(raised.values()) == {11}
         assert inlet.health().realtime_priority == 11
@@ -161,7 +161,7 @@ def test_pipeline_dsp_thread_runs_at_the_configured_priority():
     config = AppConfig.model_validate({"scheduling": {"realtime_priority": 9}})
     with Pipeline(config) as pipeline:
         assert wait_until(lambda: pipeline.status().windows > 0, timeout=10.0)
-        assert _fifo_threads().get(pipeline._thread.native_id) == 9
+        assert _fifo_threads().get(pipeline.threads[0].native_id) == 9
         assert pipeline.status().stream.realtime_priority == 9
 
 

@@ -14,7 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy import signal
 
-from bci_app.sources.montage import (
+from bci_app.io.montage import (
     EEGMMIDB_64,
     HD_256,
     SMALL_8,
@@ -70,9 +70,9 @@ def test_positions_geometry() -> None:
     c3, cz, c4, fz, pz = (label_position(x) for x in ("C3", "Cz", "C4", "Fz", "Pz"))
     assert c3[0] < cz[0] < c4[0]  # x: left -> right
     assert fz[1] > pz[1]  # y: anterior
-    np.testing.assert_allclose(cz, [0, 0, 1], atol=1e-12)
-    # mirror symmetry odd/even
-    np.testing.assert_allclose(label_position("FC5") * [-1, 1, 1], label_position("FC6"))
+    assert np.degrees(np.arccos(cz[2])) < 5  # Cz near the vertex of the fitted head sphere
+    # mirror symmetry odd/even (MNE's template head is nearly symmetric)
+    np.testing.assert_allclose(label_position("FC5") * [-1, 1, 1], label_position("FC6"), atol=0.03)
     # EDF-style labels and old names are accepted
     np.testing.assert_allclose(label_position("Fcz."), label_position("FCz"))
     np.testing.assert_allclose(label_position("T3"), label_position("T7"))
@@ -121,9 +121,9 @@ def test_hd256_spiral() -> None:
 @pytest.mark.parametrize(
     ("kwargs", "match"),
     [
-        ({"n_channels": 32}, r"n_channels.*\(8, 64, 256\)"),
-        ({"rate_hz": 100.0}, r"rate_hz.*128.*4096"),
-        ({"rate_hz": 5000}, r"rate_hz.*128.*4096"),
+        ({"n_channels": 32}, r"(?s)n_channels.*8, 64 or 256"),
+        ({"rate_hz": 100.0}, r"(?s)rate_hz.*greater than or equal to 128"),
+        ({"rate_hz": 5000}, r"(?s)rate_hz.*less than or equal to 4096"),
         ({"line_freq_hz": 90.0}, r"line_freq_hz.*\(0, 80\)"),
         ({"classes": ()}, r"classes"),
         ({"classes": ("a", "a")}, r"classes.*unique"),
@@ -133,7 +133,7 @@ def test_hd256_spiral() -> None:
         ({"seed": -1}, r"seed"),
         ({"name": ""}, r"name"),
         ({"source_id": ""}, r"source_id"),
-        ({"erd_depth": 1.5}, r"erd_depth.*\[0, 1\]"),
+        ({"erd_depth": 1.5}, r"(?s)erd_depth.*less than or equal to 1"),
     ],
 )
 def test_settings_validation(kwargs: dict, match: str) -> None:

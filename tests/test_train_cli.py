@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 
 from bci_app.config import parse_config
-from bci_app.nn.checkpoint import load_checkpoint
-from bci_app.pipeline import DEFAULT_MODEL_DIR, Pipeline
+from bci_app.nn.checkpoint import DEFAULT_MODEL_DIR, load_checkpoint
+from bci_app.pipeline import Pipeline
 
 ROOT = Path(__file__).resolve().parents[1]
 MODELS = ROOT / "models"

@@ -14,19 +14,11 @@ from xdf_files import synthetic_xdf_streams, write_xdf
 
 from bci_app.config import parse_config
 from bci_app.dsp.stage import DspStage
-from bci_app.sources.montage import EEGMMIDB_64, SMALL_8
+from bci_app.io import Recording, RecordingError, canonical_label, load_recording
+from bci_app.io.montage import EEGMMIDB_64, SMALL_8
 from bci_app.sources.simulator import EEGSimulator, SimulatorSettings
 from bci_app.stream.ring import RingBuffer
-from bci_app.train.data import (
-    Recording,
-    RecordingError,
-    TrialWindows,
-    canonical_label,
-    extract_trials,
-    load_recording,
-    parse_class_map,
-    trials_per_class,
-)
+from bci_app.train.data import TrialWindows, extract_trials, parse_class_map, trials_per_class
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 EDF = DATA / "eegmmidb" / "S001"

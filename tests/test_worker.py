@@ -16,6 +16,7 @@ from bci_app.config import BudgetsConfig, OutletsConfig
 from bci_app.dsp.windows import Window
 from bci_app.infer import worker as worker_module
 from bci_app.infer.latency import STAGE_NAMES, LatencyTracker, StageTimes
+from bci_app.infer.outlets import PredictionOutlets
 from bci_app.infer.worker import (
     EagerRunner,
     InferenceWorker,
@@ -24,7 +25,6 @@ from bci_app.infer.worker import (
     build_runner,
 )
 from bci_app.nn.classifier import ClassifierConfig, EEGClassifier
-from bci_app.stream.outlets import PredictionOutlets
 from bci_app.stream.ring import FLAG_GAP, FLAG_NONFINITE
 
 LABELS = ("C3", "Cz", "C4", "Pz")

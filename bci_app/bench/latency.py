@@ -24,10 +24,10 @@ import torch
 
 from bci_app.bench.outlet import BenchOutlet
 from bci_app.config import parse_config
+from bci_app.io.montage import channel_set
 from bci_app.nn.checkpoint import CheckpointMetadata, render_model_card, save_checkpoint
 from bci_app.nn.classifier import ClassifierConfig, EEGClassifier
 from bci_app.pipeline import Pipeline
-from bci_app.sources.montage import channel_set
 
 # (channels, stream rate Hz, model rate Hz)
 CASES = ((64, 160.0, 160.0), (64, 1000.0, 250.0), (256, 2048.0, 250.0))

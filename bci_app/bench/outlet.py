@@ -25,7 +25,7 @@ def run_outlet(source_id: str, n_channels: int, rate_hz: float, seconds: float) 
     """Stream for ``seconds`` (or until SIGTERM); prints ``{"t0", "chunk"}`` first and, last, the
     push lateness and ``push_done`` (local_clock seconds when each chunk's push returned), one
     JSON line each."""
-    from bci_app.sources.montage import channel_set
+    from bci_app.io.montage import channel_set
     from bci_app.sources.simulator import EEGSimulator, SimulatorSettings
 
     settings = SimulatorSettings(n_channels=n_channels, rate_hz=rate_hz, seed=1)

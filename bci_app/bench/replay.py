@@ -24,9 +24,10 @@ import pylsl
 
 from bci_app.config import parse_config
 from bci_app.infer.latency import summarize_ms
-from bci_app.pipeline import DEFAULT_MODEL_DIR
-from bci_app.replay_run import run_fast
-from bci_app.sources.replay import Replayer, read_session
+from bci_app.io.session import read_session
+from bci_app.nn.checkpoint import DEFAULT_MODEL_DIR
+from bci_app.pipeline.replay import run_fast
+from bci_app.sources.replay import Replayer
 
 REPO = Path(__file__).resolve().parents[2]
 SHARED_DATA = REPO.parent / "shared" / "data"

@@ -12,8 +12,8 @@ from pathlib import Path
 
 from bci_app.calibrate.controller import INVALID_MARKER, MARKER_PREFIX
 from bci_app.config import AppConfig
+from bci_app.io import Recording, load_recording
 from bci_app.train.commands import MIN_TRIALS_PER_CLASS, TrainingError, train_command
-from bci_app.train.data import Recording, load_recording
 from bci_app.train.trainer import TrainSettings
 
 CV_FOLDS = 5

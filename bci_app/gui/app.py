@@ -14,7 +14,7 @@ from PyQt5 import QtCore, QtWidgets
 
 from bci_app.config import AppConfig, ConfigError, load_config
 from bci_app.gui.window import MainWindow
-from bci_app.pipeline import gui_pipeline
+from bci_app.pipeline import make_pipeline
 
 log = logging.getLogger(__name__)
 
@@ -35,7 +35,7 @@ def _ready(window: MainWindow) -> bool:
     """Worth a screenshot: the first prediction is drawn (or there is nothing more to wait for)."""
     if window.starting:
         return False
-    if not window.running or window.pipeline is None or window.pipeline.worker is None:
+    if not window.running or window.pipeline is None or window.pipeline.metadata is None:
         return True
     return window.prediction_panel.shown is not None
 
@@ -60,7 +60,7 @@ def run_gui(
         config = load_config(config_path)
     except ConfigError as exc:
         config, error = AppConfig(), str(exc)
-    pipeline = None if error else gui_pipeline(config, with_model=True, model_path=model_path)
+    pipeline = None if error else make_pipeline(config, with_model=True, model_path=model_path)
     window = MainWindow(config, pipeline, error=error, model_path=model_path)
     window.show()
     outcome = {"code": 0}

@@ -27,7 +27,7 @@ import numpy as np
 
 from bci_app.config import AppConfig, parse_config
 from bci_app.infer.worker import Prediction
-from bci_app.pipeline import Pipeline, gui_pipeline
+from bci_app.pipeline import Pipeline, make_pipeline
 
 FRAME_GOAL_MS = 33.0
 E2E_GOAL_RATIO = 1.5
@@ -101,7 +101,7 @@ def _with_gui(config: AppConfig, model_path: Path, duration: float) -> dict:
     from bci_app.gui.window import MainWindow
 
     app = application()
-    pipeline = gui_pipeline(config, with_model=True, model_path=model_path)
+    pipeline = make_pipeline(config, with_model=True, model_path=model_path)
     e2e = _E2E()
     pipeline.add_prediction_sink(e2e)
     window = MainWindow(config, pipeline)
@@ -173,7 +173,7 @@ def frame_benchmark(duration: float = 20.0, model_path: str | Path | None = None
     with tempfile.TemporaryDirectory(prefix="bci-gui-bench-") as tmp:
         if model_path is None:
             from bci_app.bench.latency import make_checkpoint
-            from bci_app.sources.montage import channel_set
+            from bci_app.io.montage import channel_set
 
             model_path = make_checkpoint(Path(tmp) / "model", channel_set(64), 160.0)
         headless = _headless(config, Path(model_path), duration)

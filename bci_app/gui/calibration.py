@@ -7,16 +7,16 @@ again, the new model's predictions drive bars on the cue screen, per-trial onlin
 accumulates; recorded with the app's outlets to ``feedback.xdf``).
 
 The GUI thread only draws and steers: starting a pipeline or a recorder, stopping them and
-training run in background threads whose results the window's timer picks up. With no stream
-configured the simulator is started with the calibration's classes, timings and seed, and the
-trials are taken from its own cue schedule, so the whole flow runs without hardware.
+training run in background calls whose results the window's timer picks up. The pipeline runs in
+its own process (``gui.separate_process``), so painting the cue screen cannot hold up
+acquisition and inference. With no stream configured the simulator is started with the
+calibration's classes, timings and seed, and the trials are taken from its own cue schedule, so
+the whole flow runs without hardware.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import logging
-import threading
 import time
 from collections import deque
 from collections.abc import Callable
@@ -44,11 +44,14 @@ from bci_app.calibrate.training import train_calibration
 from bci_app.config import AppConfig
 from bci_app.gui.cue_screen import CueScreen, CueView
 from bci_app.infer.latency import summarize_ms
+from bci_app.infer.outlets import outlet_selectors
 from bci_app.infer.worker import Prediction
-from bci_app.pipeline import Pipeline, simulator_settings
-from bci_app.record import SessionRecorder, StreamSelector, app_outlet_selectors
-from bci_app.sources.simulator import SimulatorStream
+from bci_app.lifecycle import BackgroundCall
+from bci_app.pipeline import PipelineView, make_pipeline
+from bci_app.record import SessionRecorder
+from bci_app.sources.simulator import SimulatorSettings
 from bci_app.stream.inlet import StreamState
+from bci_app.stream.selector import StreamSelector
 
 log = logging.getLogger(__name__)
 
@@ -93,39 +96,12 @@ class CalibrationSettings:
         return self.out_dir / "model"
 
 
-class _Task:
-    """A callable run on a daemon thread; the GUI polls ``done`` and reads result / error."""
-
-    def __init__(self, name: str, job: Callable[[], Any]) -> None:
-        self.result: Any = None
-        self.error: BaseException | None = None
-        self._done = threading.Event()
-
-        def run() -> None:
-            try:
-                self.result = job()
-            except BaseException as exc:  # noqa: BLE001 - handed to the GUI thread
-                self.error = exc
-            finally:
-                self._done.set()
-
-        self.thread = threading.Thread(target=run, name=f"bci-calibrate-{name}", daemon=True)
-        self.thread.start()
-
-    @property
-    def done(self) -> bool:
-        return self._done.is_set()
-
-    def join(self, timeout: float) -> None:
-        self.thread.join(timeout)
-
-
 @dataclass
 class _Stage:
     """One paradigm run: its pipeline (and simulator), cue markers, recorder and controller."""
 
     name: str  # "calibration" | "feedback"
-    pipeline: Pipeline
+    pipeline: PipelineView
     markers: MarkerOutlet
     recorder: SessionRecorder | None = None
     controller: CalibrationController | None = None
@@ -149,8 +125,8 @@ class CalibrationWindow(QtWidgets.QMainWindow):
         self.stage: _Stage | None = None
         self.training_metrics: dict | None = None
         self.error: str | None = None
-        self._task: _Task | None = None
-        self._after_task: Callable[[_Task], None] | None = None
+        self._task: BackgroundCall | None = None
+        self._after_task: Callable[[BackgroundCall], None] | None = None
         self._predictions: deque[tuple[float, np.ndarray]] = deque(maxlen=512)
         self._shown: tuple | None = None
         self._closed = False
@@ -176,29 +152,29 @@ class CalibrationWindow(QtWidgets.QMainWindow):
         self._begin_stage("calibration")
 
     # -- stages -----------------------------------------------------------------------------
-    def _simulator(self, seed: int) -> SimulatorStream | None:
+    def _simulator(self, seed: int) -> SimulatorSettings | None:
         if not self.config.stream.uses_simulator:
             return None
         t = self.settings.timings
-        base = simulator_settings(self.config)
-        return SimulatorStream(
-            dataclasses.replace(
-                base,
-                seed=seed,
-                classes=tuple(self.settings.classes),
-                fixation_s=t.fixation_s,
-                imagery_s=t.imagery_s,
-                rest_min_s=t.rest_min_s,
-                rest_max_s=t.rest_max_s,
-            )
+        return SimulatorSettings.from_config(
+            self.config.simulator,
+            seed=seed,
+            classes=tuple(self.settings.classes),
+            fixation_s=t.fixation_s,
+            imagery_s=t.imagery_s,
+            rest_min_s=t.rest_min_s,
+            rest_max_s=t.rest_max_s,
         )
 
     def _begin_stage(self, name: str) -> None:
         feedback = name == "feedback"
         seed = self.settings.seed + (1 if feedback else 0)
         model = self.settings.model_dir if feedback else None
-        pipeline = Pipeline(
-            self.config, simulator=self._simulator(seed), with_model=feedback, model_path=model
+        pipeline = make_pipeline(
+            self.config,
+            with_model=feedback,
+            model_path=model,
+            simulator_settings=self._simulator(seed),
         )
         if feedback:
             pipeline.add_prediction_sink(self._on_prediction)
@@ -215,8 +191,8 @@ class CalibrationWindow(QtWidgets.QMainWindow):
                 StreamSelector(source_id=description.source_id),
                 StreamSelector(source_id=markers.source_id),
             ]
-            if feedback and self.config.outlets.enabled:
-                selectors += app_outlet_selectors(self.config.outlets)
+            if pipeline.publishes_outlets:
+                selectors += outlet_selectors(pipeline.config.outlets)
             try:
                 stage.recorder = SessionRecorder(path, selectors)
                 stage.recorder.start()
@@ -226,7 +202,7 @@ class CalibrationWindow(QtWidgets.QMainWindow):
 
         self._run_task(name, start, self._stage_started)
 
-    def _stage_started(self, task: _Task) -> None:
+    def _stage_started(self, task: BackgroundCall) -> None:
         stage = self.stage
         if task.error is not None:
             self._fail(f"The {stage.name} could not start: {task.error}")
@@ -275,7 +251,7 @@ class CalibrationWindow(QtWidgets.QMainWindow):
             stage.markers.close()
             return result
 
-        def stopped(task: _Task) -> None:
+        def stopped(task: BackgroundCall) -> None:
             result = task.result
             if result is not None:
                 self.summary[name]["xdf"] = str(result.path)
@@ -315,7 +291,7 @@ class CalibrationWindow(QtWidgets.QMainWindow):
 
         self._run_task("train", train, self._trained)
 
-    def _trained(self, task: _Task) -> None:
+    def _trained(self, task: BackgroundCall) -> None:
         if task.error is not None:
             self._fail(f"Training failed: {task.error}")
             return
@@ -403,10 +379,10 @@ class CalibrationWindow(QtWidgets.QMainWindow):
 
     def _watch_stream(self, controller: CalibrationController, now: float) -> None:
         """Pause while the EEG stream is not live; resume by itself when it is back."""
-        inlet = self.stage.pipeline.inlet
-        if inlet is None:
+        status = self.stage.pipeline.status()
+        if status is None:
             return
-        health = inlet.health()
+        health = status.stream
         if controller.phase in ACTIVE and health.state is not StreamState.LIVE:
             controller.pause(
                 now,
@@ -469,8 +445,10 @@ class CalibrationWindow(QtWidgets.QMainWindow):
         # Worker thread: hand over through a bounded deque, never touch widgets here.
         self._predictions.append((prediction.timestamp, prediction.probabilities))
 
-    def _run_task(self, name: str, job: Callable[[], Any], after: Callable[[_Task], None]) -> None:
-        self._task = _Task(name, job)
+    def _run_task(
+        self, name: str, job: Callable[[], Any], after: Callable[[BackgroundCall], None]
+    ) -> None:
+        self._task = BackgroundCall(job, f"bci-calibrate-{name}")
         self._after_task = after
 
     def _show_message(self, text: str) -> None:

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 import pyqtgraph as pg
 
 from bci_app.infer.worker import Prediction
-from bci_app.pipeline import Pipeline, PipelineStatus
+from bci_app.pipeline import PipelineStatus, PipelineView
 
 #: Distinct colours for classes (and their cues), RGB.
 CLASS_COLORS: tuple[tuple[int, int, int], ...] = (
@@ -35,7 +35,7 @@ class Frame:
     """
 
     now: float
-    pipeline: Pipeline | None = None
+    pipeline: PipelineView | None = None
     status: PipelineStatus | None = None
     prediction: Prediction | None = None  # the worker's latest
     predictions: list[Prediction] = field(default_factory=list)  # recent, oldest first

@@ -1,27 +1,24 @@
 """What the GUI reads from other threads, without ever touching a widget there.
 
-* :class:`BackgroundCall` runs one blocking call (stream resolve, pipeline start) on a daemon
-  thread; the GUI timer polls ``done`` and reads ``result`` / ``error``.
 * :class:`MarkerReader` reads a string marker stream (cue names) through a pylsl inlet on its
   own thread into a bounded deque of ``(lsl_time_s, text)``; :class:`ScheduleMarkers` gives the
-  embedded simulator's cues straight from its schedule.
+  built-in simulator's cues straight from its schedule.
 * :class:`PredictionFeed` keeps the last predictions: a sink on the worker thread appends to a
-  bounded deque (O(1), never blocks); without a sink it polls ``worker.latest``.
+  bounded deque (O(1), never blocks); without a sink it polls the latest prediction.
 """
 
 from __future__ import annotations
 
 import logging
 import math
-import threading
 from collections import deque
-from collections.abc import Callable
-from typing import Any
 
 import pylsl
 
 from bci_app.infer.worker import Prediction
-from bci_app.sources.simulator import SimulatorStream
+from bci_app.lifecycle import Background
+from bci_app.sources.simulator import SimulatorClock
+from bci_app.stream.selector import StreamSelector
 
 log = logging.getLogger(__name__)
 
@@ -38,45 +35,20 @@ def copy_items(items: deque) -> list:
             continue
 
 
-class BackgroundCall:
-    """``fn()`` on a daemon thread named ``name``; poll :attr:`done`, then read the outcome."""
-
-    def __init__(self, fn: Callable[[], Any], name: str) -> None:
-        self.result: Any = None
-        self.error: BaseException | None = None
-        self._fn = fn
-        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
-        self._thread.start()
-
-    def _run(self) -> None:
-        try:
-            self.result = self._fn()
-        except BaseException as exc:  # noqa: BLE001 - handed to the GUI thread to show
-            self.error = exc
-
-    @property
-    def done(self) -> bool:
-        return not self._thread.is_alive()
-
-    def join(self, timeout: float) -> bool:
-        """Wait up to ``timeout`` seconds; True when the call has finished."""
-        self._thread.join(timeout)
-        return self.done
-
-
-class MarkerReader:
+class MarkerReader(Background):
     """Reads the marker stream with ``source_id`` into :attr:`markers` until :meth:`stop`.
 
     Marker times are LSL seconds (clock-synchronised), comparable with sample timestamps.
     """
 
+    name = "bci-gui-markers"
+
     def __init__(self, source_id: str, maxlen: int = 256) -> None:
+        super().__init__()
         self.source_id = source_id
         self.markers: deque[tuple[float, str]] = deque(maxlen=maxlen)
         self.connected = False
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="bci-gui-markers", daemon=True)
-        self._thread.start()
+        self.start()
 
     def snapshot(self, since: float) -> list[tuple[float, str]]:
         """Markers with LSL time >= ``since`` (seconds), oldest first."""
@@ -84,30 +56,28 @@ class MarkerReader:
 
     def request_stop(self) -> None:
         """Ask the thread to end (returns at once; :meth:`stop` also joins)."""
-        self._stop.set()
+        self._stop_event.set()
 
-    def stop(self, timeout: float = 1.0) -> None:
-        """End the thread and join it (within ``timeout`` seconds)."""
-        self._stop.set()
-        self._thread.join(timeout)
+    def _setup(self) -> None:
+        self._spawn(self._run, self.name)
 
     def _run(self) -> None:
-        predicate = f"source_id='{self.source_id}'"
-        while not self._stop.is_set():
+        predicate = StreamSelector(source_id=self.source_id).predicate()
+        while not self.stopping:
             found = pylsl.resolve_bypred(predicate, 1, 0.5)
             if not found or found[0].channel_format() != pylsl.cf_string:
-                self._stop.wait(MARKER_RETRY_S)
+                self._wait_stop(MARKER_RETRY_S)
                 continue
             try:
                 self._read(pylsl.StreamInlet(found[0], processing_flags=pylsl.proc_clocksync))
-            except Exception:  # noqa: BLE001 - a vanished outlet: look for it again
+            except Exception:  # a vanished outlet: look for it again
                 log.debug("marker stream %s lost", self.source_id, exc_info=True)
             self.connected = False
 
     def _read(self, inlet: pylsl.StreamInlet) -> None:
         self.connected = True
         try:
-            while not self._stop.is_set():
+            while not self.stopping:
                 sample, timestamp = inlet.pull_sample(timeout=MARKER_PULL_S)
                 if sample is not None:
                     self.markers.append((float(timestamp), str(sample[0])))
@@ -116,22 +86,19 @@ class MarkerReader:
 
 
 class ScheduleMarkers:
-    """The embedded simulator's cues, taken from its schedule: exact, and none missed while the
+    """The built-in simulator's cues, taken from its schedule: exact, and none missed while the
     GUI was still connecting. Same interface as :class:`MarkerReader`."""
 
     connected = True
 
-    def __init__(self, simulator: SimulatorStream) -> None:
+    def __init__(self, simulator: SimulatorClock) -> None:
         self.simulator = simulator
 
     def snapshot(self, since: float) -> list[tuple[float, str]]:
         """Cues already pushed with LSL time >= ``since`` (seconds), oldest first."""
         sim = self.simulator
-        if sim.t0 is None:
-            return []
-        rate = sim.settings.rate_hz
-        first = max(0, math.ceil((since - sim.t0) * rate))
-        stop = sim.next_sample_index
+        first = max(0, math.ceil((since - sim.t0) * sim.settings.rate_hz))
+        stop = sim.samples_due(pylsl.local_clock())
         return [
             (sim.timestamp_of(cue), name) for cue, name in sim.schedule.cues_between(first, stop)
         ]

@@ -17,14 +17,9 @@ from pathlib import Path
 
 from PyQt5 import QtCore, QtGui, QtWidgets
 
-from bci_app.gui.feeds import BackgroundCall
-from bci_app.record import (
-    FLUSH_S,
-    RecordError,
-    RecordingResult,
-    SessionRecorder,
-    pipeline_selectors,
-)
+from bci_app.lifecycle import BackgroundCall
+from bci_app.pipeline import PipelineView, pipeline_selectors
+from bci_app.record import FLUSH_S, RecordError, RecordingResult, SessionRecorder
 
 log = logging.getLogger(__name__)
 
@@ -95,8 +90,8 @@ class RecordController(QtCore.QObject):
         # The dialog already asked before replacing an existing file.
         self.start(path, self._pipeline(), overwrite=True)
 
-    def _pipeline(self):  # noqa: ANN202 - the window's Pipeline (set by the window)
-        return getattr(self._parent, "pipeline", None)
+    def _pipeline(self) -> PipelineView | None:
+        return getattr(self._parent, "pipeline", None)  # the window's (None before a start)
 
     def ask_path(self) -> str | None:
         """Ask where to record (a save dialog that confirms overwriting); None when cancelled."""
@@ -116,7 +111,9 @@ class RecordController(QtCore.QObject):
         """True while starting, recording or finishing a file."""
         return self.state != IDLE
 
-    def start(self, path: str | Path, pipeline, overwrite: bool = False) -> bool:  # noqa: ANN001
+    def start(
+        self, path: str | Path, pipeline: PipelineView | None, overwrite: bool = False
+    ) -> bool:
         """Start recording the running ``pipeline``'s streams to ``path`` (in the background).
         Problems go to the window; returns False when the start was refused at once."""
         if self.state != IDLE or self._closed:
@@ -127,7 +124,7 @@ class RecordController(QtCore.QObject):
             )
             return False
         try:
-            if pipeline is None or not self._available:
+            if pipeline is None or pipeline.description is None or not self._available:
                 raise RecordError("no stream is running: connect one (Run > Start) first")
             recorder = SessionRecorder(path, pipeline_selectors(pipeline), overwrite=overwrite)
         except RecordError as exc:

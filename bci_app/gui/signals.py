@@ -149,14 +149,15 @@ class SignalsPanel(QtWidgets.QGroupBox):
 
     def update_frame(self, frame: Frame) -> None:
         pipeline = frame.pipeline
-        if pipeline is None or pipeline.stage is None or not self.labels:
+        if pipeline is None or not self.labels:
+            return
+        raw = self.raw.isChecked()
+        trace = pipeline.trace("raw" if raw else "filtered")
+        if trace is None:
             return
         self._relayout()
-        raw = self.raw.isChecked()
-        ring = pipeline.inlet.ring if raw else pipeline.stage.ring
-        rate = pipeline.description.rate_hz if raw else pipeline.stage.rate_hz
         seconds = self.seconds.value()
-        self._draw_traces(ring, rate, frame.now, seconds, raw)
+        self._draw_traces(trace.ring, trace.rate_hz, frame.now, seconds, raw)
         self._draw_markers(frame, seconds)
 
     def _draw_traces(

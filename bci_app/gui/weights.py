@@ -10,7 +10,7 @@ import pyqtgraph as pg
 from PyQt5 import QtWidgets
 
 from bci_app.gui.common import Frame, plot_widget
-from bci_app.sources.montage import positions
+from bci_app.io.montage import positions
 
 LABEL_PX = 30  # horizontal pixels one electrode label needs
 HEAD_PERIOD_S = 0.25  # the head map is recoloured at most this often

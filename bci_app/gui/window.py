@@ -21,15 +21,16 @@ from PyQt5 import QtCore, QtGui, QtWidgets
 from bci_app import __version__
 from bci_app.config import AppConfig, ConfigError, load_config
 from bci_app.gui.common import Frame
-from bci_app.gui.feeds import BackgroundCall, MarkerReader, PredictionFeed, ScheduleMarkers
+from bci_app.gui.feeds import MarkerReader, PredictionFeed, ScheduleMarkers
 from bci_app.gui.latency import LatencyPanel
 from bci_app.gui.prediction import PredictionPanel
 from bci_app.gui.record_action import RecordController
 from bci_app.gui.signals import SignalsPanel
 from bci_app.gui.stream_panel import StreamPanel
 from bci_app.gui.weights import WeightsPanel
-from bci_app.nn.checkpoint import CheckpointError
-from bci_app.pipeline import Pipeline, PipelineStatus, gui_pipeline, model_dir
+from bci_app.lifecycle import BackgroundCall
+from bci_app.nn.checkpoint import CheckpointError, model_dir
+from bci_app.pipeline import PipelineStatus, PipelineView, make_pipeline, marker_source_id
 from bci_app.stream.inlet import StreamError, StreamState
 
 log = logging.getLogger(__name__)
@@ -145,7 +146,7 @@ class MainWindow(QtWidgets.QMainWindow):
     def __init__(
         self,
         config: AppConfig,
-        pipeline: Pipeline | None = None,
+        pipeline: PipelineView | None = None,
         *,
         autostart: bool = True,
         error: str | None = None,
@@ -157,7 +158,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self.setWindowTitle("bci-app")
         self.resize(1400, 900)
         self.config = config
-        self.pipeline: Pipeline | None = None
+        self.pipeline: PipelineView | None = None
         self.feed = PredictionFeed()
         self.markers: MarkerReader | ScheduleMarkers | None = None
         self.frame_ms: deque[float] = deque(maxlen=300)  # refresh durations (ms)
@@ -168,7 +169,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self._resolving: BackgroundCall | None = None
         self._sticky: tuple[str, str] | None = None  # (level, text) shown until dismissed
         self._closed = False
-        self._unused: Pipeline | None = None  # given, not started yet
+        self._unused: PipelineView | None = None  # given, not started yet
         self._status: PipelineStatus | None = None  # the last pipeline.status(), and when
         self._status_time = 0.0
         self._status_shown: PipelineStatus | None = None
@@ -298,8 +299,8 @@ class MainWindow(QtWidgets.QMainWindow):
     def starting(self) -> bool:
         return self._starting is not None
 
-    def _new_pipeline(self, config: AppConfig) -> Pipeline:
-        return gui_pipeline(config, with_model=self._with_model, model_path=self._model_path)
+    def _new_pipeline(self, config: AppConfig) -> PipelineView:
+        return make_pipeline(config, with_model=self._with_model, model_path=self._model_path)
 
     def start_pipeline(self) -> None:
         """Start streaming (Ctrl+R): the given pipeline if unused, else a new one."""
@@ -310,14 +311,14 @@ class MainWindow(QtWidgets.QMainWindow):
             pipeline = self._new_pipeline(self.config)  # a Pipeline object runs once
         self._begin_start(pipeline)
 
-    def _begin_start(self, pipeline: Pipeline) -> None:
+    def _begin_start(self, pipeline: PipelineView) -> None:
         self._unused = None
         self.pipeline = pipeline
         self.feed = PredictionFeed()
         try:
             pipeline.add_prediction_sink(self.feed)
             self.feed.attached = True
-        except RuntimeError:  # already started elsewhere: poll worker.latest instead
+        except RuntimeError:  # already started elsewhere: poll latest_prediction() instead
             pass
         cancelled = [False]
 
@@ -372,10 +373,11 @@ class MainWindow(QtWidgets.QMainWindow):
         self.prediction_panel.bind(classes if metadata is not None else ())
         self.weights_panel.bind(tuple(metadata.channel_labels) if metadata is not None else ())
         self.latency_panel.reset()
+        markers = marker_source_id(pipeline)
         if pipeline.simulator is not None:
             self.markers = ScheduleMarkers(pipeline.simulator)
-        else:  # a marker outlet named like the simulator's: <EEG source_id>-markers
-            self.markers = MarkerReader(pipeline.description.source_id + "-markers")
+        elif markers is not None:  # a marker outlet named like the simulator's
+            self.markers = MarkerReader(markers)
         self._update_actions()
 
     def stop_pipeline(self) -> None:
@@ -488,8 +490,7 @@ class MainWindow(QtWidgets.QMainWindow):
         if self._status is None or frame.now - self._status_time >= STATUS_PERIOD_S:
             self._status, self._status_time = pipeline.status(), frame.now
         frame.status = self._status
-        worker = pipeline.worker
-        frame.prediction = worker.latest if worker is not None else None
+        frame.prediction = pipeline.latest_prediction()
         self.feed.poll(frame.prediction)
         frame.predictions = self.feed.since(frame.now - HISTORY_S)
         if self.markers is not None:

@@ -23,6 +23,7 @@ import torch
 from bci_app.config import BudgetsConfig
 from bci_app.dsp.windows import Window
 from bci_app.infer.latency import LatencyTracker, StageTimes
+from bci_app.lifecycle import Background
 from bci_app.nn.checkpoint import resolve_device
 from bci_app.nn.classifier import EEGClassifier
 
@@ -223,13 +224,15 @@ class WorkerStats:
     latency_ms: dict  # stage -> {p50, p95, p99, max}
 
 
-class InferenceWorker:
+class InferenceWorker(Background):
     """Owns the model in one thread; ``submit`` is called by the pipeline and never blocks.
 
     ``channel_index`` maps the window's columns to the model's channel order. ``on_prediction``
     callables run on the worker thread after the prediction is emitted; ``emit`` (optional) is
     called first and its return marks the "emitted" time (e.g. the LSL outlet push).
     """
+
+    name = "bci-infer"
 
     def __init__(
         self,
@@ -244,6 +247,7 @@ class InferenceWorker:
         cpu_runtime: str = "onnxruntime",
         cpu_threads: int = 1,
     ) -> None:
+        super().__init__()
         self.classes = tuple(classes)
         self.channel_index = np.asarray(channel_index, dtype=np.intp)
         self.budgets = budgets
@@ -266,8 +270,6 @@ class InferenceWorker:
         )
         self._warm_up()
         self.slot = LatestSlot()
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
         self._windows = self._predicted = self._stale = self._flagged = self._errors = 0
         self.latest: Prediction | None = None
 
@@ -280,17 +282,11 @@ class InferenceWorker:
         self._windows += 1
         self.slot.put(window)
 
-    def start(self) -> None:
-        self._thread = threading.Thread(target=self._run, name="bci-infer", daemon=True)
-        self._thread.start()
+    def _setup(self) -> None:
+        self._spawn(self._run, self.name)
 
-    def stop(self, timeout: float = 2.0) -> None:
-        self._stop.set()
+    def _request_stop(self) -> None:
         self.slot.wake()
-        if self._thread is not None:
-            self._thread.join(timeout)
-            if self._thread.is_alive():
-                log.error("inference thread did not stop within %.1f s", timeout)
 
     def stats(self) -> WorkerStats:
         return WorkerStats(
@@ -308,7 +304,7 @@ class InferenceWorker:
         )
 
     def _run(self) -> None:
-        while not self._stop.is_set():
+        while not self.stopping:
             window = self.slot.take(WAKE_TIMEOUT_S)
             if window is not None:
                 self.process(window)

@@ -25,7 +25,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from bci_app.sources.montage import positions
+from bci_app.io.montage import positions
 
 __all__ = [
     "ATTENTION_KINDS",
@@ -176,7 +176,7 @@ def neighbourhood_order(labels: Sequence[str]) -> list[int]:
     electrode rows; for the 64 EEGMMIDB labels every step goes to one of the 8 nearest
     electrodes. Deterministic for a given label list; ~5 ms for 64, ~20 ms for 256 labels.
 
-    Labels that :func:`bci_app.sources.montage.positions` cannot place give the identity order
+    Labels that :func:`bci_app.io.montage.positions` cannot place give the identity order
     (with a logged warning).
     """
     labels = list(labels)

@@ -22,10 +22,13 @@ import safetensors.torch
 import torch
 
 import bci_app
+from bci_app.config import AppConfig, ChannelsConfig, FiltersConfig, WindowsConfig
+from bci_app.io.labels import label_key
 from bci_app.nn.classifier import ClassifierConfig, EEGClassifier
 
 __all__ = [
     "CHECKPOINT_FILES",
+    "DEFAULT_MODEL_DIR",
     "DSP_KEYS",
     "FORMAT_VERSION",
     "METADATA_FILE",
@@ -33,10 +36,11 @@ __all__ = [
     "WEIGHTS_FILE",
     "CheckpointError",
     "CheckpointMetadata",
+    "apply_checkpoint",
     "check_stream_compatibility",
     "current_versions",
     "load_checkpoint",
-    "normalise_label",
+    "model_dir",
     "read_metadata",
     "render_model_card",
     "resolve_device",
@@ -48,6 +52,8 @@ WEIGHTS_FILE = "model.safetensors"
 METADATA_FILE = "metadata.json"
 MODEL_CARD_FILE = "MODEL_CARD.md"
 CHECKPOINT_FILES: tuple[str, ...] = (WEIGHTS_FILE, METADATA_FILE, MODEL_CARD_FILE)
+#: The shipped default model (the demo's): trained on the built-in simulator.
+DEFAULT_MODEL_DIR = Path(__file__).resolve().parents[2] / "models" / "sim-motor-imagery"
 #: Keys of ``CheckpointMetadata.dsp`` (the preprocessing the model was trained with).
 DSP_KEYS: tuple[str, ...] = ("bandpass", "order", "notch", "notch_quality", "reference")
 
@@ -72,9 +78,9 @@ def current_versions() -> dict[str, str]:
     }
 
 
-def normalise_label(label: str) -> str:
-    """Channel label for matching: stripped, EDF-style trailing dots removed, case-folded."""
-    return str(label).strip().rstrip(".").strip().casefold()
+def model_dir(config: AppConfig) -> Path:
+    """The configured checkpoint folder, or the shipped default model."""
+    return Path(config.model.path) if config.model.path else DEFAULT_MODEL_DIR
 
 
 def _is_number(value: Any) -> bool:
@@ -207,7 +213,7 @@ def _validate(data: dict[str, Any]) -> None:
             raise CheckpointError(
                 f"metadata key {key!r} needs at least {minimum} entries, got {value!r}"
             )
-        normalised = [normalise_label(v) for v in value] if key == "channel_labels" else value
+        normalised = [label_key(v) for v in value] if key == "channel_labels" else value
         duplicates = sorted({v for v in normalised if normalised.count(v) > 1})
         if duplicates:
             raise CheckpointError(f"metadata key {key!r} has duplicates: {duplicates}")
@@ -285,6 +291,27 @@ def _validate_dsp(dsp: dict[str, Any]) -> None:
         raise CheckpointError(
             f"metadata key 'dsp.reference' must be a string: {dsp['reference']!r}"
         )
+
+
+def apply_checkpoint(config: AppConfig, metadata: CheckpointMetadata) -> AppConfig:
+    """``config`` with the preprocessing and window length the model was trained with (the model
+    is only valid on those); the hop stays the configured one."""
+    dsp = metadata.dsp
+    return config.model_copy(
+        update={
+            "model_rate": metadata.model_rate_hz,
+            "filters": FiltersConfig(
+                bandpass=dsp["bandpass"],
+                order=dsp["order"],
+                notch=dsp["notch"],
+                notch_quality=dsp["notch_quality"],
+            ),
+            "channels": ChannelsConfig(pick=config.channels.pick, reference=dsp["reference"]),
+            "windows": WindowsConfig(
+                length=metadata.window_s, hop=min(config.windows.hop, metadata.window_s)
+            ),
+        }
+    )
 
 
 def _write_temp(path: Path, data: bytes) -> Path:
@@ -489,10 +516,10 @@ def check_stream_compatibility(
     """
     by_label: dict[str, list[int]] = {}
     for i, label in enumerate(labels):
-        by_label.setdefault(normalise_label(label), []).append(i)
+        by_label.setdefault(label_key(label), []).append(i)
     problems: list[str] = []
     model_labels = metadata.channel_labels
-    missing = [lab for lab in model_labels if normalise_label(lab) not in by_label]
+    missing = [lab for lab in model_labels if label_key(lab) not in by_label]
     if missing:
         problems.append(
             f"the stream lacks {len(missing)} of the model's {len(model_labels)} channels: "
@@ -501,7 +528,7 @@ def check_stream_compatibility(
             f"(e.g. channels.pick: [{', '.join(model_labels)}]); otherwise use a stream with "
             "these electrodes or a checkpoint trained on this montage"
         )
-    ambiguous = [lab for lab in model_labels if len(by_label.get(normalise_label(lab), ())) > 1]
+    ambiguous = [lab for lab in model_labels if len(by_label.get(label_key(lab), ())) > 1]
     if ambiguous:
         problems.append(
             f"the stream has several channels named {', '.join(ambiguous)}; set channels.pick "
@@ -519,7 +546,7 @@ def check_stream_compatibility(
         raise CheckpointError(
             "the checkpoint does not fit the stream:\n  - " + "\n  - ".join(problems)
         )
-    return [by_label[normalise_label(lab)][0] for lab in model_labels]
+    return [by_label[label_key(lab)][0] for lab in model_labels]
 
 
 def _cell(value: Any) -> str:

@@ -31,27 +31,33 @@ Signal model (all amplitudes are RMS at the electrode closest to the source):
 from __future__ import annotations
 
 import atexit
+import functools
 import logging
 import math
 import threading
 import uuid
 import weakref
 from bisect import bisect_right
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Annotated, Any, Literal
 
 import numpy as np
 import pylsl
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from scipy import signal
 
-from bci_app.sources.montage import ALLOWED_CHANNEL_COUNTS, channel_set, positions
+from bci_app.config import SimulatorConfig
+from bci_app.io.lslinfo import make_stream_info
+from bci_app.io.montage import channel_set, positions
+from bci_app.lifecycle import STOP_TIMEOUT_S, Background
 
 __all__ = [
     "ERD_TARGETS",
     "REST_ERS",
     "CueSchedule",
     "EEGSimulator",
+    "SimulatorClock",
     "SimulatorSettings",
     "SimulatorStream",
     "Trial",
@@ -92,99 +98,75 @@ _SENSORIMOTOR = ("C3", "C4", "Cz")
 _ALPHA_SITES = ("O1", "O2")
 
 
-@dataclass(frozen=True)
-class SimulatorSettings:
-    """Simulator configuration (times in seconds, rates/frequencies in Hz)."""
+Seconds = Annotated[float, Field(ge=0, allow_inf_nan=False)]
 
-    n_channels: int = 64
-    rate_hz: float = 160.0
-    seed: int = 0
-    classes: tuple[str, ...] = ("left_hand", "right_hand", "feet", "rest")
-    line_freq_hz: float | None = 50.0
-    chunk_seconds: float = 0.01
-    fixation_s: float = 2.0
-    imagery_s: float = 4.0
-    rest_min_s: float = 1.5
-    rest_max_s: float = 2.5
-    name: str = "bci-app-sim"
-    source_id: str | None = None
-    erd_depth: float = 0.35
-    erd_ramp_s: float = 0.4
 
-    def __post_init__(self) -> None:
-        if isinstance(self.n_channels, bool) or self.n_channels not in ALLOWED_CHANNEL_COUNTS:
+class SimulatorSettings(BaseModel):
+    """Simulator configuration (times in seconds, rates/frequencies in Hz); validated, frozen.
+
+    :meth:`from_config` derives it from the config's ``simulator`` section."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    n_channels: Literal[8, 64, 256] = 64
+    rate_hz: Annotated[float, Field(ge=_RATE_MIN, le=_RATE_MAX, allow_inf_nan=False)] = 160.0
+    seed: Annotated[int, Field(ge=0)] = 0
+    classes: Annotated[tuple[str, ...], Field(min_length=1)] = (
+        "left_hand",
+        "right_hand",
+        "feet",
+        "rest",
+    )
+    line_freq_hz: Annotated[float, Field(gt=0, allow_inf_nan=False)] | None = 50.0
+    chunk_seconds: Annotated[float, Field(gt=0, le=1, allow_inf_nan=False)] = 0.01
+    fixation_s: Seconds = 2.0
+    imagery_s: Annotated[float, Field(gt=0, allow_inf_nan=False)] = 4.0
+    rest_min_s: Seconds = 1.5
+    rest_max_s: Seconds = 2.5
+    name: Annotated[str, Field(min_length=1)] = "bci-app-sim"
+    source_id: Annotated[str, Field(min_length=1)] | None = None
+    erd_depth: Annotated[float, Field(ge=0, le=1, allow_inf_nan=False)] = 0.35
+    erd_ramp_s: Seconds = 0.4
+
+    @field_validator("classes")
+    @classmethod
+    def _unique_names(cls, classes: tuple[str, ...]) -> tuple[str, ...]:
+        if not all(classes) or len(set(classes)) != len(classes):
+            raise ValueError(f"classes must be unique non-empty names, got {classes!r}")
+        return classes
+
+    @model_validator(mode="after")
+    def _consistent(self) -> SimulatorSettings:
+        nyquist = self.rate_hz / 2.0
+        if self.line_freq_hz is not None and self.line_freq_hz >= nyquist:
             raise ValueError(
-                f"n_channels must be one of {ALLOWED_CHANNEL_COUNTS}, got {self.n_channels!r}"
-            )
-        if not _is_real(self.rate_hz) or not _RATE_MIN <= self.rate_hz <= _RATE_MAX:
-            raise ValueError(
-                f"rate_hz must be a number in [{_RATE_MIN:g}, {_RATE_MAX:g}] Hz, "
-                f"got {self.rate_hz!r}"
-            )
-        if isinstance(self.seed, bool) or not isinstance(self.seed, int | np.integer):
-            raise ValueError(f"seed must be a non-negative int, got {self.seed!r}")
-        if self.seed < 0:
-            raise ValueError(f"seed must be a non-negative int, got {self.seed!r}")
-        classes = self.classes
-        if isinstance(classes, str) or not isinstance(classes, Sequence):
-            raise ValueError(f"classes must be a sequence of class names, got {classes!r}")
-        classes = tuple(classes)
-        if (
-            not classes
-            or not all(isinstance(c, str) and c for c in classes)
-            or len(set(classes)) != len(classes)
-        ):
-            raise ValueError(
-                f"classes must be a non-empty tuple of unique non-empty strings, got {classes!r}"
-            )
-        object.__setattr__(self, "classes", classes)
-        nyq = self.rate_hz / 2.0
-        if self.line_freq_hz is not None and (
-            not _is_real(self.line_freq_hz) or not 0.0 < self.line_freq_hz < nyq
-        ):
-            raise ValueError(
-                f"line_freq_hz must be None or a frequency in (0, {nyq:g}) Hz "
+                f"line_freq_hz must be None or a frequency in (0, {nyquist:g}) Hz "
                 f"(below Nyquist), got {self.line_freq_hz!r}"
             )
-        if not _is_real(self.chunk_seconds) or not 0.0 < self.chunk_seconds <= 1.0:
-            raise ValueError(f"chunk_seconds must be in (0, 1] s, got {self.chunk_seconds!r}")
-        if not _is_real(self.fixation_s) or self.fixation_s < 0:
-            raise ValueError(f"fixation_s must be >= 0 s, got {self.fixation_s!r}")
-        if not _is_real(self.imagery_s) or self.imagery_s * self.rate_hz < 1:
-            raise ValueError(
-                f"imagery_s must be > 0 s and at least one sample long, got {self.imagery_s!r}"
-            )
-        if not _is_real(self.rest_min_s) or self.rest_min_s < 0:
-            raise ValueError(f"rest_min_s must be >= 0 s, got {self.rest_min_s!r}")
-        if not _is_real(self.rest_max_s) or self.rest_max_s < self.rest_min_s:
+        if self.imagery_s * self.rate_hz < 1:
+            raise ValueError(f"imagery_s must be at least one sample long, got {self.imagery_s!r}")
+        if self.rest_max_s < self.rest_min_s:
             raise ValueError(
                 f"rest_max_s must be >= rest_min_s ({self.rest_min_s!r}), got {self.rest_max_s!r}"
             )
-        if not isinstance(self.name, str) or not self.name:
-            raise ValueError(f"name must be a non-empty string, got {self.name!r}")
-        if self.source_id is not None and (
-            not isinstance(self.source_id, str) or not self.source_id
-        ):
-            raise ValueError(
-                f"source_id must be None or a non-empty string, got {self.source_id!r}"
-            )
-        if not _is_real(self.erd_depth) or not 0.0 <= self.erd_depth <= 1.0:
-            raise ValueError(f"erd_depth must be in [0, 1], got {self.erd_depth!r}")
-        if not _is_real(self.erd_ramp_s) or self.erd_ramp_s < 0:
-            raise ValueError(f"erd_ramp_s must be >= 0 s, got {self.erd_ramp_s!r}")
+        return self
+
+    @classmethod
+    def from_config(cls, section: SimulatorConfig, **overrides: Any) -> SimulatorSettings:
+        """The settings the config's ``simulator`` section describes (plus ``overrides``)."""
+        values: dict[str, Any] = {
+            "n_channels": section.channels,
+            "rate_hz": section.rate,
+            "seed": section.seed,
+            "classes": tuple(section.classes),
+            "line_freq_hz": None if section.line_freq is None else float(section.line_freq),
+        }
+        return cls(**(values | overrides))
 
     @property
     def chunk_samples(self) -> int:
         """Samples per pushed chunk: ``max(1, round(chunk_seconds * rate_hz))``."""
         return max(1, round(self.chunk_seconds * self.rate_hz))
-
-
-def _is_real(x: Any) -> bool:
-    return (
-        isinstance(x, int | float | np.integer | np.floating)
-        and not isinstance(x, bool)
-        and math.isfinite(x)
-    )
 
 
 def _seed_seq(seed: int, stream: int) -> np.random.SeedSequence:
@@ -546,10 +528,7 @@ _RUNNING: weakref.WeakSet[SimulatorStream] = weakref.WeakSet()
 def _stop_all() -> None:
     """Stop streams still running at interpreter exit (before liblsl is torn down)."""
     for stream in list(_RUNNING):
-        try:
-            stream.stop()
-        except Exception:  # pragma: no cover - best effort at exit
-            log.exception("could not stop simulator stream %s at exit", stream.source_id)
+        stream.stop()
 
 
 @dataclass
@@ -559,7 +538,39 @@ class _Counters:
     lock: threading.Lock = field(default_factory=threading.Lock)
 
 
-class SimulatorStream:
+@functools.lru_cache(maxsize=8)
+def _schedule_of(settings: SimulatorSettings) -> CueSchedule:
+    return CueSchedule(settings)  # lazy and thread-safe, so one per settings can be shared
+
+
+@dataclass(frozen=True)
+class SimulatorClock:
+    """What another process needs to follow a started simulator: its settings, ``t0`` and
+    source_id (picklable). Its :attr:`schedule` is the simulator's own, rebuilt from the seed."""
+
+    settings: SimulatorSettings
+    t0: float  # local_clock() timestamp of sample 0
+    source_id: str
+
+    @property
+    def marker_source_id(self) -> str:
+        return self.source_id + "-markers"
+
+    @property
+    def schedule(self) -> CueSchedule:
+        return _schedule_of(self.settings)
+
+    def timestamp_of(self, sample_index: int) -> float:
+        """LSL timestamp of ``sample_index``: ``t0 + sample_index / rate_hz``."""
+        return self.t0 + sample_index / self.settings.rate_hz
+
+    def samples_due(self, now: float) -> int:
+        """Samples whose timestamp is at or before LSL time ``now`` (pushed by then, give or
+        take one chunk)."""
+        return max(0, math.floor((now - self.t0) * self.settings.rate_hz) + 1)
+
+
+class SimulatorStream(Background):
     """Runs an :class:`EEGSimulator` as two LSL outlets from a background thread.
 
     * EEG outlet: type ``"EEG"``, name ``settings.name``, float32, nominal rate
@@ -583,21 +594,19 @@ class SimulatorStream:
     """
 
     def __init__(self, settings: SimulatorSettings | None = None, inject: InjectFn | None = None):
+        super().__init__()
         s = settings if settings is not None else SimulatorSettings()
         self._settings = s
         self._source_id = s.source_id or f"{s.name}-{uuid.uuid4().hex}"
+        self.name = f"SimulatorStream[{self._source_id}]"
         self._inject = inject
         self._sim = EEGSimulator(s)
-        self._stop_event = threading.Event()
         self._paused = threading.Event()
-        self._thread: threading.Thread | None = None
         self._outlet: pylsl.StreamOutlet | None = None
         self._marker_outlet: pylsl.StreamOutlet | None = None
         self._t0: float | None = None
         self._counters = _Counters()
         self._next_sample = 0
-        self._error: BaseException | None = None
-        self._stopped = False
 
     # -- properties ---------------------------------------------------------------------------
     @property
@@ -627,6 +636,12 @@ class SimulatorStream:
         """``local_clock()`` timestamp of sample 0, set by ``start()`` (None before)."""
         return self._t0
 
+    def clock(self) -> SimulatorClock:
+        """The started stream's :class:`SimulatorClock` (for a viewer in another process)."""
+        if self._t0 is None:
+            raise RuntimeError("stream not started")
+        return SimulatorClock(self._settings, self._t0, self._source_id)
+
     @property
     def samples_pushed(self) -> int:
         """Samples pushed to the EEG outlet so far (excludes samples dropped while paused)."""
@@ -645,73 +660,53 @@ class SimulatorStream:
 
     @property
     def is_running(self) -> bool:
-        return self._thread is not None and self._thread.is_alive()
+        return self.running
 
     @property
     def is_paused(self) -> bool:
         return self._paused.is_set()
 
-    @property
-    def error(self) -> BaseException | None:
-        """Exception that ended the push thread, if any (e.g. raised by ``inject``)."""
-        return self._error
-
     def timestamp_of(self, sample_index: int) -> float:
         """LSL timestamp of ``sample_index``: ``t0 + sample_index / rate_hz`` (after start)."""
-        if self._t0 is None:
-            raise RuntimeError("stream not started")
-        return self._t0 + sample_index / self._settings.rate_hz
+        return self.clock().timestamp_of(sample_index)
 
     # -- lifecycle ----------------------------------------------------------------------------
-    def _make_outlets(self) -> tuple[pylsl.StreamOutlet, pylsl.StreamOutlet]:
+    def _setup(self) -> SimulatorStream:
+        """Create the outlets, take ``t0`` and start the push thread. Returns ``self``."""
         s = self._settings
-        info = pylsl.StreamInfo(
-            s.name, "EEG", len(self.labels), float(s.rate_hz), pylsl.cf_float32, self._source_id
+        info = make_stream_info(
+            s.name,
+            "EEG",
+            self._source_id,
+            rate_hz=float(s.rate_hz),
+            labels=self.labels,
+            unit="microvolts",
+            manufacturer="bci-app simulator",
         )
-        desc = info.desc()
-        desc.append_child_value("manufacturer", "bci-app simulator")
-        chans = desc.append_child("channels")
-        for label in self.labels:
-            ch = chans.append_child("channel")
-            ch.append_child_value("label", label)
-            ch.append_child_value("unit", "microvolts")
-            ch.append_child_value("type", "EEG")
-        minfo = pylsl.StreamInfo(
+        markers = make_stream_info(
             s.name + "-markers",
             "Markers",
-            1,
-            pylsl.IRREGULAR_RATE,
-            pylsl.cf_string,
             self.marker_source_id,
+            channel_format="string",
+            n_channels=1,
+            manufacturer="bci-app simulator",
         )
-        minfo.desc().append_child_value("manufacturer", "bci-app simulator")
-        return pylsl.StreamOutlet(info, max_buffered=60), pylsl.StreamOutlet(minfo)
-
-    def start(self) -> SimulatorStream:
-        """Create the outlets, take ``t0`` and start the push thread. Returns ``self``."""
-        if self._thread is not None or self._stopped:
-            raise RuntimeError("SimulatorStream can be started only once; create a new one")
-        self._outlet, self._marker_outlet = self._make_outlets()
+        self._outlet = pylsl.StreamOutlet(info, max_buffered=60)
+        self._marker_outlet = pylsl.StreamOutlet(markers)
         self._t0 = pylsl.local_clock()
-        self._thread = threading.Thread(
-            target=self._run, name=f"SimulatorStream[{self._source_id}]", daemon=True
-        )
-        self._thread.start()
+        self._spawn(self._loop, self.name)
         _RUNNING.add(self)
         return self
 
-    def stop(self, timeout: float = 2.0) -> None:
-        """Stop the thread (joins within ``timeout`` s) and destroy the outlets. Idempotent."""
-        self._stopped = True
-        self._stop_event.set()
-        if self._thread is not None:
-            self._thread.join(timeout)
-            if self._thread.is_alive():
-                raise RuntimeError(f"simulator thread did not stop within {timeout} s")
+    def _teardown(self) -> None:
         # Dropping the last references destroys the liblsl outlets (streams vanish).
         self._outlet = None
         self._marker_outlet = None
         _RUNNING.discard(self)
+
+    def stop(self, timeout: float = STOP_TIMEOUT_S) -> bool:
+        """Stop the thread (joins within ``timeout`` s) and destroy the outlets. Idempotent."""
+        return super().stop(timeout)
 
     def pause(self) -> None:
         """Stop pushing (samples and markers falling in the pause are dropped)."""
@@ -720,22 +715,7 @@ class SimulatorStream:
     def resume(self) -> None:
         self._paused.clear()
 
-    def __enter__(self) -> SimulatorStream:
-        if self._thread is None:
-            self.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
     # -- thread -------------------------------------------------------------------------------
-    def _run(self) -> None:
-        try:
-            self._loop()
-        except BaseException as exc:  # reported through .error
-            self._error = exc
-            log.exception("simulator stream %s stopped on error", self._source_id)
-
     def _loop(self) -> None:
         s = self._settings
         rate = float(s.rate_hz)
@@ -746,13 +726,12 @@ class SimulatorStream:
         chunk = s.chunk_samples
         sched = self._sim.schedule
         clock = pylsl.local_clock
-        stop = self._stop_event
         n = 0
-        while not stop.is_set():
+        while not self.stopping:
             deadline = t0 + (n + chunk - 1) / rate  # timestamp of the chunk's last sample
             wait = deadline - clock()
             if wait > 0:
-                stop.wait(wait)
+                self._wait_stop(wait)
                 continue  # re-check the clock (and the stop flag) after waking
             data = self._sim.generate(chunk)
             cues = sched.cues_between(n, n + chunk)

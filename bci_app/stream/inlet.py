@@ -12,7 +12,6 @@ from __future__ import annotations
 import enum
 import logging
 import math
-import threading
 from collections import deque
 from dataclasses import dataclass
 
@@ -21,8 +20,10 @@ import pylsl
 from pylsl.util import LostError
 
 from bci_app.config import HealthConfig, StreamConfig
+from bci_app.lifecycle import Background
 from bci_app.scheduling import check_priority, realtime_for_new_threads, set_realtime_priority
 from bci_app.stream.ring import FLAG_GAP, FLAG_NONFINITE, RingBuffer
+from bci_app.stream.selector import SelectorError, StreamSelector
 
 log = logging.getLogger(__name__)
 
@@ -95,27 +96,20 @@ def format_stream_list(infos: list[pylsl.StreamInfo]) -> str:
     )
 
 
-def _predicate(config: StreamConfig) -> str:
-    def quote(value: str) -> str:
-        if "'" in value:
-            raise StreamError(f"stream selector {value!r} must not contain a single quote")
-        return f"'{value}'"
-
-    parts = []
-    if config.source_id is not None:
-        parts.append(f"source_id={quote(config.source_id)}")
-    if config.name is not None:
-        parts.append(f"name={quote(config.name)}")
-    if config.type is not None:
-        parts.append(f"type={quote(config.type)}")
-    if not parts:
+def stream_selector(config: StreamConfig) -> StreamSelector:
+    """The selector of the config's ``stream`` section; :class:`StreamError` when it selects
+    nothing or cannot be written as an LSL predicate."""
+    if config.uses_simulator:
         raise StreamError("no stream selector configured: set stream.source_id, name or type")
-    return " and ".join(parts)
+    try:
+        return StreamSelector(source_id=config.source_id, name=config.name, type=config.type)
+    except SelectorError as exc:
+        raise StreamError(f"stream section of the config: {exc}") from None
 
 
 def resolve_stream(config: StreamConfig, timeout: float | None = None) -> pylsl.StreamInfo:
     """Find the stream the config selects, or raise :class:`StreamError` listing what is visible."""
-    predicate = _predicate(config)
+    predicate = stream_selector(config).predicate()
     wait = config.resolve_timeout if timeout is None else timeout
     found = pylsl.resolve_bypred(predicate, 1, wait)
     if not found:
@@ -259,12 +253,14 @@ class TimestampDejitter:
         self._count += n
 
 
-class InletThread:
+class InletThread(Background):
     """Reads one LSL stream into a :class:`RingBuffer` from a background thread.
 
     ``connect()`` resolves and checks the stream in the caller's thread, so configuration
     problems surface as :class:`StreamError` right away; ``start()`` begins acquisition.
     """
+
+    name = "bci-inlet"
 
     def __init__(
         self,
@@ -277,6 +273,7 @@ class InletThread:
     ) -> None:
         if realtime_priority is not None:
             check_priority(realtime_priority)
+        super().__init__()
         self._stream_config = stream
         self._realtime_priority = realtime_priority
         self._granted_priority: int | None = None
@@ -284,8 +281,6 @@ class InletThread:
         self._ring_seconds = ring_seconds
         self._pick = pick
         self._use_dejitter = dejitter
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
         self._inlet: pylsl.StreamInlet | None = None
         self.description: StreamDescription | None = None
         self.ring: RingBuffer | None = None
@@ -344,27 +339,16 @@ class InletThread:
         inlet.open_stream(timeout=self._stream_config.resolve_timeout)
         return inlet
 
-    def start(self) -> None:
+    def _setup(self) -> None:
         if self.ring is None:
             self.connect()
         self._started_at = pylsl.local_clock()
-        self._thread = threading.Thread(target=self._run, name="bci-inlet", daemon=True)
-        self._thread.start()
+        self._spawn(self._run, self.name)
 
-    def stop(self, timeout: float = 2.0) -> None:
-        """Stop acquisition and join the thread (within ``timeout`` seconds)."""
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout)
-            if self._thread.is_alive():
-                log.error("inlet thread did not stop within %.1f s", timeout)
+    def _teardown(self) -> None:
         if self.ring is not None:
             self.ring.wake_readers()
         self._close_inlet()
-
-    @property
-    def running(self) -> bool:
-        return self._thread is not None and self._thread.is_alive()
 
     def report_overrun(self) -> None:
         """Called by a reader that fell behind the ring capacity."""
@@ -406,7 +390,7 @@ class InletThread:
                 self.ring.wake_readers()
 
     def _acquire(self) -> None:
-        while not self._stop.is_set():
+        while not self.stopping:
             if self._inlet is None and not self._try_reconnect():
                 self._update_state()
                 continue
@@ -515,14 +499,15 @@ class InletThread:
         self._error = message
         log.error(message)
         self._state = StreamState.FAILED
-        self._stop.set()
+        self._stop_event.set()  # the thread ends; the pipeline's stop() still joins it
 
     def _try_reconnect(self) -> bool:
         try:
             # No listing of the visible streams on failure (resolve_stream does that for the
             # user at start): it costs a second and would delay a stop request.
-            found = pylsl.resolve_bypred(_predicate(self._stream_config), 1, RECOVERY_RESOLVE_S)
-            if not found or self._stop.is_set():
+            predicate = stream_selector(self._stream_config).predicate()
+            found = pylsl.resolve_bypred(predicate, 1, RECOVERY_RESOLVE_S)
+            if not found or self.stopping:
                 return False
             inlet = self._open(found[0])
             full = inlet.info(timeout=self._stream_config.resolve_timeout)

@@ -9,21 +9,16 @@ from dataclasses import asdict
 from pathlib import Path
 
 from bci_app.config import AppConfig, WindowsConfig, parse_config
+from bci_app.io import Recording, load_recording
 from bci_app.nn.checkpoint import (
     CheckpointMetadata,
+    apply_checkpoint,
     load_checkpoint,
     render_model_card,
     save_checkpoint,
 )
-from bci_app.pipeline import apply_checkpoint
 from bci_app.sources.simulator import EEGSimulator, SimulatorSettings
-from bci_app.train.data import (
-    Recording,
-    extract_trials,
-    load_recording,
-    parse_class_map,
-    trials_per_class,
-)
+from bci_app.train.data import extract_trials, parse_class_map, trials_per_class
 from bci_app.train.trainer import (
     TrainSettings,
     classifier_config,

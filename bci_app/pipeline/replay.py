@@ -21,31 +21,34 @@ from __future__ import annotations
 import json
 import logging
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from bci_app.config import AppConfig
+from bci_app.dsp.feed import feed_recording, offline_stage
 from bci_app.dsp.stage import DspStage, model_rate
+from bci_app.dsp.windows import Window
 from bci_app.infer.worker import InferenceWorker, Prediction
-from bci_app.nn.checkpoint import CheckpointMetadata, check_stream_compatibility, load_checkpoint
-from bci_app.pipeline import Pipeline, apply_checkpoint
-from bci_app.sources.replay import Replayer, ReplaySession, read_session
-from bci_app.stream.ring import FLAG_GAP, FLAG_NONFINITE, RingBuffer
-from bci_app.train.data import (
-    Recording,
-    RecordingError,
-    feed_recording,
-    load_recording,
-    select_columns,
-    trial_window_seqs,
+from bci_app.io import Recording, RecordingError, load_recording
+from bci_app.io.session import ReplaySession, read_session
+from bci_app.nn.checkpoint import (
+    CheckpointMetadata,
+    EEGClassifier,
+    apply_checkpoint,
+    check_stream_compatibility,
+    load_checkpoint,
 )
+from bci_app.pipeline.local import Pipeline
+from bci_app.sources.replay import Replayer
+from bci_app.stream.ring import FLAG_GAP, FLAG_NONFINITE
+from bci_app.train.data import trial_window_seqs
 from bci_app.train.trainer import classification_metrics
 
 log = logging.getLogger(__name__)
 
-FEED_SECONDS = 32.0  # raw samples written to the ring per DspStage.process() call
 PACED_DRAIN_S = 5.0  # after the last pushed sample: longest wait for the pipeline to catch up
 
 
@@ -96,12 +99,13 @@ def flag_names(flags: int) -> list[str]:
     return [name for bit, name in ((FLAG_GAP, "gap"), (FLAG_NONFINITE, "nonfinite")) if flags & bit]
 
 
-def _load_model(config: AppConfig, model_path: Path):  # noqa: ANN202 - (model, metadata, config)
-    model, metadata = load_checkpoint(model_path)
-    return model, metadata, apply_checkpoint(config, metadata)
-
-
-def _worker(model, metadata: CheckpointMetadata, config: AppConfig, labels, rate_hz: float):  # noqa: ANN001, ANN202
+def _worker(
+    model: EEGClassifier,
+    metadata: CheckpointMetadata,
+    config: AppConfig,
+    labels: list[str],
+    rate_hz: float,
+) -> InferenceWorker:
     channel_index = check_stream_compatibility(metadata, labels, model_rate(config, rate_hz))
     return InferenceWorker(
         model,
@@ -117,9 +121,10 @@ def _worker(model, metadata: CheckpointMetadata, config: AppConfig, labels, rate
 
 def run_fast(path: str | Path, config: AppConfig, model_path: str | Path) -> ReplayRun:
     """Classify every window of the recording at ``path`` without LSL or pacing."""
-    model, metadata, config = _load_model(config, Path(model_path))
+    model, metadata = load_checkpoint(Path(model_path))
+    config = apply_checkpoint(config, metadata)
     recording = load_recording(path)
-    columns = select_columns(recording, config.channels.pick)
+    columns = recording.columns(config.channels.pick)
     labels = [recording.labels[i] for i in columns]
     worker = _worker(model, metadata, config, labels, recording.rate_hz)
     started = time.perf_counter()
@@ -142,10 +147,11 @@ def run_fast(path: str | Path, config: AppConfig, model_path: str | Path) -> Rep
     return run
 
 
-def _windows(recording: Recording, columns: np.ndarray, config: AppConfig, run: ReplayRun):  # noqa: ANN202
+def _windows(
+    recording: Recording, columns: np.ndarray, config: AppConfig, run: ReplayRun
+) -> Iterator[Window]:
     """Windows of the live DspStage fed with the whole recording in order."""
-    block = max(1, min(recording.n_samples, round(FEED_SECONDS * recording.rate_hz)))
-    stage = DspStage(RingBuffer(block, len(columns)), recording.rate_hz, config)
+    stage = offline_stage(recording, len(columns), config)
     run.stage = stage
     for windows in feed_recording(recording, columns, stage, config):
         yield from windows
@@ -187,7 +193,10 @@ def run_paced(
         if replayer.error is not None:
             raise RecordingError(f"{session.source}: replay failed: {replayer.error}")
         deadline = time.monotonic() + PACED_DRAIN_S
-        while pipeline.stage.cursor < eeg.n_samples and time.monotonic() < deadline:
+        while time.monotonic() < deadline:
+            status = pipeline.status()
+            if status is not None and status.samples_processed >= eeg.n_samples:
+                break
             time.sleep(0.02)
         time.sleep(0.2)  # the last window's inference
     finally:

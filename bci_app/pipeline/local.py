@@ -1,0 +1,242 @@
+"""The pipeline in this process: (simulator) -> LSL -> inlet thread -> ring -> dsp -> windows
+-> worker -> sinks.
+
+Used by the headless runner, the benchmarks, fast replay's paced mode and, inside its child, by
+:class:`~bci_app.pipeline.process.ProcessPipeline`. Window sinks receive every
+:class:`~bci_app.dsp.windows.Window` on the dsp thread; they must return at once (hand the
+window to another thread through a bounded slot, never block).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import deque
+from collections.abc import Callable
+from pathlib import Path
+
+import pylsl
+
+from bci_app.config import AppConfig
+from bci_app.dsp.stage import DspStage, model_rate
+from bci_app.dsp.windows import Window
+from bci_app.infer.outlets import JsonlLog, PredictionOutlets
+from bci_app.infer.worker import InferenceWorker, Prediction
+from bci_app.lifecycle import STOP_TIMEOUT_S, Background
+from bci_app.nn.checkpoint import (
+    CheckpointMetadata,
+    apply_checkpoint,
+    check_stream_compatibility,
+    load_checkpoint,
+    model_dir,
+)
+from bci_app.nn.classifier import EEGClassifier
+from bci_app.pipeline.view import PipelineStatus, PredictionSink, Trace, TraceKind
+from bci_app.scheduling import set_realtime_priority
+from bci_app.sources.simulator import SimulatorClock, SimulatorSettings, SimulatorStream
+from bci_app.stream.inlet import InletThread, StreamDescription
+
+__all__ = ["Pipeline", "WindowSink"]
+
+log = logging.getLogger(__name__)
+
+WindowSink = Callable[[Window], None]
+WAKE_TIMEOUT_S = 0.05  # the dsp thread wakes on data; this only bounds its stop latency
+
+
+class Pipeline(Background):
+    """Owns every acquisition, processing and inference thread; ``stop()`` joins each within 2 s.
+
+    With ``with_model`` the checkpoint (``model_path``, else ``config.model.path``, else the
+    shipped default) is loaded first; its preprocessing and window length replace the config's.
+    When no stream selector is configured the built-in simulator is the source: ``simulator``
+    (a not yet started stream, e.g. one with an ``inject`` hook), else one with
+    ``simulator_settings``, else one built from the config's ``simulator`` section.
+    """
+
+    name = "bci-pipeline"
+
+    def __init__(
+        self,
+        config: AppConfig,
+        simulator: SimulatorStream | None = None,
+        with_model: bool = False,
+        model_path: str | Path | None = None,
+        simulator_settings: SimulatorSettings | None = None,
+    ) -> None:
+        super().__init__()
+        self.simulator_settings = simulator_settings
+        self.config = config
+        self.with_model = with_model
+        self.model_path = Path(model_path) if model_path else model_dir(config)
+        self.metadata: CheckpointMetadata | None = None
+        self.description: StreamDescription | None = None
+        self.worker: InferenceWorker | None = None
+        self.outlets: PredictionOutlets | None = None
+        self.inlet: InletThread | None = None
+        self.stage: DspStage | None = None
+        self._source = simulator
+        self._log: JsonlLog | None = None
+        self._prediction_sinks: list[PredictionSink] = []
+        self._sinks: list[WindowSink] = []
+        self._windows = 0
+        self._flagged = 0
+        self._sink_errors = 0
+        self._window_times: deque[float] = deque(maxlen=64)
+
+    # -- PipelineView --------------------------------------------------------------------------
+    @property
+    def simulator(self) -> SimulatorClock | None:
+        source = self._source
+        return None if source is None or source.t0 is None else source.clock()
+
+    @property
+    def publishes_outlets(self) -> bool:
+        return self.outlets is not None
+
+    def add_prediction_sink(self, sink: PredictionSink) -> None:
+        """Register a callable that gets every prediction on the worker thread (before start)."""
+        if self._started:
+            raise RuntimeError("add sinks before start()")
+        self._prediction_sinks.append(sink)
+
+    def latest_prediction(self) -> Prediction | None:
+        return None if self.worker is None else self.worker.latest
+
+    def trace(self, kind: TraceKind) -> Trace | None:
+        if self.stage is None:
+            return None
+        if kind == "raw":
+            return Trace(self.stage.raw_ring, self.description.rate_hz)
+        return Trace(self.stage.ring, self.stage.rate_hz)
+
+    def status(self) -> PipelineStatus | None:
+        if self.inlet is None:
+            return None
+        times = list(self._window_times)
+        span = times[-1] - times[0] if times else 0.0
+        rate = (len(times) - 1) / span if span > 0 else 0.0  # windows of one batch share a time
+        if times and pylsl.local_clock() - times[-1] > 2.0:
+            rate = 0.0
+        stage = self.stage
+        return PipelineStatus(
+            stream=self.inlet.health(),
+            windows=self._windows,
+            flagged_windows=self._flagged,
+            windows_per_s=rate,
+            dsp_overruns=0 if stage is None else stage.overruns + stage.cutter.overruns,
+            filter_delay_s=0.0 if stage is None else stage.delay_seconds,
+            sink_errors=self._sink_errors,
+            window_s=self.config.windows.length,
+            worker=None if self.worker is None else self.worker.stats(),
+            samples_processed=0 if stage is None else stage.cursor,
+        )
+
+    # -- in-process extras ---------------------------------------------------------------------
+    def add_sink(self, sink: WindowSink) -> None:
+        """Register a callable that gets every window (call before :meth:`start`)."""
+        if self._started:
+            raise RuntimeError("add sinks before start()")
+        self._sinks.append(sink)
+
+    # -- lifecycle -----------------------------------------------------------------------------
+    def _setup(self) -> StreamDescription:
+        """Start the source (simulator when no stream is configured), inlet, dsp and worker."""
+        stream_config = self.config.stream
+        model = None
+        if self.with_model:
+            model, self.metadata = load_checkpoint(self.model_path)
+            self.config = apply_checkpoint(self.config, self.metadata)
+        if stream_config.uses_simulator:
+            if self._source is None:
+                settings = self.simulator_settings or SimulatorSettings.from_config(
+                    self.config.simulator
+                )
+                self._source = SimulatorStream(settings)
+            self._source.start()
+            stream_config = stream_config.model_copy(update={"source_id": self._source.source_id})
+            log.info("no stream configured: started the simulator %s", self._source.source_id)
+        self.inlet = InletThread(
+            stream_config,
+            self.config.health,
+            self.config.ring.capacity,
+            pick=self.config.channels.pick,
+            realtime_priority=self.config.scheduling.realtime_priority,
+        )
+        self.description = self.inlet.connect()
+        self.stage = DspStage(self.inlet.ring, self.description.rate_hz, self.config)
+        if model is not None:
+            self._start_worker(model)
+        self.inlet.start()
+        self._spawn(self._run, "bci-dsp")
+        return self.description
+
+    def _start_worker(self, model: EEGClassifier) -> None:
+        metadata, description = self.metadata, self.description
+        channel_index = check_stream_compatibility(
+            metadata, description.labels, model_rate(self.config, description.rate_hz)
+        )
+        callbacks = list(self._prediction_sinks)
+        emit = None
+        if self.config.outlets.enabled:
+            self.outlets = PredictionOutlets(
+                self.config.outlets, metadata.classes, metadata.channel_labels
+            )
+            outlets = self.outlets
+
+            def emit(p: Prediction) -> None:
+                outlets.push_decision(p.timestamp, p.probabilities, p.weights)
+
+            callbacks.insert(0, lambda p: outlets.push_latency(p.timestamp, p.latency_ms))
+        if self.config.outlets.jsonl:
+            self._log = JsonlLog(
+                self.config.outlets.jsonl, metadata.classes, metadata.channel_labels
+            )
+            callbacks.append(self._log)
+        self.worker = InferenceWorker(
+            model,
+            metadata.classes,
+            channel_index,
+            self.config.model.device,
+            self.config.budgets,
+            emit=emit,
+            on_prediction=callbacks,
+            use_cuda_graph=self.config.model.cuda_graph,
+            cpu_runtime=self.config.model.cpu_runtime,
+            cpu_threads=self.config.model.cpu_threads,
+        )
+        self.worker.start()
+        self._sinks.insert(0, self.worker.submit)
+
+    def _request_stop(self) -> None:
+        if self.inlet is not None:
+            self.inlet.stop(STOP_TIMEOUT_S)  # also wakes the dsp thread waiting on the ring
+
+    def _teardown(self) -> None:
+        if self.worker is not None:
+            self.worker.stop(STOP_TIMEOUT_S)
+        if self._log is not None:
+            self._log.close()
+        if self._source is not None:
+            self._source.stop(STOP_TIMEOUT_S)
+
+    def _run(self) -> None:
+        priority = self.config.scheduling.realtime_priority
+        if priority is not None:
+            set_realtime_priority(priority)  # a refusal is logged once per process
+        stage, ring = self.stage, self.inlet.ring
+        while not self.stopping:
+            if not ring.wait_for(stage.cursor, WAKE_TIMEOUT_S):
+                continue
+            overruns_before = stage.overruns
+            for window in stage.process(pylsl.local_clock()):
+                self._windows += 1
+                self._flagged += not window.usable
+                self._window_times.append(window.cut_time)
+                for sink in self._sinks:
+                    try:
+                        sink(window)
+                    except Exception:
+                        self._sink_errors += 1  # one faulty sink must not stop the others
+                        log.exception("window sink %r failed", sink)
+            for _ in range(stage.overruns - overruns_before):
+                self.inlet.report_overrun()

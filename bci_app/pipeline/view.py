@@ -1,0 +1,121 @@
+"""What every front end (GUI, calibration, recording, headless runner) may know of a running
+pipeline: the :class:`PipelineView` protocol, implemented by the in-process
+:class:`~bci_app.pipeline.local.Pipeline` and the child-process
+:class:`~bci_app.pipeline.process.ProcessPipeline` alike.
+
+A front end starts and stops the pipeline, reads :meth:`~PipelineView.status` snapshots, draws
+from :meth:`~PipelineView.trace` rings, gets predictions through sinks, and asks
+:meth:`~PipelineView.record_selectors` what to record; it never reaches into the inlet, the dsp
+stage or the worker.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal, Protocol
+
+from bci_app.config import AppConfig
+from bci_app.infer.outlets import outlet_selectors
+from bci_app.infer.worker import Prediction, WorkerStats
+from bci_app.nn.checkpoint import CheckpointMetadata
+from bci_app.sources.simulator import SimulatorClock
+from bci_app.stream.inlet import StreamDescription, StreamHealth
+from bci_app.stream.ring import RingBuffer
+from bci_app.stream.selector import StreamSelector
+
+__all__ = ["PipelineStatus", "PipelineView", "PredictionSink", "Trace", "TraceKind"]
+
+PredictionSink = Callable[[Prediction], None]
+TraceKind = Literal["raw", "filtered"]
+
+
+@dataclass(frozen=True)
+class PipelineStatus:
+    """What the status line and the GUI show; a snapshot, safe to read from any thread."""
+
+    stream: StreamHealth
+    windows: int  # windows cut
+    flagged_windows: int  # windows with a gap or NaN/Inf inside (not classified)
+    windows_per_s: float
+    dsp_overruns: int
+    filter_delay_s: float
+    sink_errors: int
+    window_s: float  # window length: a fixed delay of the decision, not processing latency
+    worker: WorkerStats | None  # None when running without a model
+    samples_processed: int = 0  # raw samples the dsp stage has consumed
+
+
+@dataclass(frozen=True)
+class Trace:
+    """Samples to draw: a ring addressed by absolute sample index, and its rate (Hz).
+
+    ``ring`` rows are ``(n_channels,)`` µV; the filtered trace runs at the model rate."""
+
+    ring: RingBuffer
+    rate_hz: float
+
+
+class PipelineView(Protocol):
+    """The one interface front ends use; see the module docstring."""
+
+    config: AppConfig  # after start: with the checkpoint's preprocessing applied
+    with_model: bool
+    model_path: Path
+    description: StreamDescription | None  # the stream read, once started
+    metadata: CheckpointMetadata | None  # the checkpoint, once started with a model
+    simulator: SimulatorClock | None  # the built-in simulator, when it is the source
+    error: BaseException | str | None  # what ended the pipeline early, if anything
+
+    def start(self) -> StreamDescription: ...
+
+    def stop(self, timeout: float = 2.0) -> bool: ...
+
+    def add_prediction_sink(self, sink: PredictionSink) -> None:
+        """Register a callable for every prediction (before start; it must return at once)."""
+        ...
+
+    def status(self) -> PipelineStatus | None:
+        """The latest snapshot (None before the first one)."""
+        ...
+
+    def latest_prediction(self) -> Prediction | None: ...
+
+    def trace(self, kind: TraceKind) -> Trace | None:
+        """The raw (stream rate) or filtered (model rate) samples; None before start."""
+        ...
+
+    @property
+    def publishes_outlets(self) -> bool:
+        """True when the app's prediction outlets are open (a model runs, outlets enabled)."""
+        ...
+
+
+def marker_source_id(view: PipelineView) -> str | None:
+    """source_id of the cue marker stream beside the pipeline's input: the simulator's, else
+    ``<input source_id>-markers`` by convention (None for an input without a source_id)."""
+    if view.simulator is not None:
+        return view.simulator.marker_source_id
+    description = view.description
+    if description is None or not description.source_id:
+        return None
+    return f"{description.source_id}-markers"
+
+
+def pipeline_selectors(view: PipelineView) -> list[StreamSelector]:
+    """What to record of a started pipeline: its input stream, the marker stream beside it
+    (optional unless it is the simulator's) and, when it publishes them, the app's outlets."""
+    description = view.description
+    if description is None:
+        raise RuntimeError("the pipeline is not running: start it before recording")
+    if description.source_id:
+        selectors = [StreamSelector(name=description.name, source_id=description.source_id)]
+    else:  # a stream without a source_id: its name and type are all there is
+        selectors = [StreamSelector(name=description.name, type=description.type or None)]
+    markers = marker_source_id(view)
+    if markers is not None:
+        selectors.append(StreamSelector(source_id=markers, optional=view.simulator is None))
+    if view.publishes_outlets:
+        selectors += outlet_selectors(view.config.outlets)
+    return selectors
