@@ -7,16 +7,20 @@ silent default.
 
 from __future__ import annotations
 
+import types
+import typing
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 DEFAULT_CONFIG_PATH = Path(__file__).resolve().parent.parent / "config.yaml"
 
 PositiveSeconds = Annotated[float, Field(gt=0, allow_inf_nan=False)]
 PositiveHz = Annotated[float, Field(gt=0, allow_inf_nan=False)]
+#: Re-referencing: "none" keeps the amplifier's reference, "car" subtracts the common average.
+Reference = Literal["none", "car"]
 
 
 class ConfigError(ValueError):
@@ -54,10 +58,13 @@ class SimulatorConfig(_Section):
 
 class ChannelsConfig(_Section):
     pick: Annotated[list[str], Field(min_length=1)] | None = None
-    reference: Literal["none", "car"] = "none"
+    reference: Reference = "none"
 
 
 class FiltersConfig(_Section):
+    """Causal filters: band-pass edges [low, high] (Hz, null: that side open), Butterworth
+    order, notch (Hz, null: off) and its quality factor."""
+
     bandpass: Annotated[list[PositiveHz | None], Field(min_length=2, max_length=2)] | None = [
         1.0,
         40.0,
@@ -66,17 +73,34 @@ class FiltersConfig(_Section):
     notch: Literal[50, 60] | None = 50
     notch_quality: Annotated[float, Field(gt=0, le=200)] = 30.0
 
-    @model_validator(mode="after")
-    def _edges_ordered(self) -> FiltersConfig:
-        if self.bandpass is not None:
-            low, high = self.bandpass
+    @field_validator("bandpass")
+    @classmethod
+    def _edges_ordered(cls, band: list[float | None] | None) -> list[float | None] | None:
+        if band is not None:
+            low, high = band
             if low is None and high is None:
-                raise ValueError("bandpass: give at least one edge, or set bandpass: null")
+                raise ValueError("give at least one edge, or set bandpass: null")
             if low is not None and high is not None and low >= high:
-                raise ValueError(
-                    f"bandpass: low edge {low} Hz must be below the high edge {high} Hz"
-                )
-        return self
+                raise ValueError(f"low edge {low} Hz must be below the high edge {high} Hz")
+        return band
+
+
+class DspConfig(FiltersConfig):
+    """The preprocessing a model is trained with and must get at inference: the ``filters``
+    section plus ``channels.reference``; a checkpoint's ``dsp`` (same keys and limits)."""
+
+    reference: Reference
+
+    @classmethod
+    def from_config(cls, config: AppConfig) -> DspConfig:
+        """The dsp settings of an app config."""
+        return cls(**config.filters.model_dump(), reference=config.channels.reference)
+
+    def apply_to(self, config: AppConfig) -> AppConfig:
+        """``config`` with these filters and this reference (``channels.pick`` is kept)."""
+        filters = FiltersConfig(**self.model_dump(exclude={"reference"}))
+        channels = config.channels.model_copy(update={"reference": self.reference})
+        return config.model_copy(update={"filters": filters, "channels": channels})
 
 
 class WindowsConfig(_Section):
@@ -194,33 +218,57 @@ class AppConfig(_Section):
         return self
 
 
+def _section_model(annotation: Any) -> type[BaseModel] | None:
+    """The model class in a field annotation (``Section`` or ``Section | None``), if any."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    if typing.get_origin(annotation) in (typing.Union, types.UnionType):
+        for arg in typing.get_args(annotation):
+            if isinstance(arg, type) and issubclass(arg, BaseModel):
+                return arg
+    return None
+
+
 def _field_names(model: type[BaseModel], path: tuple[Any, ...]) -> list[str]:
-    """The allowed keys of the section at ``path`` (for unknown-key messages)."""
+    """The allowed keys of the section at ``path`` of ``model`` (for unknown-key messages)."""
     for part in path:
         field = model.model_fields.get(str(part))
-        annotation = getattr(field, "annotation", None)
-        if not (isinstance(annotation, type) and issubclass(annotation, BaseModel)):
+        section = _section_model(getattr(field, "annotation", None))
+        if section is None:
             return []
-        model = annotation
+        model = section
     return sorted(model.model_fields)
 
 
-def _format_errors(error: ValidationError, source: str) -> str:
+def _shown(value: Any, limit: int = 80) -> str:
+    """`` (got <repr>)`` for an offending value, shortened; empty for whole sections."""
+    if isinstance(value, dict):
+        return ""
+    text = repr(value)
+    return f" (got {text if len(text) <= limit else text[: limit - 3] + '...'})"
+
+
+def format_validation_error(error: ValidationError, source: str, model: type[BaseModel]) -> str:
+    """One message for every problem in ``error``, the same for every file the app reads.
+
+    ``source`` names what was read (a file path). Each problem reads ``field.path: what is
+    wrong (got value)``; unknown keys list the keys allowed there, looked up in ``model`` (the
+    validated model). One problem reads ``source: problem``; several, a count and one per line.
+    """
     lines = []
     for item in error.errors():
         loc = tuple(item["loc"])
         field_path = ".".join(str(p) for p in loc)
         if item["type"] == "extra_forbidden":
-            allowed = ", ".join(_field_names(AppConfig, loc[:-1]))
+            allowed = ", ".join(_field_names(model, loc[:-1]))
             lines.append(f"{field_path}: unknown key; allowed keys here: {allowed}")
             continue
         message = item["msg"].removeprefix("Value error, ")
-        value = item.get("input")
-        shown = "" if isinstance(value, dict) else f" (got {value!r})"
-        lines.append(f"{field_path}: {message}{shown}" if field_path else message)
-    count = len(lines)
-    header = f"invalid configuration in {source}: {count} problem{'s' if count > 1 else ''}"
-    return header + "\n  - " + "\n  - ".join(lines)
+        problem = f"{message}{_shown(item.get('input'))}"
+        lines.append(f"{field_path}: {problem}" if field_path else problem)
+    if len(lines) == 1:
+        return f"{source}: {lines[0]}"
+    return f"{source}: {len(lines)} problems\n  - " + "\n  - ".join(lines)
 
 
 def parse_config(data: dict[str, Any] | None, source: str = "<dict>") -> AppConfig:
@@ -234,7 +282,9 @@ def parse_config(data: dict[str, Any] | None, source: str = "<dict>") -> AppConf
     try:
         return AppConfig.model_validate(data)
     except ValidationError as exc:
-        raise ConfigError(_format_errors(exc, source)) from None
+        raise ConfigError(
+            format_validation_error(exc, f"invalid configuration in {source}", AppConfig)
+        ) from None
 
 
 def load_config(path: str | Path | None = None) -> AppConfig:

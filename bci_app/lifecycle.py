@@ -12,12 +12,14 @@ manager. In the spirit of mne-lsl's base classes: subclasses only say what to se
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import multiprocessing.process
+import signal
 import subprocess
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 log = logging.getLogger(__name__)
@@ -36,7 +38,7 @@ def end_process(process: ChildProcess, timeout: float, what: str) -> bool:
             process.wait(max(0.0, timeout))
             return True
         except subprocess.TimeoutExpired:
-            log.error("%s did not stop within %.1f s; terminating it", what, timeout)
+            log.error("%s did not stop in time; terminating it", what)
             process.terminate()
             try:
                 process.wait(TERMINATE_WAIT_S)
@@ -47,13 +49,31 @@ def end_process(process: ChildProcess, timeout: float, what: str) -> bool:
     process.join(max(0.0, timeout))
     if not process.is_alive():
         return True
-    log.error("%s did not stop within %.1f s; terminating it", what, timeout)
+    log.error("%s did not stop in time; terminating it", what)
     process.terminate()
     process.join(TERMINATE_WAIT_S)
     if process.is_alive():
         process.kill()
         process.join(TERMINATE_WAIT_S)
     return False
+
+
+@contextlib.contextmanager
+def on_signals(
+    callback: Callable[[], None], signums: tuple[int, ...] = (signal.SIGINT, signal.SIGTERM)
+) -> Iterator[bool]:
+    """The one signal helper: ``callback()`` runs on each of ``signums`` (Ctrl+C, SIGTERM) while
+    the block runs, and the previous handlers come back at its end. Yields False (and installs
+    nothing) off the main thread, where Python cannot catch signals."""
+    if threading.current_thread() is not threading.main_thread():
+        yield False
+        return
+    previous = {signum: signal.signal(signum, lambda *_: callback()) for signum in signums}
+    try:
+        yield True
+    finally:
+        for signum, old in previous.items():
+            signal.signal(signum, signal.SIG_DFL if old is None else old)
 
 
 class Background:
@@ -158,7 +178,7 @@ class Background:
         def guarded() -> None:
             try:
                 target()
-            except BaseException as exc:  # noqa: BLE001 - kept for the owner to show
+            except BaseException as exc:  # kept for the owner to show
                 self.error = exc
                 if self.log_errors:
                     log.exception("%s: thread %s ended on an error", self.name, thread.name)

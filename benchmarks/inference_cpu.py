@@ -80,7 +80,7 @@ def run_case(n_electrodes: int, rate: float, seconds: float, repeats: int) -> di
             results[f"onnxruntime_{n_threads}_thread"] = _stats(
                 lambda b, r=runner: r(b[0]), x, repeats
             )
-    except Exception as exc:  # noqa: BLE001 - report a peer that cannot run, do not hide it
+    except Exception as exc:  # report a peer that cannot run, do not hide it
         results["onnxruntime"] = {"error": f"{type(exc).__name__}: {exc}"[:300]}
 
     try:
@@ -92,7 +92,7 @@ def run_case(n_electrodes: int, rate: float, seconds: float, repeats: int) -> di
 
         np.testing.assert_allclose(compiled_fn(x)[0].numpy(), reference, atol=1e-5)
         results["torch_compile"] = _stats(compiled_fn, x, repeats)
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:
         results["torch_compile"] = {"error": f"{type(exc).__name__}: {exc}"[:300]}
 
     base = results[f"eager_{threads}_threads"]["paced_p50_us"]

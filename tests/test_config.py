@@ -6,7 +6,15 @@ from pathlib import Path
 
 import pytest
 
-from bci_app.config import DEFAULT_CONFIG_PATH, AppConfig, ConfigError, load_config, parse_config
+from bci_app.config import (
+    DEFAULT_CONFIG_PATH,
+    AppConfig,
+    ConfigError,
+    DspConfig,
+    FiltersConfig,
+    load_config,
+    parse_config,
+)
 
 
 def test_shipped_config_is_valid_and_uses_the_simulator():
@@ -37,9 +45,9 @@ def test_shipped_config_is_valid_and_uses_the_simulator():
         ),
         (
             {"filters": {"bandpass": [30.0, 8.0]}},
-            "low edge 30.0 Hz must be below the high edge 8.0 Hz",
+            "filters.bandpass: low edge 30.0 Hz must be below the high edge 8.0 Hz",
         ),
-        ({"filters": {"bandpass": [None, None]}}, "give at least one edge"),
+        ({"filters": {"bandpass": [None, None]}}, "filters.bandpass: give at least one edge"),
         ({"filters": {"bandpass": [1.0]}}, "filters.bandpass: List should have at least 2 items"),
         (
             {"windows": {"length": 1.0, "hop": 2.0}},
@@ -67,6 +75,14 @@ def test_invalid_values_name_the_field_and_what_is_allowed(data, expected):
     message = str(error.value)
     assert "test.yaml" in message
     assert expected in message
+
+
+def test_one_problem_reads_source_field_message_and_value():
+    with pytest.raises(ConfigError) as error:
+        parse_config({"filters": {"notch": 55}}, "test.yaml")
+    assert str(error.value) == (
+        "invalid configuration in test.yaml: filters.notch: Input should be 50 or 60 (got 55)"
+    )
 
 
 def test_all_problems_reported_at_once():
@@ -105,3 +121,33 @@ def test_partial_file_keeps_documented_defaults(tmp_path: Path):
     assert config.filters.bandpass == [8.0, 30.0]
     assert config.filters.notch is None
     assert config.windows == AppConfig().windows
+
+
+def test_dsp_settings_are_the_filters_section_plus_the_reference():
+    config = parse_config(
+        {
+            "filters": {"bandpass": [8, 30], "notch": 60, "order": 2},
+            "channels": {"reference": "car"},
+        }
+    )
+    dsp = DspConfig.from_config(config)
+    assert dsp.model_dump() == {
+        "bandpass": [8.0, 30.0],
+        "order": 2,
+        "notch": 60,
+        "notch_quality": 30.0,
+        "reference": "car",
+    }
+    assert set(DspConfig.model_fields) == {*FiltersConfig.model_fields, "reference"}
+    applied = dsp.apply_to(AppConfig(channels={"pick": ["C3", "C4"]}))
+    assert type(applied.filters) is FiltersConfig
+    assert applied.filters == config.filters
+    assert applied.channels.reference == "car" and applied.channels.pick == ["C3", "C4"]
+    assert DspConfig.from_config(applied) == dsp
+
+
+def test_dsp_settings_keep_the_config_limits():
+    base = DspConfig.from_config(AppConfig()).model_dump()
+    for key, value in (("notch", 55), ("reference", "banana"), ("order", 9), ("bandpass", [9, 8])):
+        with pytest.raises(ValueError, match=key):
+            DspConfig(**{**base, key: value})

@@ -12,7 +12,6 @@ from hypothesis import strategies as st
 from scipy import signal
 
 from bci_app.dsp.filters import (
-    PolyphaseResampler,
     Preprocessor,
     SosFilter,
     design_bandpass,
@@ -20,6 +19,7 @@ from bci_app.dsp.filters import (
     group_delay_seconds,
     preprocess_offline,
 )
+from bci_app.dsp.resample import PolyphaseResampler
 
 N_CH = 64
 DC_UV = 50.0

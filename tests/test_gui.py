@@ -24,7 +24,8 @@ from bci_app.gui.weights import MEAN, SORTED
 from bci_app.gui.window import MainWindow
 from bci_app.io.montage import EEGMMIDB_64
 from bci_app.pipeline import Pipeline
-from bci_app.sources.simulator import SimulatorSettings, SimulatorStream
+from bci_app.sources.simulator import SimulatorSettings
+from bci_app.sources.simulator_stream import SimulatorStream
 
 CLASSES = ["left_hand", "right_hand", "feet", "rest"]
 PIPELINE_THREADS = {"bci-inlet", "bci-dsp", "bci-infer"}
@@ -103,10 +104,10 @@ def test_weight_bars_match_the_latest_prediction(qtbot, model_dir: Path) -> None
     pipeline = Pipeline(config, with_model=True, model_path=model_dir)
     window = open_window(qtbot, config, pipeline)
     qtbot.waitUntil(lambda: len(window.feed.since(0.0)) >= 3, timeout=20_000)
-    pipeline.stop()  # freeze worker.latest; the window keeps drawing what is there
+    pipeline.stop()  # freeze the latest prediction; the window keeps drawing what is there
     window.refresh()
 
-    latest = pipeline.worker.latest
+    latest = pipeline.latest_prediction()
     panel = window.weights_panel
     assert panel.shown_seq == latest.seq
     assert panel.bar_labels() == list(pipeline.metadata.channel_labels)

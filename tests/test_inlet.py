@@ -10,7 +10,8 @@ import pytest
 from conftest import unique_id, wait_until
 
 from bci_app.config import HealthConfig, StreamConfig
-from bci_app.stream.inlet import InletThread, StreamError, StreamState, resolve_stream
+from bci_app.stream.inlet import InletThread, StreamState
+from bci_app.stream.resolve import StreamError, resolve_stream
 from bci_app.stream.ring import FLAG_GAP, FLAG_NONFINITE
 
 FAST_HEALTH = HealthConfig(stale_after=0.2, recover_after=0.6, lost_after=4.0, gap_tolerance=0.02)

@@ -6,6 +6,7 @@ import json
 import logging
 import math
 import pickle
+import re
 from pathlib import Path
 
 import numpy as np
@@ -329,7 +330,9 @@ def test_classifier_is_small(kind: str) -> None:
 @given(st.integers(32, 700), st.integers(1, 9))
 @settings(max_examples=25, deadline=None)
 def test_classifier_handles_any_window_length(n_samples: int, n_electrodes: int) -> None:
-    config = ClassifierConfig(n_electrodes, n_samples, 2, 128.0)
+    config = ClassifierConfig(
+        n_electrodes=n_electrodes, n_samples=n_samples, n_classes=2, rate_hz=128.0
+    )
     model = EEGClassifier(config).eval()
     assert model.head.in_features == config.f2 * ((n_samples // 4) // 8)
     probs, weights = model(torch.randn(1, n_electrodes, n_samples))
@@ -399,12 +402,14 @@ def test_classifier_config_dict_round_trip() -> None:
     assert _config().temporal_kernel == 41  # 0.25 s at 160 Hz = 40 -> 41
     data = json.loads(json.dumps(config.to_dict()))
     assert ClassifierConfig.from_dict(data) == config
-    with pytest.raises(ValueError, match="unknown classifier config key.*'dropuot'"):
+    with pytest.raises(ValueError, match="dropuot: unknown key; allowed keys here: .*dropout"):
         ClassifierConfig.from_dict({**data, "dropuot": 0.1})
     missing = dict(data)
     del missing["n_samples"]
-    with pytest.raises(ValueError, match="n_samples"):
+    with pytest.raises(ValueError, match="n_samples: Field required"):
         ClassifierConfig.from_dict(missing)
+    with pytest.raises(ValueError, match="frozen"):
+        config.f1 = 4  # type: ignore[misc]
 
 
 def _synthetic(n: int, seed: int, rate: float = 160.0, n_samples: int = 320):
@@ -465,7 +470,9 @@ def _metadata(config: ClassifierConfig, labels, classes=None) -> CheckpointMetad
 
 @pytest.fixture
 def saved(tmp_path: Path) -> tuple[Path, EEGClassifier, CheckpointMetadata]:
-    config = ClassifierConfig(8, 320, 2, 160.0, attention="eca")
+    config = ClassifierConfig(
+        n_electrodes=8, n_samples=320, n_classes=2, rate_hz=160.0, attention="eca"
+    )
     model = EEGClassifier(config, channel_labels=SMALL_8)
     model.train()
     model.forward_logits(torch.randn(4, 8, 320) * 20)  # move the BatchNorm statistics
@@ -537,7 +544,7 @@ def test_pickle_payload_is_refused_without_running_it(saved, tmp_path: Path, how
     if how == "torch.save":
         torch.load(tmp_path / "control.bin", weights_only=False)
     else:
-        pickle.loads(pickle_loaded)  # noqa: S301 - deliberately unsafe control
+        pickle.loads(pickle_loaded)  # deliberately unsafe: the positive control
     assert control.exists()
 
     write(folder / "model.safetensors", marker)
@@ -596,28 +603,56 @@ def test_non_finite_weights_are_refused(saved) -> None:
 @pytest.mark.parametrize(
     ("edit", "message"),
     [
-        (lambda d: d.pop("classes"), "lacks key.*'classes'"),
-        (lambda d: d.update(colour="red"), "unknown key.*'colour'"),
-        (lambda d: d.update(model_rate_hz="160"), "'model_rate_hz' must be a finite number"),
-        (lambda d: d.update(classes="left"), "'classes' must be a list"),
-        (lambda d: d.update(format_version=2), "newer bci-app"),
-        (lambda d: d.update(channel_labels=["C3"] * 8), "duplicates"),
-        (lambda d: d["dsp"].pop("notch"), "'dsp'.*missing: notch"),
-        (lambda d: d.update(training=[]), "'training' must be a JSON object"),
-        (lambda d: d["classifier"].update(n_classes=3), "classifier.n_classes"),
+        (lambda d: d.pop("classes"), "classes: Field required"),
+        (lambda d: d.update(colour="red"), "colour: unknown key; allowed keys here: channel_"),
+        (
+            lambda d: d.update(model_rate_hz="160"),
+            r"model_rate_hz: Input should be a valid number \(got '160'\)",
+        ),
+        (lambda d: d.update(model_rate_hz=-1.0), "model_rate_hz: Input should be greater than 0"),
+        (lambda d: d.update(classes="left"), "classes: Input should be a valid list"),
+        (lambda d: d.update(classes=["left", ""]), "classes.1: String should have at least 1"),
+        (lambda d: d.update(format_version=2), "format_version: .*newer bci-app.*upgrade"),
+        (lambda d: d.update(channel_labels=["C3"] * 8), "channel_labels: has duplicates"),
+        (lambda d: d["dsp"].pop("notch"), "dsp: lacks notch"),
+        (lambda d: d["dsp"].update(notch=55), r"dsp.notch: Input should be 50 or 60 \(got 55\)"),
+        (
+            lambda d: d["dsp"].update(reference="banana"),
+            r"dsp.reference: Input should be 'none' or 'car' \(got 'banana'\)",
+        ),
+        (lambda d: d["dsp"].update(order=0), "dsp.order: Input should be greater than or equal"),
+        (lambda d: d["dsp"].update(bandpass=[30.0, 8.0]), "dsp.bandpass: low edge 30.0 Hz"),
+        (lambda d: d["dsp"].update(extra=1), "dsp.extra: unknown key; allowed keys here: band"),
+        (lambda d: d.update(training=[]), "training: Input should be a valid dictionary"),
+        (lambda d: d["classifier"].update(n_classes=3), "classifier.n_classes is 3"),
         (lambda d: d["classifier"].update(rate_hz=250.0), "classifier.n_samples|rate_hz"),
-        (lambda d: d["classifier"].update(bogus=1), "'classifier' is invalid.*'bogus'"),
+        (lambda d: d["classifier"].update(dropout=1.0), "classifier.dropout: Input should be less"),
+        (lambda d: d["classifier"].update(bogus=1), "classifier.bogus: unknown key"),
         (lambda d: d.update(window_s=1.0), "classifier.n_samples"),
     ],
 )
-def test_bad_metadata_is_refused_naming_the_key(saved, edit, message: str) -> None:
+def test_bad_metadata_is_refused_naming_the_file_and_the_key(saved, edit, message: str) -> None:
     folder, _, _ = saved
     path = folder / "metadata.json"
     data = json.loads(path.read_text())
     edit(data)
     path.write_text(json.dumps(data))
-    with pytest.raises(CheckpointError, match=message):
+    with pytest.raises(CheckpointError, match=message) as error:
         load_checkpoint(folder)
+    assert str(error.value).startswith(f"{path}: ")
+
+
+def test_every_metadata_problem_is_reported_at_once(saved) -> None:
+    folder, _, _ = saved
+    path = folder / "metadata.json"
+    data = json.loads(path.read_text())
+    data["dsp"]["notch"] = 55
+    data["hop_s"] = 0
+    path.write_text(json.dumps(data))
+    with pytest.raises(CheckpointError, match=re.escape(f"{path}: 2 problems")) as error:
+        load_checkpoint(folder)
+    assert "\n  - hop_s: Input should be greater than 0" in str(error.value)
+    assert "\n  - dsp.notch: Input should be 50 or 60" in str(error.value)
 
 
 @pytest.mark.parametrize("text", ["{not json", "", "[1, 2]", "\udcff"])
@@ -649,16 +684,21 @@ def test_missing_folder_or_file_is_named(saved, tmp_path: Path) -> None:
 
 
 def test_save_refuses_metadata_that_does_not_describe_the_model(tmp_path: Path) -> None:
-    config = ClassifierConfig(8, 320, 2, 160.0)
+    config = ClassifierConfig(n_electrodes=8, n_samples=320, n_classes=2, rate_hz=160.0)
     model = EEGClassifier(config)
-    metadata = _metadata(ClassifierConfig(8, 320, 2, 160.0, attention="cbam"), SMALL_8)
+    metadata = _metadata(
+        ClassifierConfig(
+            n_electrodes=8, n_samples=320, n_classes=2, rate_hz=160.0, attention="cbam"
+        ),
+        SMALL_8,
+    )
     with pytest.raises(CheckpointError, match="does not describe the model"):
         save_checkpoint(tmp_path / "c", model, metadata, "card")
     assert not (tmp_path / "c").exists()
 
 
 def test_metadata_json_round_trip_with_numpy_values_and_nan() -> None:
-    config = ClassifierConfig(8, 320, 2, 160.0)
+    config = ClassifierConfig(n_electrodes=8, n_samples=320, n_classes=2, rate_hz=160.0)
     metadata = _metadata(config, SMALL_8)
     metadata.metrics["chance_95"] = float("nan")
     metadata.metrics["confusion"] = np.array([[3, 1], [0, 4]])
@@ -670,14 +710,14 @@ def test_metadata_json_round_trip_with_numpy_values_and_nan() -> None:
 
 
 def test_stream_compatibility_maps_labels_case_and_dots() -> None:
-    config = ClassifierConfig(3, 320, 2, 160.0)
+    config = ClassifierConfig(n_electrodes=3, n_samples=320, n_classes=2, rate_hz=160.0)
     metadata = _metadata(config, ["FC5", "C3", "Cz"])
     stream = ["Cz.", "Fc5.", "Fp1.", "c3.."]
     assert check_stream_compatibility(metadata, stream, 160.0) == [1, 3, 0]
 
 
 def test_stream_compatibility_errors() -> None:
-    config = ClassifierConfig(3, 320, 2, 160.0)
+    config = ClassifierConfig(n_electrodes=3, n_samples=320, n_classes=2, rate_hz=160.0)
     metadata = _metadata(config, ["FC5", "C3", "Cz"])
     with pytest.raises(CheckpointError, match=r"lacks 2 of the model's 3 channels: C3, Cz") as exc:
         check_stream_compatibility(metadata, ["FC5", "C4"], 160.0)

@@ -11,7 +11,8 @@ from conftest import unique_id, wait_until
 from bci_app.config import parse_config
 from bci_app.io.montage import channel_set
 from bci_app.pipeline import Pipeline
-from bci_app.sources.simulator import SimulatorSettings, SimulatorStream
+from bci_app.sources.simulator import SimulatorSettings
+from bci_app.sources.simulator_stream import SimulatorStream
 from bci_app.stream.inlet import StreamState
 from bci_app.stream.ring import FLAG_GAP
 

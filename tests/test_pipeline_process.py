@@ -11,7 +11,7 @@ from conftest import unique_id, wait_until
 from bci_app.config import parse_config
 from bci_app.gui.window import MainWindow
 from bci_app.pipeline import ProcessPipeline, pipeline_selectors
-from bci_app.stream.inlet import StreamError
+from bci_app.stream.resolve import StreamError
 
 
 def sim_config(**extra):

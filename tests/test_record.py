@@ -23,6 +23,7 @@ import pyxdf
 from conftest import PacedOutlet, unique_id, wait_until
 
 from bci_app.bench.latency import make_checkpoint
+from bci_app.cli.record import add_parser, cmd_record, record_selectors
 from bci_app.config import OutletsConfig, parse_config
 from bci_app.infer.latency import STAGE_NAMES
 from bci_app.infer.outlets import PredictionOutlets, outlet_selectors
@@ -32,13 +33,11 @@ from bci_app.record import (
     FLUSH_S,
     RecordError,
     SessionRecorder,
-    add_record_parser,
     check_output_path,
-    cmd_record,
     default_input_selectors,
-    record_selectors,
 )
-from bci_app.sources.simulator import EEGSimulator, SimulatorSettings, SimulatorStream
+from bci_app.sources.simulator import EEGSimulator, SimulatorSettings
+from bci_app.sources.simulator_stream import SimulatorStream
 from bci_app.stream.selector import SelectorError, StreamSelector
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -162,7 +161,7 @@ def test_output_path_checks(tmp_path: Path) -> None:
 
 def parser() -> argparse.ArgumentParser:
     root = argparse.ArgumentParser(prog="bci-app")
-    add_record_parser(root.add_subparsers(dest="command"))
+    add_parser(root.add_subparsers(dest="command"))
     return root
 
 
@@ -335,7 +334,7 @@ def test_a_dying_recorder_is_reported_not_raised_and_the_file_kept(tmp_path: Pat
             while recorder.running:
                 time.sleep(0.01)
             watched.append(recorder.error)
-        except BaseException as exc:  # noqa: BLE001 - the test asserts there is none
+        except BaseException as exc:  # the test asserts there is none
             watched.append(exc)
 
     watcher = threading.Thread(target=watch, name="test-watch")
@@ -372,9 +371,9 @@ def test_cli_records_until_ctrl_c_in_its_terminal(tmp_path: Path) -> None:
     out = tmp_path / "cli.xdf"
     code = (
         "import argparse, sys\n"
-        "from bci_app.record import add_record_parser\n"
+        "from bci_app.cli.record import add_parser\n"
         "p = argparse.ArgumentParser(prog='bci-app')\n"
-        "add_record_parser(p.add_subparsers(dest='command'))\n"
+        "add_parser(p.add_subparsers(dest='command'))\n"
         "a = p.parse_args(sys.argv[1:])\n"
         "sys.exit(a.func(a))\n"
     )

@@ -27,10 +27,10 @@ from bci_app.sources.simulator import (
     CueSchedule,
     EEGSimulator,
     SimulatorSettings,
-    SimulatorStream,
 )
+from bci_app.sources.simulator_stream import SimulatorStream
 
-EDF = Path("/work/shared/data/eegmmidb/S001/S001R01.edf")
+EDF = Path(__file__).resolve().parents[2] / "shared" / "data" / "eegmmidb" / "S001" / "S001R01.edf"
 
 # Short trials so that LSL tests see several cues within ~2 s.
 FAST = {"fixation_s": 0.3, "imagery_s": 0.5, "rest_min_s": 0.2, "rest_max_s": 0.3}

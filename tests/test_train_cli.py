@@ -23,7 +23,10 @@ MODELS = ROOT / "models"
 def bci_app(*args: str, timeout: float = 600) -> subprocess.CompletedProcess:
     return subprocess.run(
         [sys.executable, "-m", "bci_app", *args],
-        capture_output=True, text=True, timeout=timeout, cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=ROOT,
     )
 
 
@@ -32,8 +35,18 @@ def test_train_on_labrecorder_xdf_then_evaluate_on_edf(shared_data, tmp_path):
     xdf = shared_data / "xdf" / "S001R06-labrecorder.xdf"
     out = tmp_path / "model"
     trained = bci_app(
-        "train", str(xdf), "--classes", "T1:hands", "T2:feet", "--out", str(out),
-        "--config", str(ROOT / "benchmarks" / "eegmmidb.yaml"), "--epochs", "25", "--json",
+        "train",
+        str(xdf),
+        "--classes",
+        "T1:hands",
+        "T2:feet",
+        "--out",
+        str(out),
+        "--config",
+        str(ROOT / "benchmarks" / "eegmmidb.yaml"),
+        "--epochs",
+        "25",
+        "--json",
     )
     assert trained.returncode == 0, trained.stderr[-3000:]
     metrics = json.loads(trained.stdout.strip().splitlines()[-1])
@@ -41,7 +54,7 @@ def test_train_on_labrecorder_xdf_then_evaluate_on_edf(shared_data, tmp_path):
     model, metadata = load_checkpoint(out)
     assert metadata.classes == ["hands", "feet"]
     assert len(metadata.channel_labels) == 64 and metadata.model_rate_hz == 160.0
-    assert metadata.dsp["notch"] == 60
+    assert metadata.dsp.notch == 60
     assert "S001R06-labrecorder.xdf" in metadata.training["files"][0]
     assert (out / "MODEL_CARD.md").read_text().startswith("# ")
 
@@ -57,8 +70,14 @@ def test_train_on_labrecorder_xdf_then_evaluate_on_edf(shared_data, tmp_path):
 
 def test_too_few_trials_says_how_many_are_needed(tmp_path):
     result = bci_app(
-        "train", "--simulated", "40", "--classes", "left_hand", "right_hand",
-        "--out", str(tmp_path / "m"),
+        "train",
+        "--simulated",
+        "40",
+        "--classes",
+        "left_hand",
+        "right_hand",
+        "--out",
+        str(tmp_path / "m"),
     )
     assert result.returncode == 2
     assert "too few trials to train" in result.stderr
@@ -70,8 +89,14 @@ def test_train_refuses_to_overwrite_and_evaluate_refuses_a_bad_folder(tmp_path):
     occupied.mkdir()
     (occupied / "keep.txt").write_text("mine")
     result = bci_app(
-        "train", "--simulated", "40", "--classes", "left_hand", "right_hand",
-        "--out", str(occupied),
+        "train",
+        "--simulated",
+        "40",
+        "--classes",
+        "left_hand",
+        "right_hand",
+        "--out",
+        str(occupied),
     )
     assert result.returncode == 2 and "pass --overwrite" in result.stderr
     assert (occupied / "keep.txt").read_text() == "mine"
@@ -92,8 +117,9 @@ def test_shipped_models_load_and_carry_their_metrics(name):
 
 def test_shipped_eegmmidb_model_beats_chance_on_its_runs(shared_data):
     runs = [shared_data / "eegmmidb" / "S001" / f"S001R{r}.edf" for r in ("06", "10")]
-    result = bci_app("evaluate", str(MODELS / "eegmmidb-s001-hands-feet"), *map(str, runs),
-                     "--json")
+    result = bci_app(
+        "evaluate", str(MODELS / "eegmmidb-s001-hands-feet"), *map(str, runs), "--json"
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     metrics = json.loads(result.stdout.strip().splitlines()[-1])
     assert metrics["n_trials"] == 30

@@ -33,6 +33,7 @@ import pylsl
 
 from bci_app.bench.outlet import BenchOutlet, PushClock
 from bci_app.config import SchedulingConfig
+from bci_app.infer.latency import summarize_ms
 
 CASES = ((64, 1000.0), (256, 2048.0))
 DEFAULT_PRIORITY = SchedulingConfig().realtime_priority
@@ -46,14 +47,13 @@ def _summary(reads: dict, rate_hz: float, clock: PushClock) -> dict:
     nominal_ms = (read_at - nominal.pushed_at(newest)) * 1e3
     span = reads["last_ts"] - reads["first_ts"]
     expected = round(span * rate_hz)
+    ages = summarize_ms(ages_ms, digits=4, per_ms=1.0)
     summary = {
-        "age_p50_ms": round(float(np.percentile(ages_ms, 50)), 4) if ages_ms.size else None,
-        "age_p99_ms": round(float(np.percentile(ages_ms, 99)), 4) if ages_ms.size else None,
-        "age_max_ms": round(float(ages_ms.max()), 4) if ages_ms.size else None,
+        "age_p50_ms": ages["p50"],
+        "age_p99_ms": ages["p99"],
+        "age_max_ms": ages["max"],
         # The same ages counted from when each push was due: includes the outlet's lateness.
-        "age_p99_from_due_ms": round(float(np.percentile(nominal_ms, 99)), 4)
-        if ages_ms.size
-        else None,
+        "age_p99_from_due_ms": summarize_ms(nominal_ms, digits=4, per_ms=1.0)["p99"],
         "reads": int(ages_ms.size),
         "samples": reads["received"],
         "dropped_samples": max(0, expected - reads["received"]),
@@ -62,7 +62,7 @@ def _summary(reads: dict, rate_hz: float, clock: PushClock) -> dict:
     if "arrival" in reads:
         # The part of the age spent before the inlet thread wrote the sample into the ring.
         in_ring = (np.asarray(reads["arrival"]) - clock.pushed_at(newest)) * 1e3
-        summary["in_ring_p99_ms"] = round(float(np.percentile(in_ring, 99)), 4)
+        summary["in_ring_p99_ms"] = summarize_ms(in_ring, digits=4, per_ms=1.0)["p99"]
         summary["realtime_priority"] = reads["realtime_priority"]
     return summary
 

@@ -19,11 +19,12 @@ import threading
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from bci_app.bench.outlet import BenchOutlet
-from bci_app.config import parse_config
+from bci_app.config import AppConfig, DspConfig, parse_config
+from bci_app.infer.latency import summarize_ms
+from bci_app.infer.worker import Prediction
 from bci_app.io.montage import channel_set
 from bci_app.nn.checkpoint import CheckpointMetadata, render_model_card, save_checkpoint
 from bci_app.nn.classifier import ClassifierConfig, EEGClassifier
@@ -50,14 +51,8 @@ def make_checkpoint(directory: Path, labels: tuple[str, ...], model_rate: float)
         model_rate_hz=model_rate,
         window_s=WINDOW_S,
         hop_s=HOP_S,
-        dsp={
-            "bandpass": [1.0, 40.0],
-            "order": 4,
-            "notch": 50,
-            "notch_quality": 30.0,
-            "reference": "none",
-        },
-        classifier=classifier.to_dict(),
+        dsp=DspConfig.from_config(AppConfig()),  # the default chain
+        classifier=classifier,
         training={"description": "untrained, for latency benchmarks"},
     )
     model = EEGClassifier(classifier, channel_labels=labels)
@@ -89,7 +84,7 @@ def run_case(
         from_push: list[float] = []
         measuring = threading.Event()
 
-        def record(prediction) -> None:  # noqa: ANN001 - Prediction
+        def record(prediction: Prediction) -> None:
             if measuring.is_set():
                 waited = outlet.clock.pushed_at(prediction.timestamp) - prediction.timestamp
                 from_push.append(prediction.latency_ms["e2e"] - waited * 1e3)
@@ -109,6 +104,7 @@ def run_case(
             pipeline.stop()
     worker = status.worker
     latency = worker.latency_ms
+    e2e = summarize_ms(from_push, digits=4, per_ms=1.0)
     return {
         "channels": n_channels,
         "stream_rate_hz": rate_hz,
@@ -117,8 +113,8 @@ def run_case(
         "device": worker.device,
         "runner": worker.runner,
         "fallback": worker.fallback,
-        "e2e_p50_ms": round(float(np.percentile(from_push, 50)), 4),
-        "e2e_p99_ms": round(float(np.percentile(from_push, 99)), 4),
+        "e2e_p50_ms": e2e["p50"],
+        "e2e_p99_ms": e2e["p99"],
         "e2e_from_sample_time_p99_ms": latency["e2e"]["p99"],
         "inference_p50_ms": latency["inference"]["p50"],
         "inference_p99_ms": latency["inference"]["p99"],

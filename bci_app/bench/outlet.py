@@ -25,48 +25,52 @@ def run_outlet(source_id: str, n_channels: int, rate_hz: float, seconds: float) 
     """Stream for ``seconds`` (or until SIGTERM); prints ``{"t0", "chunk"}`` first and, last, the
     push lateness and ``push_done`` (local_clock seconds when each chunk's push returned), one
     JSON line each."""
+    from bci_app.infer.latency import summarize_ms
+    from bci_app.io.lslinfo import make_stream_info
     from bci_app.io.montage import channel_set
+    from bci_app.lifecycle import on_signals
     from bci_app.sources.simulator import EEGSimulator, SimulatorSettings
 
     settings = SimulatorSettings(n_channels=n_channels, rate_hz=rate_hz, seed=1)
     chunk = settings.chunk_samples
     n_chunks = max(1, round(2.0 * rate_hz / chunk))
     data = EEGSimulator(settings).generate(n_chunks * chunk)
-    info = pylsl.StreamInfo("bci-bench", "EEG", n_channels, rate_hz, pylsl.cf_float32, source_id)
-    channels = info.desc().append_child("channels")
-    for label in channel_set(n_channels):
-        node = channels.append_child("channel")
-        node.append_child_value("label", label)
-        node.append_child_value("unit", "microvolts")
-        node.append_child_value("type", "EEG")
+    info = make_stream_info(
+        "bci-bench",
+        "EEG",
+        source_id,
+        rate_hz=rate_hz,
+        labels=channel_set(n_channels),
+        unit="microvolts",
+    )
     outlet = pylsl.StreamOutlet(info, chunk_size=chunk)
     t0 = pylsl.local_clock() + 0.5
     print(json.dumps({"t0": t0, "chunk": chunk}), flush=True)
     stopped = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stopped.set())
-    late, done = [], []
-    k = 0
-    while not stopped.is_set():
-        first = k * chunk
-        deadline = t0 + (first + chunk - 1) / rate_hz
-        if deadline - t0 > seconds:
-            break
-        pause = deadline - pylsl.local_clock() - 5e-4
-        if pause > 0:
-            time.sleep(pause)
-        while pylsl.local_clock() < deadline:
-            pass
-        block = data[(k % n_chunks) * chunk : (k % n_chunks + 1) * chunk]
-        outlet.push_chunk(block, (t0 + np.arange(first, first + chunk) / rate_hz).tolist())
-        done.append(pylsl.local_clock())
-        late.append(done[-1] - deadline)
-        k += 1
-    late_ms = np.asarray(late) * 1e3
+    with on_signals(stopped.set, (signal.SIGTERM,)):
+        late, done = [], []
+        k = 0
+        while not stopped.is_set():
+            first = k * chunk
+            deadline = t0 + (first + chunk - 1) / rate_hz
+            if deadline - t0 > seconds:
+                break
+            pause = deadline - pylsl.local_clock() - 5e-4
+            if pause > 0:
+                time.sleep(pause)
+            while pylsl.local_clock() < deadline:
+                pass
+            block = data[(k % n_chunks) * chunk : (k % n_chunks + 1) * chunk]
+            outlet.push_chunk(block, (t0 + np.arange(first, first + chunk) / rate_hz).tolist())
+            done.append(pylsl.local_clock())
+            late.append(done[-1] - deadline)
+            k += 1
+    lateness = summarize_ms(late, digits=4)
     print(
         json.dumps(
             {
-                "push_late_p50_ms": round(float(np.percentile(late_ms, 50)), 4),
-                "push_late_p99_ms": round(float(np.percentile(late_ms, 99)), 4),
+                "push_late_p50_ms": lateness["p50"],
+                "push_late_p99_ms": lateness["p99"],
                 "push_done": done,
             }
         ),

@@ -15,7 +15,6 @@ from __future__ import annotations
 import json
 import statistics
 import sys
-import threading
 import time
 from pathlib import Path
 
@@ -25,6 +24,7 @@ import pylsl
 from bci_app.config import parse_config
 from bci_app.infer.latency import summarize_ms
 from bci_app.io.session import read_session
+from bci_app.lifecycle import Background
 from bci_app.nn.checkpoint import DEFAULT_MODEL_DIR
 from bci_app.pipeline.replay import run_fast
 from bci_app.sources.replay import Replayer
@@ -54,22 +54,26 @@ def throughput() -> dict:
     }
 
 
-class _Reader:
+class _Reader(Background):
     """Pulls one stream and keeps ``receipt - stamp`` of every sample (s)."""
 
+    name = "bci-bench-reader"
+
     def __init__(self, source_id: str) -> None:
+        super().__init__()
         infos = pylsl.resolve_byprop("source_id", source_id, timeout=10.0)
         if not infos:
             raise RuntimeError(f"stream {source_id} not found")
         self.inlet = pylsl.StreamInlet(infos[0], max_buflen=10)
         self.inlet.open_stream(timeout=10.0)
         self.ages: list[np.ndarray] = []
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _setup(self) -> None:
+        self._spawn(self._run, self.name)
 
     def _run(self) -> None:
         # Wake on the first sample, then drain (pull_chunk with a timeout waits it out).
-        while not self._stop.is_set():
+        while not self.stopping:
             _, stamp = self.inlet.pull_sample(timeout=0.1)
             if stamp is None:
                 continue
@@ -78,13 +82,11 @@ class _Reader:
             now = pylsl.local_clock()
             self.ages.append(now - np.asarray([stamp, *stamps]))
 
-    def start(self) -> None:
-        self._thread.start()
-
-    def stop(self) -> np.ndarray:
-        self._stop.set()
-        self._thread.join(2.0)
+    def _teardown(self) -> None:
         self.inlet.close_stream()
+
+    def received(self) -> np.ndarray:
+        """Every ``receipt - stamp`` (s) so far, ``(n_samples,)``."""
         return np.concatenate(self.ages) if self.ages else np.zeros(0)
 
 
@@ -107,7 +109,8 @@ def timing_ours(duration: float) -> dict:
     time.sleep(duration)
     replayer.stop()
     time.sleep(0.2)
-    result = _reader_summary(reader.stop())
+    reader.stop()
+    result = _reader_summary(reader.received())
     result["push_lateness_ms"] = summarize_ms(np.asarray(replayer.lateness), 4)
     result["samples"] = replayer.pushed[eeg]
     return result
@@ -126,7 +129,8 @@ def timing_mne_lsl(duration: float) -> dict:
     finally:
         player.stop()
     time.sleep(0.2)
-    result = _reader_summary(reader.stop())
+    reader.stop()
+    result = _reader_summary(reader.received())
     result["chunk_size"] = player.chunk_size
     return result
 

@@ -21,7 +21,9 @@ from dataclasses import dataclass, field
 import numpy as np
 import pylsl
 
-from bci_app.calibrate.paradigm import PlannedTrial, Planner, check_classes
+from bci_app.calibrate.paradigm import PlannedTrial, Planner
+from bci_app.calibrate.settings import check_classes
+from bci_app.io.lslinfo import make_stream_info
 
 MARKER_PREFIX = "bci-app:"
 INVALID_MARKER = MARKER_PREFIX + "invalid"
@@ -48,10 +50,14 @@ class MarkerOutlet:
 
     def __init__(self, name: str = "bci-app-cues", source_id: str | None = None) -> None:
         self.source_id = source_id or f"{name}-{uuid.uuid4().hex[:12]}"
-        info = pylsl.StreamInfo(
-            name, "Markers", 1, pylsl.IRREGULAR_RATE, pylsl.cf_string, self.source_id
+        info = make_stream_info(
+            name,
+            "Markers",
+            self.source_id,
+            channel_format="string",
+            n_channels=1,
+            manufacturer="bci-app calibration",
         )
-        info.desc().append_child_value("manufacturer", "bci-app calibration")
         self.name = name
         self._outlet = pylsl.StreamOutlet(info)
 

@@ -13,43 +13,16 @@ Two planners give the next trial:
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import Protocol
 
 import numpy as np
 
-from bci_app.sources.simulator import SimulatorStream
+from bci_app.calibrate.settings import Timings
+from bci_app.sources.simulator_stream import SimulatorClock
 
 #: Arrow drawn for a class (by name); other classes show their name only.
 CLASS_ARROWS = {"left_hand": "←", "right_hand": "→", "feet": "↓", "tongue": "↑", "hands": "↑"}
-
-
-@dataclass(frozen=True)
-class Timings:
-    """Trial timing in seconds; defaults close to EEGMMIDB / Graz (2 s fixation, 4 s imagery,
-    1.5-2.5 s rest)."""
-
-    fixation_s: float = 2.0
-    imagery_s: float = 4.0
-    rest_min_s: float = 1.5
-    rest_max_s: float = 2.5
-
-    def __post_init__(self) -> None:
-        for name in ("fixation_s", "imagery_s", "rest_min_s", "rest_max_s"):
-            value = getattr(self, name)
-            if not (isinstance(value, int | float) and math.isfinite(value) and value >= 0):
-                raise ValueError(f"{name} must be a number of seconds >= 0, got {value!r}")
-        if self.imagery_s <= 0:
-            raise ValueError(f"imagery_s must be > 0 s, got {self.imagery_s!r}")
-        if self.rest_max_s < self.rest_min_s:
-            raise ValueError(
-                f"rest_max_s ({self.rest_max_s}) must be >= rest_min_s ({self.rest_min_s})"
-            )
-
-    @property
-    def mean_trial_s(self) -> float:
-        return self.fixation_s + self.imagery_s + (self.rest_min_s + self.rest_max_s) / 2
 
 
 @dataclass(frozen=True)
@@ -69,17 +42,6 @@ class Planner(Protocol):
         """The next trial starting at or after ``not_before``; ``needed``: valid trials each
         class still lacks (classes at 0 may be skipped)."""
         ...
-
-
-def check_classes(classes: list[str] | tuple[str, ...], trials_per_class: int) -> None:
-    if len(classes) < 2:
-        raise ValueError(f"a calibration needs at least 2 classes, got {list(classes)}")
-    if len(set(classes)) != len(classes):
-        raise ValueError(f"classes must be distinct, got {list(classes)}")
-    if any(not c or c.startswith("bci-app:") or ":" in c for c in classes):
-        raise ValueError(f"class names must be non-empty and hold no ':', got {list(classes)}")
-    if not (isinstance(trials_per_class, int) and trials_per_class >= 1):
-        raise ValueError(f"trials per class must be an integer >= 1, got {trials_per_class!r}")
 
 
 class ParadigmPlanner:
@@ -106,9 +68,7 @@ class ParadigmPlanner:
 class SimulatorPlanner:
     """The simulator's own schedule (its trials are balanced blocks too), in LSL time."""
 
-    def __init__(self, simulator: SimulatorStream) -> None:
-        if simulator.t0 is None:
-            raise ValueError("start the simulator before planning trials from its schedule")
+    def __init__(self, simulator: SimulatorClock) -> None:
         self.simulator = simulator
         self._next_index = 0
 

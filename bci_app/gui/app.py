@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 import signal
 import sys
-import threading
 import time
 from pathlib import Path
 
@@ -14,6 +13,7 @@ from PyQt5 import QtCore, QtWidgets
 
 from bci_app.config import AppConfig, ConfigError, load_config
 from bci_app.gui.window import MainWindow
+from bci_app.lifecycle import on_signals
 from bci_app.pipeline import make_pipeline
 
 log = logging.getLogger(__name__)
@@ -85,17 +85,12 @@ def run_gui(
     elif duration is not None:
         QtCore.QTimer.singleShot(round(duration * 1000), window.close)
 
-    if threading.current_thread() is threading.main_thread():
-        previous = signal.signal(signal.SIGINT, lambda *_: window.close())
-        wake = QtCore.QTimer()  # lets Python run the signal handler while Qt waits
-        wake.timeout.connect(lambda: None)
-        wake.start(200)
-    else:
-        previous = None
+    wake = QtCore.QTimer()  # lets Python run a signal handler while Qt waits
+    wake.timeout.connect(lambda: None)
+    wake.start(200)
     try:
-        app.exec_()
+        with on_signals(window.close, (signal.SIGINT,)):
+            app.exec_()
     finally:
         window.shutdown()
-        if previous is not None:
-            signal.signal(signal.SIGINT, previous)
     return outcome["code"]

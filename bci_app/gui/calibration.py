@@ -21,7 +21,6 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -34,12 +33,8 @@ from bci_app.calibrate.controller import (
     MarkerOutlet,
     Phase,
 )
-from bci_app.calibrate.paradigm import (
-    ParadigmPlanner,
-    SimulatorPlanner,
-    Timings,
-    check_classes,
-)
+from bci_app.calibrate.paradigm import ParadigmPlanner, SimulatorPlanner
+from bci_app.calibrate.settings import CalibrationSettings
 from bci_app.calibrate.training import train_calibration
 from bci_app.config import AppConfig
 from bci_app.gui.cue_screen import CueScreen, CueView
@@ -57,43 +52,6 @@ log = logging.getLogger(__name__)
 
 TICK_MS = 4  # paradigm timer; shortened to land on the next phase boundary
 STOP_TIMEOUT_S = 2.0
-
-
-@dataclass(frozen=True)
-class CalibrationSettings:
-    """What the calibration runs: ``trials_per_class`` valid trials of each class, then (with
-    ``feedback_trials`` > 0) as many feedback trials per class. ``out_dir`` receives
-    ``calibration.xdf``, ``model/`` and ``feedback.xdf``."""
-
-    classes: tuple[str, ...]
-    trials_per_class: int
-    out_dir: Path
-    timings: Timings = Timings()
-    seed: int = 0
-    feedback_trials: int = 0
-    epochs: int = 80
-    cv_folds: int = 5
-    auto_feedback: bool = False  # start feedback as soon as the model is trained
-    close_when_done: bool = False
-
-    def __post_init__(self) -> None:
-        check_classes(list(self.classes), self.trials_per_class)
-        if not (isinstance(self.feedback_trials, int) and self.feedback_trials >= 0):
-            raise ValueError(f"feedback trials must be >= 0, got {self.feedback_trials!r}")
-        if not (isinstance(self.epochs, int) and self.epochs >= 1):
-            raise ValueError(f"epochs must be >= 1, got {self.epochs!r}")
-
-    @property
-    def calibration_xdf(self) -> Path:
-        return self.out_dir / "calibration.xdf"
-
-    @property
-    def feedback_xdf(self) -> Path:
-        return self.out_dir / "feedback.xdf"
-
-    @property
-    def model_dir(self) -> Path:
-        return self.out_dir / "model"
 
 
 @dataclass
@@ -499,7 +457,7 @@ class CalibrationWindow(QtWidgets.QMainWindow):
         if self._task is not None:
             self._task.join(timeout)
 
-    def closeEvent(self, event: QtGui.QCloseEvent) -> None:  # noqa: N802 - Qt override
+    def closeEvent(self, event: QtGui.QCloseEvent) -> None:
         self.shutdown()
         super().closeEvent(event)
 

@@ -52,7 +52,7 @@ class CueScreen(QtWidgets.QWidget):
         self.repaint()
         return self.last_paint_time if self.last_paint_time is not None else pylsl.local_clock()
 
-    def paintEvent(self, event: QtGui.QPaintEvent) -> None:  # noqa: N802 - Qt override
+    def paintEvent(self, event: QtGui.QPaintEvent) -> None:
         painter = QtGui.QPainter(self)
         try:
             painter.setRenderHint(QtGui.QPainter.Antialiasing)

@@ -17,7 +17,7 @@ import pylsl
 
 from bci_app.infer.worker import Prediction
 from bci_app.lifecycle import Background
-from bci_app.sources.simulator import SimulatorClock
+from bci_app.sources.simulator_stream import SimulatorClock
 from bci_app.stream.selector import StreamSelector
 
 log = logging.getLogger(__name__)
@@ -123,7 +123,7 @@ class PredictionFeed:
         self._items.append(prediction)
 
     def poll(self, latest: Prediction | None) -> None:
-        """GUI thread: without a sink, add ``worker.latest`` when it is new."""
+        """GUI thread: without a sink, add the pipeline's latest prediction when it is new."""
         if not self.attached and latest is not None and latest.seq > self._last_seq:
             self._items.append(latest)
             self._last_seq = latest.seq

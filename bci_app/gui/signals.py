@@ -51,7 +51,7 @@ class TraceImage(pg.GraphicsObject):
         self.pixels = self._image = None
         self.update()
 
-    def boundingRect(self) -> QtCore.QRectF:  # noqa: N802 - Qt override
+    def boundingRect(self) -> QtCore.QRectF:
         return self._rect
 
     def paint(self, painter: QtGui.QPainter, *args: object) -> None:

@@ -2,7 +2,7 @@
 
 Threading: nothing here runs off the GUI thread except :class:`BackgroundCall` bodies (pipeline
 start, stream resolve) and the :class:`MarkerReader`, none of which touches a widget. A QTimer at
-``gui.refresh_hz`` takes one :class:`Frame` (``pipeline.status()``, ``worker.latest``, recent
+``gui.refresh_hz`` takes one :class:`Frame` (``pipeline.status()``, the latest prediction, recent
 predictions and markers; the panels copy ring ranges themselves) and hands it to every panel.
 Reading never blocks the pipeline threads, so a slow GUI only drops frames.
 """
@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import time
 from collections import deque
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -20,6 +21,7 @@ from PyQt5 import QtCore, QtGui, QtWidgets
 
 from bci_app import __version__
 from bci_app.config import AppConfig, ConfigError, load_config
+from bci_app.gui.banner import Banner, explain, stream_warning
 from bci_app.gui.common import Frame
 from bci_app.gui.feeds import MarkerReader, PredictionFeed, ScheduleMarkers
 from bci_app.gui.latency import LatencyPanel
@@ -29,107 +31,15 @@ from bci_app.gui.signals import SignalsPanel
 from bci_app.gui.stream_panel import StreamPanel
 from bci_app.gui.weights import WeightsPanel
 from bci_app.lifecycle import BackgroundCall
-from bci_app.nn.checkpoint import CheckpointError, model_dir
+from bci_app.nn.checkpoint import model_dir
 from bci_app.pipeline import PipelineStatus, PipelineView, make_pipeline, marker_source_id
-from bci_app.stream.inlet import StreamError, StreamState
+from bci_app.stream.inlet import StreamState
 
 log = logging.getLogger(__name__)
 
 HISTORY_S = 10.0  # predictions and markers kept for the history strip and running mean
 STATUS_PERIOD_S = 0.1  # pipeline.status() (counters, percentiles) is read at most this often
 RESOLVE_WAIT_S = 1.0  # stream picker refresh
-BANNER_STYLES = {
-    "error": "background:#b71c1c; color:white;",
-    "warning": "background:#e65100; color:white;",
-    "info": "background:#1565c0; color:white;",
-}
-
-
-def explain(exc: BaseException) -> tuple[str, str]:
-    """``(title, what to do)`` for an exception raised while starting."""
-    if isinstance(exc, StreamError):
-        return (
-            "Stream not available",
-            "Pick a stream under Stream and press Connect, or fix stream.source_id / name / "
-            "type in the config and open it again (File > Open config, Ctrl+O).",
-        )
-    if isinstance(exc, CheckpointError):
-        return (
-            "The model does not fit this stream",
-            "Start with a model trained on this montage and rate (--model), connect the stream "
-            "it was trained on, or set channels.pick in the config.",
-        )
-    if isinstance(exc, ConfigError):
-        return (
-            "Configuration not loaded",
-            "Fix the file and open it again (File > Open config, Ctrl+O); until then Connect "
-            "runs the built-in simulator with the default settings.",
-        )
-    if isinstance(exc, OSError):
-        return ("Cannot read a file", "Check the model folder (--model or model.path).")
-    return ("Could not start", "See the log for details; Run > Start (Ctrl+R) tries again.")
-
-
-def stream_warning(state: StreamState, age: float | None, error: str | None) -> tuple[str, str]:
-    """``(level, text)`` of the banner for a stream that is not live; ``("", "")`` when live."""
-    since = "" if age is None else f" (newest sample {age:.1f} s old)"
-    if state is StreamState.STALE:
-        return "warning", (
-            f"Stream stale: no new samples{since}. Check the amplifier and its LSL outlet; "
-            "the app keeps waiting."
-        )
-    if state is StreamState.RECOVERING:
-        return "warning", (
-            f"Stream recovering: contact lost{since}, re-resolving it. Check that the "
-            "acquisition software is running; the app reconnects by itself."
-        )
-    if state is StreamState.LOST:
-        return "error", (
-            f"Stream lost{since}. Restart the amplifier's LSL outlet (the app keeps retrying), "
-            "or pick another stream under Stream and press Connect."
-        )
-    if state is StreamState.FAILED:
-        return "error", (
-            f"Stream failed: {error or 'the inlet stopped'}. Press Connect to reconnect, or "
-            "restart the app."
-        )
-    return "", ""
-
-
-class Banner(QtWidgets.QFrame):
-    """A coloured message line above the panels; hidden when there is nothing to say."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.label = QtWidgets.QLabel()
-        self.label.setWordWrap(True)
-        self.label.setTextInteractionFlags(QtCore.Qt.TextSelectableByMouse)
-        self.close_button = QtWidgets.QToolButton()
-        self.close_button.setText("✕")
-        self.close_button.setToolTip("Dismiss")
-        self.close_button.setAutoRaise(True)
-        layout = QtWidgets.QHBoxLayout(self)
-        layout.setContentsMargins(8, 4, 4, 4)
-        layout.addWidget(self.label, 1)
-        layout.addWidget(self.close_button, 0, QtCore.Qt.AlignTop)
-        self._shown: tuple[str, str] | None = None
-        self.hide()
-
-    def show_message(self, level: str, text: str, dismissable: bool) -> None:
-        if self._shown != (level, text):
-            self._shown = (level, text)
-            self.setStyleSheet(f"QFrame {{{BANNER_STYLES[level]}}} QLabel {{ font-weight: bold; }}")
-            self.label.setText(text)
-        self.close_button.setVisible(dismissable)
-        self.show()
-
-    def clear(self) -> None:
-        self._shown = None
-        self.label.setText("")
-        self.hide()
-
-    def text(self) -> str:
-        return self.label.text()
 
 
 class MainWindow(QtWidgets.QMainWindow):
@@ -251,7 +161,9 @@ class MainWindow(QtWidgets.QMainWindow):
             bar.addPermanentWidget(label)
 
     def _build_menus(self) -> None:
-        def action(text: str, shortcut: str, slot, tip: str) -> QtWidgets.QAction:  # noqa: ANN001
+        def action(
+            text: str, shortcut: str, slot: Callable[[], None], tip: str
+        ) -> QtWidgets.QAction:
             item = QtWidgets.QAction(text, self)
             if shortcut:
                 item.setShortcut(QtGui.QKeySequence(shortcut))
@@ -509,7 +421,7 @@ class MainWindow(QtWidgets.QMainWindow):
                     panel.update_frame(frame)
                 self._update_status_bar(frame)
             self._update_banner(frame)
-        except Exception:  # noqa: BLE001 - an exception in a Qt slot would abort the app
+        except Exception:  # an exception in a Qt slot would abort the app
             self.frame_errors += 1
             if self.frame_errors <= 3:
                 log.exception("GUI refresh failed")
@@ -565,6 +477,6 @@ class MainWindow(QtWidgets.QMainWindow):
             if call is not None:
                 call.join(max(0.0, deadline - time.monotonic()))
 
-    def closeEvent(self, event: QtGui.QCloseEvent) -> None:  # noqa: N802 - Qt override
+    def closeEvent(self, event: QtGui.QCloseEvent) -> None:
         self.shutdown()
         super().closeEvent(event)

@@ -7,6 +7,7 @@ is comparable); figures are reported in milliseconds.
 from __future__ import annotations
 
 import threading
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -95,12 +96,15 @@ class LatencyTracker:
             return {**self._misses, "total_by_stage": dict(self._miss_stage)}
 
 
-def summarize_ms(seconds: np.ndarray, digits: int = 3) -> dict[str, float | int | None]:
-    """p50 / p99 / max in milliseconds (rounded to ``digits``) and n of durations given in
-    seconds; None values (JSON null) when there are none."""
-    if seconds.size == 0:
+def summarize_ms(
+    durations: np.ndarray | Sequence[float], digits: int = 3, per_ms: float = 1e3
+) -> dict[str, float | int | None]:
+    """The one percentile summary: p50 / p99 / max in milliseconds (rounded to ``digits``) and
+    n of ``durations``, given in seconds (``per_ms`` 1e3) or already in ms (``per_ms`` 1);
+    None values (JSON null) when there are none."""
+    ms = np.asarray(durations, dtype=np.float64) * per_ms
+    if ms.size == 0:
         return {"p50": None, "p99": None, "max": None, "n": 0}
-    ms = np.asarray(seconds, dtype=np.float64) * 1e3
     return {
         "p50": round(float(np.percentile(ms, 50)), digits),
         "p99": round(float(np.percentile(ms, 99)), digits),

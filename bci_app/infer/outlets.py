@@ -6,15 +6,18 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pylsl
 
 from bci_app.config import OutletsConfig
 from bci_app.infer.latency import STAGE_NAMES
-from bci_app.infer.worker import Prediction
 from bci_app.io.lslinfo import make_stream_info
 from bci_app.stream.selector import StreamSelector
+
+if TYPE_CHECKING:  # only for annotations: the worker module loads torch
+    from bci_app.infer.worker import Prediction
 
 __all__ = ["OUTLET_SUFFIXES", "JsonlLog", "PredictionOutlets", "outlet_selectors"]
 

@@ -186,7 +186,7 @@ def build_runner(
         if cpu_runtime == "onnxruntime":
             try:
                 return OnnxRunner(model, cpu_threads), None
-            except Exception as exc:  # noqa: BLE001 - missing package or export failure
+            except Exception as exc:  # missing package or export failure
                 reason = f"ONNX Runtime unavailable ({type(exc).__name__}: {exc}); torch eager"
                 log.warning(reason)
                 return EagerRunner(model, device), reason
@@ -195,7 +195,7 @@ def build_runner(
         return EagerRunner(model, device), "CUDA graph disabled"
     try:
         return CudaGraphRunner(model, device), None
-    except Exception as exc:  # noqa: BLE001 - any capture failure: eager still works
+    except Exception as exc:  # any capture failure: eager still works
         reason = f"CUDA graph capture failed ({type(exc).__name__}: {exc}); running eager"
         log.warning(reason)
         return EagerRunner(model, device), reason
@@ -321,7 +321,7 @@ class InferenceWorker(Background):
         started = pylsl.local_clock()
         try:
             prediction = self.classify(window)
-        except Exception:  # noqa: BLE001 - one bad window must not stop the session
+        except Exception:  # one bad window must not stop the session
             self._errors += 1
             log.exception("inference failed on window %d", window.seq)
             return None
@@ -342,7 +342,7 @@ class InferenceWorker(Background):
         for callback in self._callbacks:
             try:
                 callback(prediction)
-            except Exception:  # noqa: BLE001 - a faulty sink must not stop inference
+            except Exception:  # a faulty sink must not stop inference
                 log.exception("prediction callback %r failed", callback)
         return prediction
 

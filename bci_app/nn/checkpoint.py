@@ -2,7 +2,8 @@
 
 The weights are a plain safetensors state dict: loading parses a JSON header and raw tensor
 bytes and never executes code. Nothing here unpickles (no ``torch.load``); a pickle renamed to
-``model.safetensors`` is refused with a :class:`CheckpointError`.
+``model.safetensors`` is refused with a :class:`CheckpointError`. The metadata model lives in
+:mod:`bci_app.nn.metadata` and is re-exported here.
 """
 
 from __future__ import annotations
@@ -10,26 +11,28 @@ from __future__ import annotations
 import json
 import math
 import os
-import platform
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import safetensors
 import safetensors.torch
 import torch
 
-import bci_app
-from bci_app.config import AppConfig, ChannelsConfig, FiltersConfig, WindowsConfig
+from bci_app.config import AppConfig, WindowsConfig
 from bci_app.io.labels import label_key
 from bci_app.nn.classifier import ClassifierConfig, EEGClassifier
+from bci_app.nn.metadata import (
+    FORMAT_VERSION,
+    CheckpointError,
+    CheckpointMetadata,
+    current_versions,
+    json_default,
+)
 
 __all__ = [
     "CHECKPOINT_FILES",
     "DEFAULT_MODEL_DIR",
-    "DSP_KEYS",
     "FORMAT_VERSION",
     "METADATA_FILE",
     "MODEL_CARD_FILE",
@@ -47,15 +50,12 @@ __all__ = [
     "save_checkpoint",
 ]
 
-FORMAT_VERSION = 1
 WEIGHTS_FILE = "model.safetensors"
 METADATA_FILE = "metadata.json"
 MODEL_CARD_FILE = "MODEL_CARD.md"
 CHECKPOINT_FILES: tuple[str, ...] = (WEIGHTS_FILE, METADATA_FILE, MODEL_CARD_FILE)
 #: The shipped default model (the demo's): trained on the built-in simulator.
 DEFAULT_MODEL_DIR = Path(__file__).resolve().parents[2] / "models" / "sim-motor-imagery"
-#: Keys of ``CheckpointMetadata.dsp`` (the preprocessing the model was trained with).
-DSP_KEYS: tuple[str, ...] = ("bandpass", "order", "notch", "notch_quality", "reference")
 
 _CONTENTS = (
     f"a checkpoint folder must contain {WEIGHTS_FILE} (weights), {METADATA_FILE} and "
@@ -63,250 +63,17 @@ _CONTENTS = (
 )
 
 
-class CheckpointError(ValueError):
-    """A checkpoint folder is missing, corrupt, unsafe or does not fit the stream."""
-
-
-def current_versions() -> dict[str, str]:
-    """Versions of python, torch, numpy, safetensors and bci_app in this environment."""
-    return {
-        "python": platform.python_version(),
-        "torch": torch.__version__,
-        "numpy": np.__version__,
-        "safetensors": safetensors.__version__,
-        "bci_app": bci_app.__version__,
-    }
-
-
 def model_dir(config: AppConfig) -> Path:
     """The configured checkpoint folder, or the shipped default model."""
     return Path(config.model.path) if config.model.path else DEFAULT_MODEL_DIR
 
 
-def _is_number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
-
-
-def _is_int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-def _positive(value: Any) -> bool:
-    return _is_number(value) and math.isfinite(value) and value > 0
-
-
-def _json_default(value: Any) -> Any:
-    """Make numpy / torch scalars and arrays and paths JSON-serialisable."""
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, (np.ndarray, torch.Tensor)):
-        return value.tolist()
-    if isinstance(value, Path):
-        return str(value)
-    if isinstance(value, (set, frozenset)):
-        return sorted(value)
-    raise TypeError(f"{type(value).__name__} is not JSON-serialisable")
-
-
-@dataclass(kw_only=True)
-class CheckpointMetadata:
-    """Everything needed to use a checkpoint: classes, channels, rates, dsp, architecture.
-
-    ``channel_labels`` are in model input order; ``model_rate_hz`` is the sampling rate of the
-    model input (Hz); ``window_s`` / ``hop_s`` the window length and hop (s); ``dsp`` has the
-    keys :data:`DSP_KEYS`; ``classifier`` is :meth:`ClassifierConfig.to_dict`.
-    """
-
-    format_version: int = FORMAT_VERSION
-    classes: list[str]
-    channel_labels: list[str]
-    model_rate_hz: float
-    window_s: float
-    hop_s: float
-    dsp: dict[str, Any]
-    classifier: dict[str, Any]
-    training: dict[str, Any] = field(default_factory=dict)
-    metrics: dict[str, Any] = field(default_factory=dict)
-    versions: dict[str, Any] = field(default_factory=current_versions)
-
-    @property
-    def classifier_config(self) -> ClassifierConfig:
-        """The validated :class:`ClassifierConfig` (CheckpointError if invalid)."""
-        try:
-            return ClassifierConfig.from_dict(self.classifier)
-        except (TypeError, ValueError) as exc:
-            raise CheckpointError(f"metadata key 'classifier' is invalid: {exc}") from None
-
-    @property
-    def window_samples(self) -> int:
-        """Window length in model-rate samples."""
-        return round(self.window_s * self.model_rate_hz)
-
-    def validate(self) -> None:
-        """Check types, ranges and consistency; raise CheckpointError naming the key."""
-        _validate(asdict(self))
-
-    def to_dict(self) -> dict[str, Any]:
-        """A deep-copied plain dict of all fields."""
-        return asdict(self)
-
-    def to_json(self) -> str:
-        """Validated, indented JSON text (numpy scalars/arrays are converted)."""
-        self.validate()
-        try:
-            return json.dumps(self.to_dict(), indent=2, default=_json_default) + "\n"
-        except (TypeError, ValueError) as exc:
-            raise CheckpointError(f"metadata cannot be written as JSON: {exc}") from None
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> CheckpointMetadata:
-        """Validate a parsed mapping (missing/extra/wrong-typed keys -> CheckpointError)."""
-        if not isinstance(data, Mapping):
-            raise CheckpointError(
-                f"metadata must be a JSON object at the top level, got {type(data).__name__}"
-            )
-        data = dict(data)
-        _validate(data)
-        return cls(**data)
-
-    @classmethod
-    def from_json(cls, text: str) -> CheckpointMetadata:
-        """Parse and validate JSON text."""
-        try:
-            data = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise CheckpointError(
-                f"metadata is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"
-            ) from None
-        return cls.from_dict(data)
-
-
-def _validate(data: dict[str, Any]) -> None:
-    known = [f.name for f in fields(CheckpointMetadata)]
-    unknown = sorted(set(data) - set(known))
-    if unknown:
-        raise CheckpointError(
-            f"metadata has unknown key(s) {', '.join(map(repr, unknown))}; "
-            f"allowed keys: {', '.join(known)}"
-        )
-    missing = [name for name in known if name not in data]
-    if missing:
-        raise CheckpointError(f"metadata lacks key(s) {', '.join(map(repr, missing))}")
-
-    version = data["format_version"]
-    if not _is_int(version) or version < 1:
-        raise CheckpointError(
-            f"metadata key 'format_version' must be a positive integer, got {version!r}"
-        )
-    if version > FORMAT_VERSION:
-        raise CheckpointError(
-            f"metadata key 'format_version' is {version}: the checkpoint was written by a newer "
-            f"bci-app (this one reads format {FORMAT_VERSION}); upgrade bci-app"
-        )
-    for key, minimum in (("classes", 2), ("channel_labels", 1)):
-        value = data[key]
-        if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
-            raise CheckpointError(
-                f"metadata key {key!r} must be a list of non-empty strings, got {value!r}"
-            )
-        if len(value) < minimum:
-            raise CheckpointError(
-                f"metadata key {key!r} needs at least {minimum} entries, got {value!r}"
-            )
-        normalised = [label_key(v) for v in value] if key == "channel_labels" else value
-        duplicates = sorted({v for v in normalised if normalised.count(v) > 1})
-        if duplicates:
-            raise CheckpointError(f"metadata key {key!r} has duplicates: {duplicates}")
-    for key in ("model_rate_hz", "window_s", "hop_s"):
-        if not _positive(data[key]):
-            raise CheckpointError(
-                f"metadata key {key!r} must be a finite number > 0, got {data[key]!r}"
-            )
-    for key in ("dsp", "classifier", "training", "metrics", "versions"):
-        if not isinstance(data[key], dict):
-            raise CheckpointError(
-                f"metadata key {key!r} must be a JSON object (dict), got {type(data[key]).__name__}"
-            )
-    _validate_dsp(data["dsp"])
-
-    try:
-        config = ClassifierConfig.from_dict(data["classifier"])
-    except (TypeError, ValueError) as exc:
-        raise CheckpointError(f"metadata key 'classifier' is invalid: {exc}") from None
-    checks = (
-        ("n_classes", config.n_classes, len(data["classes"]), "the number of 'classes'"),
-        (
-            "n_electrodes",
-            config.n_electrodes,
-            len(data["channel_labels"]),
-            "the number of 'channel_labels'",
-        ),
-        (
-            "n_samples",
-            config.n_samples,
-            round(data["window_s"] * data["model_rate_hz"]),
-            "window_s * model_rate_hz",
-        ),
-    )
-    for name, got, expected, what in checks:
-        if got != expected:
-            raise CheckpointError(
-                f"metadata key 'classifier.{name}' is {got} but {what} gives {expected}"
-            )
-    if not math.isclose(config.rate_hz, data["model_rate_hz"], rel_tol=1e-9):
-        raise CheckpointError(
-            f"metadata key 'classifier.rate_hz' is {config.rate_hz} Hz but 'model_rate_hz' is "
-            f"{data['model_rate_hz']} Hz"
-        )
-
-
-def _validate_dsp(dsp: dict[str, Any]) -> None:
-    unknown = sorted(set(dsp) - set(DSP_KEYS))
-    missing = [k for k in DSP_KEYS if k not in dsp]
-    if unknown or missing:
-        raise CheckpointError(
-            f"metadata key 'dsp' must have exactly the keys {', '.join(DSP_KEYS)}; "
-            + (f"missing: {', '.join(missing)}" if missing else "")
-            + ("; " if missing and unknown else "")
-            + (f"unknown: {', '.join(unknown)}" if unknown else "")
-        )
-    band = dsp["bandpass"]
-    if band is not None and (
-        not isinstance(band, list)
-        or len(band) != 2
-        or not all(edge is None or _positive(edge) for edge in band)
-    ):
-        raise CheckpointError(
-            f"metadata key 'dsp.bandpass' must be null or [low, high] (Hz or null), got {band!r}"
-        )
-    if not _is_int(dsp["order"]) or dsp["order"] < 1:
-        raise CheckpointError(f"metadata key 'dsp.order' must be an integer >= 1: {dsp['order']!r}")
-    if dsp["notch"] is not None and not _positive(dsp["notch"]):
-        raise CheckpointError(f"metadata key 'dsp.notch' must be null or Hz > 0: {dsp['notch']!r}")
-    if not _positive(dsp["notch_quality"]):
-        raise CheckpointError(
-            f"metadata key 'dsp.notch_quality' must be a number > 0: {dsp['notch_quality']!r}"
-        )
-    if not isinstance(dsp["reference"], str):
-        raise CheckpointError(
-            f"metadata key 'dsp.reference' must be a string: {dsp['reference']!r}"
-        )
-
-
 def apply_checkpoint(config: AppConfig, metadata: CheckpointMetadata) -> AppConfig:
-    """``config`` with the preprocessing and window length the model was trained with (the model
-    is only valid on those); the hop stays the configured one."""
-    dsp = metadata.dsp
-    return config.model_copy(
+    """``config`` with the preprocessing, model rate and window length the model was trained
+    with (the model is only valid on those); the hop stays the configured one."""
+    return metadata.dsp.apply_to(config).model_copy(
         update={
             "model_rate": metadata.model_rate_hz,
-            "filters": FiltersConfig(
-                bandpass=dsp["bandpass"],
-                order=dsp["order"],
-                notch=dsp["notch"],
-                notch_quality=dsp["notch_quality"],
-            ),
-            "channels": ChannelsConfig(pick=config.channels.pick, reference=dsp["reference"]),
             "windows": WindowsConfig(
                 length=metadata.window_s, hop=min(config.windows.hop, metadata.window_s)
             ),
@@ -339,10 +106,10 @@ def save_checkpoint(
     if not isinstance(model, EEGClassifier):
         raise TypeError(f"model must be an EEGClassifier, got {type(model).__name__}")
     metadata_json = metadata.to_json()  # validates
-    if metadata.classifier_config != model.config:
+    if metadata.classifier != model.config:
         raise CheckpointError(
             "metadata 'classifier' does not describe the model being saved: metadata "
-            f"{metadata.classifier_config} vs model {model.config}"
+            f"{metadata.classifier} vs model {model.config}"
         )
     tensors = {k: v.detach().to("cpu").contiguous() for k, v in model.state_dict().items()}
     weights = safetensors.torch.save(
@@ -392,10 +159,7 @@ def read_metadata(directory: str | Path) -> CheckpointMetadata:
         raise CheckpointError(f"{path} is not UTF-8 text: {exc}") from None
     except OSError as exc:
         raise CheckpointError(f"cannot read {path}: {exc}") from None
-    try:
-        return CheckpointMetadata.from_json(text)
-    except CheckpointError as exc:
-        raise CheckpointError(f"{path}: {exc}") from None
+    return CheckpointMetadata.from_json(text, source=str(path))
 
 
 def _looks_like_pickle(data: bytes) -> bool:
@@ -495,7 +259,7 @@ def load_checkpoint(
     """
     directory = Path(directory)
     metadata = read_metadata(directory)
-    config = metadata.classifier_config
+    config = metadata.classifier
     target = resolve_device(device)
     path = directory / WEIGHTS_FILE
     tensors = _read_weights(path)
@@ -534,7 +298,7 @@ def check_stream_compatibility(
             f"the stream has several channels named {', '.join(ambiguous)}; set channels.pick "
             "in config.yaml to choose one of each"
         )
-    if not _positive(rate_hz):
+    if not (rate_hz > 0 and math.isfinite(rate_hz)):
         problems.append(f"the model rate must be a number > 0 Hz, got {rate_hz!r}")
     elif not math.isclose(float(rate_hz), metadata.model_rate_hz, rel_tol=1e-6):
         problems.append(
@@ -554,7 +318,7 @@ def _cell(value: Any) -> str:
     if isinstance(value, float):
         text = f"{value:.4g}"
     elif isinstance(value, (list, tuple, dict)):
-        text = json.dumps(value, default=_json_default)
+        text = json.dumps(value, default=json_default)
     else:
         text = str(value)
     return text.replace("|", "\\|").replace("\n", " ")
@@ -581,12 +345,12 @@ def _table(rows: list[tuple[str, Any]], header: tuple[str, str]) -> list[str]:
 
 def render_model_card(metadata: CheckpointMetadata, extra: str = "") -> str:
     """Markdown model card: classes, channels, rates, dsp, architecture, data, metrics."""
-    config = metadata.classifier_config
+    config = metadata.classifier
     n_params = sum(p.numel() for p in EEGClassifier(config).parameters())
     dsp = metadata.dsp
-    band = dsp["bandpass"]
+    band = dsp.bandpass
     band_text = "off" if band is None else f"{band[0]} - {band[1]} Hz"
-    notch = "off" if dsp["notch"] is None else f"{dsp['notch']} Hz (Q {dsp['notch_quality']})"
+    notch = "off" if dsp.notch is None else f"{dsp.notch} Hz (Q {dsp.notch_quality})"
     lines = ["# EEG classifier checkpoint", ""]
     if extra.strip():
         lines += [extra.strip(), ""]
@@ -606,16 +370,16 @@ def render_model_card(metadata: CheckpointMetadata, extra: str = "") -> str:
         "",
         "## Preprocessing (must match at inference)",
         "",
-        f"- Band-pass: {band_text}, order {dsp['order']}",
+        f"- Band-pass: {band_text}, order {dsp.order}",
         f"- Notch: {notch}",
-        f"- Reference: {dsp['reference']}",
+        f"- Reference: {dsp.reference}",
         "",
         "## Architecture",
         "",
         f"EEGNet-style CNN (Lawhern et al. 2018) with `{config.attention}` electrode attention "
         f"in front; {n_params} parameters, temporal kernel {config.temporal_kernel} samples.",
         "",
-        *_table(list(metadata.classifier.items()), ("setting", "value")),
+        *_table(list(config.to_dict().items()), ("setting", "value")),
         "",
         "## Training data",
         "",

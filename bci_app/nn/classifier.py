@@ -22,13 +22,14 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, fields
-from typing import Any
+from typing import Annotated, Any, Literal
 
 import torch
 import torch.nn.functional as F
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from torch import nn
 
+from bci_app.config import PositiveHz, PositiveSeconds, format_validation_error
 from bci_app.nn.attention import ATTENTION_KINDS, SQUEEZE_MODES, make_attention
 
 __all__ = ["MIN_SAMPLES", "ClassifierConfig", "EEGClassifier", "temporal_kernel_size"]
@@ -39,6 +40,9 @@ _POOL1 = 4
 _POOL2 = 8
 _SEPARABLE_KERNEL = 16
 
+_Count = Annotated[int, Field(ge=1)]
+_Positive = Annotated[float, Field(gt=0, allow_inf_nan=False)]
+
 
 def temporal_kernel_size(kernel_seconds: float, rate_hz: float) -> int:
     """Odd temporal kernel length in samples: ``2 * floor(kernel_seconds * rate_hz / 2) + 1``.
@@ -48,17 +52,8 @@ def temporal_kernel_size(kernel_seconds: float, rate_hz: float) -> int:
     return 2 * math.floor(kernel_seconds * rate_hz / 2.0) + 1
 
 
-def _is_int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-def _is_number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
-
-
-@dataclass(frozen=True)
-class ClassifierConfig:
-    """Architecture of :class:`EEGClassifier`; validated on construction.
+class ClassifierConfig(BaseModel):
+    """Architecture of :class:`EEGClassifier`; validated on construction (keywords only).
 
     ``rate_hz`` is the model sampling rate (Hz), ``kernel_seconds`` the temporal kernel length
     (s), ``input_scale_uv`` the microvolt value that maps to 1.0 at the network input.
@@ -71,73 +66,22 @@ class ClassifierConfig:
     spatial filter (None: no cap).
     """
 
-    n_electrodes: int
-    n_samples: int
-    n_classes: int
-    rate_hz: float
-    attention: str = "se"
-    reduction: int = 4
-    f1: int = 8
-    depth: int = 2
-    f2: int = 16
-    kernel_seconds: float = 0.25
-    dropout: float = 0.25
-    input_scale_uv: float = 20.0
-    squeeze: str = "rms"
-    max_norm: float | None = 1.0
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
-    def __post_init__(self) -> None:
-        minimum = {
-            "n_electrodes": 1,
-            "n_samples": MIN_SAMPLES,
-            "n_classes": 2,
-            "reduction": 1,
-            "f1": 1,
-            "depth": 1,
-            "f2": 1,
-        }
-        for name, low in minimum.items():
-            value = getattr(self, name)
-            if not _is_int(value) or value < low:
-                raise ValueError(
-                    f"ClassifierConfig.{name} must be an integer >= {low}, got {value!r}"
-                )
-        positive = ("rate_hz", "kernel_seconds", "input_scale_uv")
-        for name in positive:
-            value = getattr(self, name)
-            if not _is_number(value) or not math.isfinite(value) or value <= 0:
-                raise ValueError(
-                    f"ClassifierConfig.{name} must be a finite number > 0, got {value!r}"
-                )
-            object.__setattr__(self, name, float(value))
-        if not _is_number(self.dropout) or not 0.0 <= self.dropout < 1.0:
-            raise ValueError(f"ClassifierConfig.dropout must be in [0, 1), got {self.dropout!r}")
-        object.__setattr__(self, "dropout", float(self.dropout))
-        if self.max_norm is not None:
-            if not _is_number(self.max_norm) or not math.isfinite(self.max_norm):
-                raise ValueError(
-                    f"ClassifierConfig.max_norm must be a number > 0 or None, got {self.max_norm!r}"
-                )
-            if self.max_norm <= 0:
-                raise ValueError(
-                    f"ClassifierConfig.max_norm must be > 0 or None, got {self.max_norm!r}"
-                )
-            object.__setattr__(self, "max_norm", float(self.max_norm))
-        if self.attention not in ATTENTION_KINDS:
-            raise ValueError(
-                f"ClassifierConfig.attention must be one of {', '.join(ATTENTION_KINDS)}, "
-                f"got {self.attention!r}"
-            )
-        if self.squeeze not in SQUEEZE_MODES:
-            raise ValueError(
-                f"ClassifierConfig.squeeze must be one of {', '.join(SQUEEZE_MODES)}, "
-                f"got {self.squeeze!r}"
-            )
-        if self.temporal_kernel < 1:
-            raise ValueError(
-                f"ClassifierConfig.kernel_seconds {self.kernel_seconds} s gives no temporal "
-                f"kernel at {self.rate_hz} Hz"
-            )
+    n_electrodes: _Count
+    n_samples: Annotated[int, Field(ge=MIN_SAMPLES)]
+    n_classes: Annotated[int, Field(ge=2)]
+    rate_hz: PositiveHz
+    attention: Literal[ATTENTION_KINDS] = "se"  # runtime Literal of the tuple's values
+    reduction: _Count = 4
+    f1: _Count = 8
+    depth: _Count = 2
+    f2: _Count = 16
+    kernel_seconds: PositiveSeconds = 0.25
+    dropout: Annotated[float, Field(ge=0, lt=1)] = 0.25
+    input_scale_uv: _Positive = 20.0
+    squeeze: Literal[SQUEEZE_MODES] = "rms"
+    max_norm: _Positive | None = 1.0
 
     @property
     def temporal_kernel(self) -> int:
@@ -151,25 +95,15 @@ class ClassifierConfig:
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict of all fields."""
-        return asdict(self)
+        return self.model_dump()
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> ClassifierConfig:
-        """Inverse of :meth:`to_dict`; unknown or missing keys raise ValueError naming them."""
-        if not isinstance(data, Mapping):
-            raise ValueError(f"classifier config must be a mapping, got {type(data).__name__}")
-        known = [f.name for f in fields(cls)]
-        unknown = sorted(set(data) - set(known))
-        if unknown:
-            raise ValueError(
-                f"unknown classifier config key(s) {', '.join(map(repr, unknown))}; "
-                f"allowed keys: {', '.join(known)}"
-            )
-        required = ("n_electrodes", "n_samples", "n_classes", "rate_hz")
-        missing = [name for name in required if name not in data]
-        if missing:
-            raise ValueError(f"classifier config lacks required key(s): {', '.join(missing)}")
-        return cls(**dict(data))
+        """Inverse of :meth:`to_dict`; a ValueError names every unknown, missing or bad key."""
+        try:
+            return cls.model_validate(data)
+        except ValidationError as exc:
+            raise ValueError(format_validation_error(exc, "classifier config", cls)) from None
 
 
 class _MaxNormConv2d(nn.Conv2d):
@@ -203,8 +137,6 @@ class EEGClassifier(nn.Module):
         self, config: ClassifierConfig, channel_labels: Sequence[str] | None = None
     ) -> None:
         super().__init__()
-        if not isinstance(config, ClassifierConfig):
-            raise TypeError(f"config must be a ClassifierConfig, got {type(config).__name__}")
         if channel_labels is not None and len(channel_labels) != config.n_electrodes:
             raise ValueError(
                 f"got {len(channel_labels)} channel labels for {config.n_electrodes} electrodes"

@@ -21,19 +21,19 @@ from bci_app.dsp.stage import DspStage, model_rate
 from bci_app.dsp.windows import Window
 from bci_app.infer.outlets import JsonlLog, PredictionOutlets
 from bci_app.infer.worker import InferenceWorker, Prediction
-from bci_app.lifecycle import STOP_TIMEOUT_S, Background
+from bci_app.lifecycle import STOP_TIMEOUT_S
 from bci_app.nn.checkpoint import (
-    CheckpointMetadata,
     apply_checkpoint,
     check_stream_compatibility,
     load_checkpoint,
-    model_dir,
 )
 from bci_app.nn.classifier import EEGClassifier
-from bci_app.pipeline.view import PipelineStatus, PredictionSink, Trace, TraceKind
+from bci_app.pipeline.view import PipelineBase, PipelineStatus, Trace, TraceKind
 from bci_app.scheduling import set_realtime_priority
-from bci_app.sources.simulator import SimulatorClock, SimulatorSettings, SimulatorStream
-from bci_app.stream.inlet import InletThread, StreamDescription
+from bci_app.sources.simulator import SimulatorSettings
+from bci_app.sources.simulator_stream import SimulatorClock, SimulatorStream
+from bci_app.stream.inlet import InletThread
+from bci_app.stream.resolve import StreamDescription
 
 __all__ = ["Pipeline", "WindowSink"]
 
@@ -43,7 +43,7 @@ WindowSink = Callable[[Window], None]
 WAKE_TIMEOUT_S = 0.05  # the dsp thread wakes on data; this only bounds its stop latency
 
 
-class Pipeline(Background):
+class Pipeline(PipelineBase):
     """Owns every acquisition, processing and inference thread; ``stop()`` joins each within 2 s.
 
     With ``with_model`` the checkpoint (``model_path``, else ``config.model.path``, else the
@@ -63,21 +63,14 @@ class Pipeline(Background):
         model_path: str | Path | None = None,
         simulator_settings: SimulatorSettings | None = None,
     ) -> None:
-        super().__init__()
-        self.simulator_settings = simulator_settings
-        self.config = config
-        self.with_model = with_model
-        self.model_path = Path(model_path) if model_path else model_dir(config)
-        self.metadata: CheckpointMetadata | None = None
-        self.description: StreamDescription | None = None
+        super().__init__(config, with_model, model_path, simulator_settings)
         self.worker: InferenceWorker | None = None
         self.outlets: PredictionOutlets | None = None
         self.inlet: InletThread | None = None
         self.stage: DspStage | None = None
         self._source = simulator
         self._log: JsonlLog | None = None
-        self._prediction_sinks: list[PredictionSink] = []
-        self._sinks: list[WindowSink] = []
+        self._window_sinks: list[WindowSink] = []
         self._windows = 0
         self._flagged = 0
         self._sink_errors = 0
@@ -92,12 +85,6 @@ class Pipeline(Background):
     @property
     def publishes_outlets(self) -> bool:
         return self.outlets is not None
-
-    def add_prediction_sink(self, sink: PredictionSink) -> None:
-        """Register a callable that gets every prediction on the worker thread (before start)."""
-        if self._started:
-            raise RuntimeError("add sinks before start()")
-        self._prediction_sinks.append(sink)
 
     def latest_prediction(self) -> Prediction | None:
         return None if self.worker is None else self.worker.latest
@@ -136,7 +123,7 @@ class Pipeline(Background):
         """Register a callable that gets every window (call before :meth:`start`)."""
         if self._started:
             raise RuntimeError("add sinks before start()")
-        self._sinks.append(sink)
+        self._window_sinks.append(sink)
 
     # -- lifecycle -----------------------------------------------------------------------------
     def _setup(self) -> StreamDescription:
@@ -205,7 +192,7 @@ class Pipeline(Background):
             cpu_threads=self.config.model.cpu_threads,
         )
         self.worker.start()
-        self._sinks.insert(0, self.worker.submit)
+        self._window_sinks.insert(0, self.worker.submit)
 
     def _request_stop(self) -> None:
         if self.inlet is not None:
@@ -232,7 +219,7 @@ class Pipeline(Background):
                 self._windows += 1
                 self._flagged += not window.usable
                 self._window_times.append(window.cut_time)
-                for sink in self._sinks:
+                for sink in self._window_sinks:
                     try:
                         sink(window)
                     except Exception:

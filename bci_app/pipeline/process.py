@@ -20,18 +20,19 @@ import logging
 import multiprocessing as mp
 import time
 from collections import deque
+from collections.abc import Mapping
 from multiprocessing.connection import Connection
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
 from bci_app.config import AppConfig
 from bci_app.infer.worker import Prediction
-from bci_app.lifecycle import Background
-from bci_app.nn.checkpoint import CheckpointMetadata, model_dir
 from bci_app.pipeline.local import Pipeline
-from bci_app.pipeline.view import PipelineStatus, PredictionSink, Trace, TraceKind
-from bci_app.sources.simulator import SimulatorClock, SimulatorSettings
-from bci_app.stream.inlet import StreamDescription
+from bci_app.pipeline.view import PipelineBase, PipelineStatus, Trace, TraceKind
+from bci_app.sources.simulator import SimulatorSettings
+from bci_app.sources.simulator_stream import SimulatorClock
+from bci_app.stream.resolve import StreamDescription
 from bci_app.stream.ring import RingBuffer, RingOverrun
 
 __all__ = ["ProcessPipeline"]
@@ -44,43 +45,24 @@ START_TIMEOUT_S = 120.0  # child start-up: imports, model load, stream resolve
 PREDICTIONS_KEPT = 256  # per send, bounded: a viewer shows the newest
 
 
-class ProcessPipeline(Background):
+class ProcessPipeline(PipelineBase):
     """Same use as :class:`~bci_app.pipeline.local.Pipeline` (start once, stop joins within
     2 s, terminating the child if it hangs), run in a child process."""
 
     name = "bci-pipeline-process"
 
-    def __init__(
-        self,
-        config: AppConfig,
-        with_model: bool = False,
-        model_path: str | Path | None = None,
-        simulator_settings: SimulatorSettings | None = None,
-    ) -> None:
-        super().__init__()
-        self.simulator_settings = simulator_settings
-        self.config = config
-        self.with_model = with_model
-        self.model_path = Path(model_path) if model_path else model_dir(config)
-        self.description: StreamDescription | None = None
-        self.metadata: CheckpointMetadata | None = None
-        self.simulator: SimulatorClock | None = None
-        self._outlets = False
-        self._traces: dict[str, Trace] = {}
-        self._latest: Prediction | None = None
-        self._sinks: list[PredictionSink] = []
-        self._status: PipelineStatus | None = None
-        self._conn: Connection | None = None
+    # Filled in by start() (the child's answer); until then a pipeline that has not started.
+    simulator: SimulatorClock | None = None
+    _outlets = False
+    _traces: Mapping[str, Trace] = MappingProxyType({})
+    _latest: Prediction | None = None
+    _status: PipelineStatus | None = None
+    _conn: Connection | None = None
 
     # -- PipelineView --------------------------------------------------------------------------
     @property
     def publishes_outlets(self) -> bool:
         return self._outlets
-
-    def add_prediction_sink(self, sink: PredictionSink) -> None:
-        if self._started:
-            raise RuntimeError("add sinks before start()")
-        self._sinks.append(sink)
 
     def status(self) -> PipelineStatus | None:
         return self._status
@@ -122,8 +104,10 @@ class ProcessPipeline(Background):
         self.simulator = started["simulator"]
         self._outlets = started["outlets"]
         n = len(self.description.channels)
-        for kind, (capacity, rate) in started["traces"].items():
-            self._traces[kind] = Trace(RingBuffer(capacity, n), rate)
+        self._traces = {
+            kind: Trace(RingBuffer(capacity, n), rate)
+            for kind, (capacity, rate) in started["traces"].items()
+        }
 
     def _request_stop(self) -> None:
         if self._conn is not None:
@@ -159,7 +143,7 @@ class ProcessPipeline(Background):
                 self._traces[kind].ring.write(*chunk)
         for prediction in update["predictions"]:
             self._latest = prediction
-            for sink in self._sinks:
+            for sink in self._prediction_sinks:
                 try:
                     sink(prediction)
                 except Exception:  # a faulty sink must not stop the others

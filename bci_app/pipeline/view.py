@@ -19,13 +19,23 @@ from typing import Literal, Protocol
 from bci_app.config import AppConfig
 from bci_app.infer.outlets import outlet_selectors
 from bci_app.infer.worker import Prediction, WorkerStats
-from bci_app.nn.checkpoint import CheckpointMetadata
-from bci_app.sources.simulator import SimulatorClock
-from bci_app.stream.inlet import StreamDescription, StreamHealth
+from bci_app.lifecycle import Background
+from bci_app.nn.checkpoint import CheckpointMetadata, model_dir
+from bci_app.sources.simulator import SimulatorSettings
+from bci_app.sources.simulator_stream import SimulatorClock
+from bci_app.stream.inlet import StreamHealth
+from bci_app.stream.resolve import StreamDescription
 from bci_app.stream.ring import RingBuffer
 from bci_app.stream.selector import StreamSelector
 
-__all__ = ["PipelineStatus", "PipelineView", "PredictionSink", "Trace", "TraceKind"]
+__all__ = [
+    "PipelineBase",
+    "PipelineStatus",
+    "PipelineView",
+    "PredictionSink",
+    "Trace",
+    "TraceKind",
+]
 
 PredictionSink = Callable[[Prediction], None]
 TraceKind = Literal["raw", "filtered"]
@@ -90,6 +100,33 @@ class PipelineView(Protocol):
     def publishes_outlets(self) -> bool:
         """True when the app's prediction outlets are open (a model runs, outlets enabled)."""
         ...
+
+
+class PipelineBase(Background):
+    """What both pipelines hold before they start: the config, the model to load, the
+    simulator's settings and the prediction sinks."""
+
+    def __init__(
+        self,
+        config: AppConfig,
+        with_model: bool = False,
+        model_path: str | Path | None = None,
+        simulator_settings: SimulatorSettings | None = None,
+    ) -> None:
+        super().__init__()
+        self.config = config
+        self.with_model = with_model
+        self.model_path = Path(model_path) if model_path else model_dir(config)
+        self.simulator_settings = simulator_settings
+        self.description: StreamDescription | None = None
+        self.metadata: CheckpointMetadata | None = None
+        self._prediction_sinks: list[PredictionSink] = []
+
+    def add_prediction_sink(self, sink: PredictionSink) -> None:
+        """Register a callable for every prediction (before start; it must return at once)."""
+        if self._started:
+            raise RuntimeError("add sinks before start()")
+        self._prediction_sinks.append(sink)
 
 
 def marker_source_id(view: PipelineView) -> str | None:

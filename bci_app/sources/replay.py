@@ -38,6 +38,7 @@ SOURCE_ID_PREFIX = "bci-app-replay"
 MAX_PUSH_SAMPLES = 4096  # per stream and push: bounds one push when the replayer fell behind
 TIMING_HISTORY = 100_000  # lateness values kept for the timing report (bounded)
 
+
 @dataclass
 class ReplayProgress:
     """Where a replay stands: position and duration in file seconds, loop pass, samples."""

@@ -22,17 +22,21 @@ from pylsl.util import LostError
 from bci_app.config import HealthConfig, StreamConfig
 from bci_app.lifecycle import Background
 from bci_app.scheduling import check_priority, realtime_for_new_threads, set_realtime_priority
+from bci_app.stream.resolve import (
+    StreamDescription,
+    StreamError,
+    describe_stream,
+    read_channels,
+    resolve_stream,
+    sample_dtype,
+    stream_selector,
+)
 from bci_app.stream.ring import FLAG_GAP, FLAG_NONFINITE, RingBuffer
-from bci_app.stream.selector import SelectorError, StreamSelector
 
 log = logging.getLogger(__name__)
 
 PULL_TIMEOUT_S = 0.05  # longest blocking wait; bounds state-update and stop latency
 RECOVERY_RESOLVE_S = 0.5
-
-
-class StreamError(RuntimeError):
-    """A stream could not be used; the message says what was found and what to change."""
 
 
 class StreamState(enum.Enum):
@@ -42,30 +46,6 @@ class StreamState(enum.Enum):
     RECOVERING = "recovering"  # no sample for recover_after or the outlet vanished: re-resolving
     LOST = "lost"  # not back after lost_after; still retrying
     FAILED = "failed"  # came back incompatible (channels, rate): needs the user; thread ends
-
-
-@dataclass(frozen=True)
-class ChannelInfo:
-    label: str
-    unit: str
-    type: str
-
-
-@dataclass(frozen=True)
-class StreamDescription:
-    """What the app knows about the stream it reads (after the channel pick)."""
-
-    name: str
-    type: str
-    source_id: str
-    hostname: str
-    rate_hz: float
-    channels: tuple[ChannelInfo, ...]  # picked channels, in ring column order
-    stream_channel_count: int  # channels in the stream before the pick
-
-    @property
-    def labels(self) -> tuple[str, ...]:
-        return tuple(c.label for c in self.channels)
 
 
 @dataclass(frozen=True)
@@ -84,131 +64,6 @@ class StreamHealth:
     newest_sample_age_s: float | None  # local_clock() - newest LSL timestamp
     error: str | None
     realtime_priority: int | None = None  # SCHED_FIFO priority of the inlet thread, if raised
-
-
-def format_stream_list(infos: list[pylsl.StreamInfo]) -> str:
-    if not infos:
-        return "  (no LSL streams visible on the network)"
-    return "\n".join(
-        f"  - name={i.name()!r} type={i.type()!r} source_id={i.source_id()!r} "
-        f"channels={i.channel_count()} rate={i.nominal_srate():g} Hz host={i.hostname()!r}"
-        for i in infos
-    )
-
-
-def stream_selector(config: StreamConfig) -> StreamSelector:
-    """The selector of the config's ``stream`` section; :class:`StreamError` when it selects
-    nothing or cannot be written as an LSL predicate."""
-    if config.uses_simulator:
-        raise StreamError("no stream selector configured: set stream.source_id, name or type")
-    try:
-        return StreamSelector(source_id=config.source_id, name=config.name, type=config.type)
-    except SelectorError as exc:
-        raise StreamError(f"stream section of the config: {exc}") from None
-
-
-def resolve_stream(config: StreamConfig, timeout: float | None = None) -> pylsl.StreamInfo:
-    """Find the stream the config selects, or raise :class:`StreamError` listing what is visible."""
-    predicate = stream_selector(config).predicate()
-    wait = config.resolve_timeout if timeout is None else timeout
-    found = pylsl.resolve_bypred(predicate, 1, wait)
-    if not found:
-        visible = pylsl.resolve_streams(wait_time=1.0)
-        raise StreamError(
-            f"no LSL stream matches {predicate} within {wait:g} s. Visible streams:\n"
-            f"{format_stream_list(visible)}\n"
-            "Fix stream.source_id / name / type in the config, or start the amplifier's outlet."
-        )
-    if len(found) > 1:
-        log.warning("%d streams match %s; using the first (set source_id)", len(found), predicate)
-    return found[0]
-
-
-def read_channels(info: pylsl.StreamInfo) -> list[ChannelInfo]:
-    """Channel labels, units and types from the stream description (``<channels>``)."""
-    channels = []
-    node = info.desc().child("channels").child("channel")
-    while not node.empty() and len(channels) < info.channel_count():
-        channels.append(
-            ChannelInfo(
-                label=node.child_value("label") or f"ch{len(channels) + 1}",
-                unit=node.child_value("unit") or "unknown",
-                type=node.child_value("type") or info.type(),
-            )
-        )
-        node = node.next_sibling("channel")
-    if len(channels) != info.channel_count():
-        # Streams without a description: number the channels so they can still be shown.
-        channels = [
-            ChannelInfo(f"ch{i + 1}", "unknown", info.type()) for i in range(info.channel_count())
-        ]
-    return channels
-
-
-# LSL channel formats -> the numpy dtype liblsl writes (strings are refused earlier).
-_FORMAT_DTYPES = {
-    pylsl.cf_float32: np.float32,
-    pylsl.cf_double64: np.float64,
-    pylsl.cf_int8: np.int8,
-    pylsl.cf_int16: np.int16,
-    pylsl.cf_int32: np.int32,
-    pylsl.cf_int64: np.int64,
-}
-
-
-def _sample_dtype(info: pylsl.StreamInfo) -> np.dtype:
-    return np.dtype(_FORMAT_DTYPES.get(info.channel_format(), np.float32))
-
-
-def describe_stream(
-    info: pylsl.StreamInfo, config: StreamConfig, pick: list[str] | None
-) -> tuple[StreamDescription, np.ndarray | None]:
-    """Check a full stream info against the config; returns it and the pick indices (or None)."""
-    label = f"stream {info.name()!r} (source_id {info.source_id()!r})"
-    if info.channel_format() == pylsl.cf_string:
-        raise StreamError(
-            f"{label} carries strings (a marker stream?), not EEG samples; select the EEG stream "
-            "with stream.source_id / name / type"
-        )
-    if info.nominal_srate() <= 0:
-        raise StreamError(
-            f"{label} has an irregular sampling rate; EEG must have a nominal rate. Select the "
-            "EEG stream with stream.source_id / name / type"
-        )
-    if config.expected_rate is not None and not math.isclose(
-        info.nominal_srate(), config.expected_rate, rel_tol=1e-6
-    ):
-        raise StreamError(
-            f"{label} runs at {info.nominal_srate():g} Hz but stream.expected_rate is "
-            f"{config.expected_rate:g} Hz; fix the amplifier setting or the config"
-        )
-    if config.expected_channels is not None and info.channel_count() != config.expected_channels:
-        raise StreamError(
-            f"{label} has {info.channel_count()} channels but stream.expected_channels is "
-            f"{config.expected_channels}; fix the montage or the config"
-        )
-    channels = read_channels(info)
-    pick_index = None
-    if pick is not None:
-        by_label = {c.label.lower(): i for i, c in enumerate(channels)}
-        missing = [p for p in pick if p.lower() not in by_label]
-        if missing:
-            raise StreamError(
-                f"channels.pick names {missing} which {label} does not have; its channels are: "
-                f"{', '.join(c.label for c in channels)}"
-            )
-        pick_index = np.array([by_label[p.lower()] for p in pick], dtype=np.intp)
-        channels = [channels[i] for i in pick_index]
-    description = StreamDescription(
-        name=info.name(),
-        type=info.type(),
-        source_id=info.source_id(),
-        hostname=info.hostname(),
-        rate_hz=info.nominal_srate(),
-        channels=tuple(channels),
-        stream_channel_count=info.channel_count(),
-    )
-    return description, pick_index
 
 
 class TimestampDejitter:
@@ -319,7 +174,7 @@ class InletThread(Background):
         # Preallocated staging for liblsl to write into; ~100 ms or 1024 samples per pull.
         self._max_chunk = max(1024, math.ceil(0.1 * description.rate_hz))
         self._staging = np.zeros(
-            (self._max_chunk, description.stream_channel_count), dtype=_sample_dtype(full)
+            (self._max_chunk, description.stream_channel_count), dtype=sample_dtype(full)
         )
         self._picked = np.zeros((self._max_chunk, n_channels), dtype=np.float32)
         self._flags = np.zeros(self._max_chunk, dtype=np.uint8)
@@ -380,7 +235,7 @@ class InletThread(Background):
             log.info("inlet thread at real-time priority %d", priority)
         try:
             self._acquire()
-        except Exception as exc:  # noqa: BLE001 - surface any crash as a visible state
+        except Exception as exc:  # surface any crash as a visible state
             log.exception("inlet thread crashed")
             self._error = f"inlet thread crashed: {exc!r}"
             self._state = StreamState.FAILED
@@ -525,10 +380,10 @@ class InletThread(Background):
                 "the original montage, or restart the app to use the new one."
             )
             return False
-        if _sample_dtype(full) != self._staging.dtype:
+        if sample_dtype(full) != self._staging.dtype:
             self._fail(
                 f"stream {old.name!r} came back with samples of another type "
-                f"({_sample_dtype(full)} instead of {self._staging.dtype}); restart the app"
+                f"({sample_dtype(full)} instead of {self._staging.dtype}); restart the app"
             )
             return False
         labels = tuple(c.label for c in read_channels(full))
@@ -550,7 +405,7 @@ class InletThread(Background):
         if inlet is not None:
             try:
                 inlet.close_stream()
-            except Exception:  # noqa: BLE001 - closing a broken inlet must not kill the thread
+            except Exception:  # closing a broken inlet must not kill the thread
                 log.debug("closing inlet failed", exc_info=True)
 
     def _effective_rate(self) -> float | None:

@@ -5,9 +5,18 @@ viewers, with one quoting rule for the LSL predicate."""
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from typing import Any
 
 import pylsl
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    StrictBool,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 __all__ = ["SELECTOR_KEYS", "SelectorError", "StreamSelector"]
 
@@ -17,6 +26,15 @@ _SPEC_SPLIT = re.compile(r",(?=\s*(?:name|type|source_id)\s*=)")
 
 class SelectorError(ValueError):
     """A stream selector cannot be built; the message says which field and why."""
+
+
+def _first_message(error: ValidationError) -> str:
+    item = error.errors()[0]
+    message = item["msg"].removeprefix("Value error, ")
+    if item["type"] in ("value_error", "assertion_error"):
+        return message
+    where = ".".join(str(p) for p in item["loc"])
+    return f"stream selector {where}: {message} (got {item.get('input')!r})"
 
 
 def xpath_literal(value: str) -> str:
@@ -31,39 +49,49 @@ def xpath_literal(value: str) -> str:
     )
 
 
-@dataclass(frozen=True)
-class StreamSelector:
+class StreamSelector(BaseModel):
     """Selects LSL streams by exact, case-sensitive ``name`` / ``type`` / ``source_id`` (all the
     given fields must match; at least one is required). An ``optional`` selector that matches
-    nothing is skipped by the recorder instead of failing the recording."""
+    nothing is skipped by the recorder instead of failing the recording. Invalid values raise
+    :class:`SelectorError`."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
 
     name: str | None = None
     type: str | None = None
     source_id: str | None = None
-    optional: bool = False
+    optional: StrictBool = False
 
-    def __post_init__(self) -> None:
-        given = self.fields()
-        if not given:
-            raise SelectorError(
+    def __init__(self, **fields: Any) -> None:
+        try:
+            super().__init__(**fields)
+        except ValidationError as exc:
+            raise SelectorError(_first_message(exc)) from None
+
+    @field_validator("name", "type", "source_id", mode="before")
+    @classmethod
+    def _plain_text(cls, value: Any, info: ValidationInfo) -> Any:
+        if value is None:
+            return value
+        key = info.field_name
+        if not isinstance(value, str) or not value:
+            raise ValueError(f"stream selector {key} must be a non-empty string, got {value!r}")
+        if any(ord(c) < 32 or ord(c) == 127 for c in value):
+            raise ValueError(
+                f"stream selector {key}={value!r} contains a control character (newline, "
+                "tab, ...); stream names and ids never do, so check the value"
+            )
+        xpath_literal(value)  # both quote kinds: refused with the reason
+        return value
+
+    @model_validator(mode="after")
+    def _something_selected(self) -> StreamSelector:
+        if not self.fields():
+            raise ValueError(
                 "a stream selector needs at least one of name, type, source_id "
                 "(e.g. --stream source_id=abc or --stream name=X,type=EEG)"
             )
-        for key, value in given.items():
-            if not isinstance(value, str) or not value:
-                raise SelectorError(
-                    f"stream selector {key} must be a non-empty string, got {value!r}"
-                )
-            if any(ord(c) < 32 or ord(c) == 127 for c in value):
-                raise SelectorError(
-                    f"stream selector {key}={value!r} contains a control character (newline, "
-                    "tab, ...); stream names and ids never do, so check the value"
-                )
-            xpath_literal(value)  # both quote kinds: refused with the reason
-        if not isinstance(self.optional, bool):
-            raise SelectorError(
-                f"stream selector optional must be True or False, got {self.optional!r}"
-            )
+        return self
 
     def fields(self) -> dict[str, str]:
         """The given fields, in predicate order (name, type, source_id)."""

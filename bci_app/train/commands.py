@@ -5,10 +5,9 @@ from __future__ import annotations
 import logging
 import shutil
 from collections.abc import Sequence
-from dataclasses import asdict
 from pathlib import Path
 
-from bci_app.config import AppConfig, WindowsConfig, parse_config
+from bci_app.config import AppConfig, DspConfig, WindowsConfig, parse_config
 from bci_app.io import Recording, load_recording
 from bci_app.nn.checkpoint import (
     CheckpointMetadata,
@@ -42,17 +41,6 @@ class TrainingError(ValueError):
 def class_items(items: Sequence[str]) -> list[str]:
     """Allow ``left_hand`` as shorthand for ``left_hand:left_hand`` (simulator markers)."""
     return [item if ":" in item else f"{item}:{item}" for item in items]
-
-
-def dsp_settings(config: AppConfig) -> dict:
-    filters = config.filters
-    return {
-        "bandpass": None if filters.bandpass is None else list(filters.bandpass),
-        "order": filters.order,
-        "notch": filters.notch,
-        "notch_quality": filters.notch_quality,
-        "reference": config.channels.reference,
-    }
 
 
 def config_for_checkpoint(metadata: CheckpointMetadata) -> AppConfig:
@@ -149,8 +137,8 @@ def train_command(
         model_rate_hz=tw.rate_hz,
         window_s=windows.length,
         hop_s=windows.hop,
-        dsp=dsp_settings(config),
-        classifier=classifier.to_dict(),
+        dsp=DspConfig.from_config(config),
+        classifier=classifier,
         training={
             "files": [r.source for r in recordings],
             "class_map": class_map,
@@ -161,7 +149,7 @@ def train_command(
             "split": settings.split,
             "train_trials": int(len(train_ids)),
             "val_trials": int(len(val_ids)),
-            "settings": asdict(settings),
+            "settings": settings.model_dump(),
             "description": description,
         },
         metrics=metrics,

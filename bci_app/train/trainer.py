@@ -10,9 +10,11 @@ import logging
 import math
 import sys
 from dataclasses import dataclass, field
+from typing import Annotated, Literal
 
 import numpy as np
 import torch
+from pydantic import BaseModel, ConfigDict, Field
 from scipy import stats
 from torch import nn
 
@@ -22,28 +24,23 @@ from bci_app.train.data import TrialWindows
 log = logging.getLogger(__name__)
 
 
-@dataclass(frozen=True)
-class TrainSettings:
-    """Optimisation settings; ``split`` decides how the validation trials are chosen."""
+class TrainSettings(BaseModel):
+    """Optimisation settings (keywords only); ``split`` decides how the validation trials are
+    chosen."""
 
-    epochs: int = 80
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+
+    epochs: Annotated[int, Field(ge=1)] = 80
     batch_size: int = 32
     learning_rate: float = 1e-3
     weight_decay: float = 1e-3
     patience: int = 15  # epochs without validation improvement before stopping
     min_epochs: int = 20  # no early stop before this: some attentions start slowly (CBAM)
-    val_fraction: float = 0.2
-    split: str = "trial"  # "trial": random trials (stratified); "run": whole runs held out
+    val_fraction: Annotated[float, Field(gt=0, lt=1)] = 0.2
+    # "trial": random trials (stratified); "run": whole runs held out
+    split: Literal["trial", "run"] = "trial"
     seed: int = 0
     threads: int | None = None  # torch CPU threads; None keeps torch's default
-
-    def __post_init__(self) -> None:
-        if self.epochs < 1:
-            raise ValueError(f"epochs must be >= 1, got {self.epochs}")
-        if not 0 < self.val_fraction < 1:
-            raise ValueError(f"val_fraction must be in (0, 1), got {self.val_fraction}")
-        if self.split not in ("trial", "run"):
-            raise ValueError(f"split must be 'trial' or 'run', got {self.split!r}")
 
 
 @dataclass

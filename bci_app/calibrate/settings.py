@@ -1,0 +1,94 @@
+"""What a calibration runs, validated once: trial :class:`Timings` (seconds) and the session's
+:class:`CalibrationSettings` (classes, trial counts, output folder, training)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, field_validator, model_validator
+
+__all__ = ["CalibrationSettings", "Timings", "check_classes"]
+
+Seconds = Annotated[float, Field(ge=0, allow_inf_nan=False)]
+
+
+def check_classes(classes: list[str] | tuple[str, ...], trials_per_class: int) -> None:
+    """Raise ValueError unless ``classes`` are >= 2 distinct plain names and
+    ``trials_per_class`` >= 1."""
+    if len(classes) < 2:
+        raise ValueError(f"a calibration needs at least 2 classes, got {list(classes)}")
+    if len(set(classes)) != len(classes):
+        raise ValueError(f"classes must be distinct, got {list(classes)}")
+    if any(not c or c.startswith("bci-app:") or ":" in c for c in classes):
+        raise ValueError(f"class names must be non-empty and hold no ':', got {list(classes)}")
+    if not (isinstance(trials_per_class, int) and trials_per_class >= 1):
+        raise ValueError(f"trials per class must be an integer >= 1, got {trials_per_class!r}")
+
+
+class Timings(BaseModel):
+    """Trial timing in seconds; defaults close to EEGMMIDB / Graz (2 s fixation, 4 s imagery,
+    1.5-2.5 s rest)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    fixation_s: Seconds = 2.0
+    imagery_s: Annotated[float, Field(gt=0, allow_inf_nan=False)] = 4.0
+    rest_min_s: Seconds = 1.5
+    rest_max_s: Seconds = 2.5
+
+    @model_validator(mode="after")
+    def _rest_ordered(self) -> Timings:
+        if self.rest_max_s < self.rest_min_s:
+            raise ValueError(
+                f"rest_max_s ({self.rest_max_s}) must be >= rest_min_s ({self.rest_min_s})"
+            )
+        return self
+
+    @property
+    def mean_trial_s(self) -> float:
+        return self.fixation_s + self.imagery_s + (self.rest_min_s + self.rest_max_s) / 2
+
+
+class CalibrationSettings(BaseModel):
+    """What the calibration runs: ``trials_per_class`` valid trials of each class, then (with
+    ``feedback_trials`` > 0) as many feedback trials per class. ``out_dir`` receives
+    ``calibration.xdf``, ``model/`` and ``feedback.xdf``."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    classes: tuple[str, ...]
+    trials_per_class: StrictInt
+    out_dir: Path
+    timings: Timings = Timings()
+    seed: StrictInt = 0
+    feedback_trials: Annotated[StrictInt, Field(ge=0)] = 0
+    epochs: Annotated[StrictInt, Field(ge=1)] = 80
+    cv_folds: Annotated[StrictInt, Field(ge=0)] = 5  # fewer than 2: no cross-validation
+    auto_feedback: bool = False  # start feedback as soon as the model is trained
+    close_when_done: bool = False
+
+    @field_validator("classes")
+    @classmethod
+    def _plain_classes(cls, classes: tuple[str, ...]) -> tuple[str, ...]:
+        check_classes(classes, 1)
+        return classes
+
+    @field_validator("trials_per_class")
+    @classmethod
+    def _some_trials(cls, trials: int) -> int:
+        if trials < 1:
+            raise ValueError(f"trials per class must be an integer >= 1, got {trials!r}")
+        return trials
+
+    @property
+    def calibration_xdf(self) -> Path:
+        return self.out_dir / "calibration.xdf"
+
+    @property
+    def feedback_xdf(self) -> Path:
+        return self.out_dir / "feedback.xdf"
+
+    @property
+    def model_dir(self) -> Path:
+        return self.out_dir / "model"

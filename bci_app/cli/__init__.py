@@ -1,0 +1,66 @@
+"""``bci-app`` command line: one module per subcommand (see README), each with its
+``add_parser(subparsers)`` and its ``cmd_*``; what they share is in :mod:`bci_app.cli._common`.
+Heavy imports (torch, Qt, the pipeline) happen inside the commands, so ``--help`` stays quick."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+
+from bci_app import __version__
+from bci_app.cli import (
+    bench,
+    calibrate,
+    evaluate,
+    gui,
+    record,
+    replay,
+    run,
+    simulate,
+    streams,
+    train,
+)
+from bci_app.cli._common import positive_float
+from bci_app.config import ConfigError
+from bci_app.stream.inlet import StreamError
+
+__all__ = ["build_parser", "main"]
+
+#: The subcommands, in the order ``--help`` lists them.
+COMMANDS = (gui, calibrate, run, replay, simulate, streams, record, train, evaluate, bench)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="bci-app", description="Real-time EEG brain-computer interface over LSL."
+    )
+    parser.add_argument("--version", action="version", version=f"bci-app {__version__}")
+    parser.add_argument(
+        "--log-level", default="WARNING", choices=["DEBUG", "INFO", "WARNING", "ERROR"]
+    )
+    # With no subcommand: the demo GUI; these two also work there (bci-app --screenshot x.png).
+    parser.add_argument("--screenshot", help="demo: save a PNG of the window after --duration s")
+    parser.add_argument("--duration", type=positive_float, help="demo: seconds to run")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for command in COMMANDS:
+        command.add_parser(subparsers)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Parse ``argv`` and run the command; 2 (message on stderr) for a config, stream or value
+    error."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=getattr(logging, args.log_level), format="%(levelname)s %(name)s: %(message)s"
+    )
+    if args.command is None:
+        args.command, args.func = "gui", gui.cmd_gui
+    try:
+        return args.func(args)
+    except (ConfigError, StreamError, ValueError) as exc:
+        print(f"bci-app {args.command}: error: {exc}", file=sys.stderr)
+        return 2

@@ -1,0 +1,74 @@
+"""What several commands share: the positive-number argument type, Ctrl+C/SIGTERM as a stop
+event, the JSON last line, and the headless run's status and prediction lines."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import math
+import threading
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
+
+from bci_app.lifecycle import on_signals
+
+if TYPE_CHECKING:
+    from bci_app.infer.worker import Prediction
+    from bci_app.pipeline.view import PipelineStatus
+
+
+def positive_float(text: str) -> float:
+    """argparse type: a finite number > 0 (seconds, a speed factor)."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not (math.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(f"must be a positive number, got {text!r}")
+    return value
+
+
+@contextlib.contextmanager
+def stop_signals() -> Iterator[threading.Event]:
+    """An event that SIGINT (Ctrl+C) and SIGTERM set while the block runs (see
+    :func:`bci_app.lifecycle.on_signals`); off the main thread only its owner sets it."""
+    stop = threading.Event()
+    with on_signals(stop.set):
+        yield stop
+
+
+def print_json(obj: Any) -> None:
+    """The last line of a ``--json`` command: exactly one JSON value."""
+    print(json.dumps(obj), flush=True)
+
+
+def format_status(status: PipelineStatus) -> str:
+    """One status line of ``run --headless`` (stream health, windows, inference latency)."""
+    stream = status.stream
+    rate = "-" if stream.effective_rate_hz is None else f"{stream.effective_rate_hz:7.1f}"
+    age = "-" if stream.newest_sample_age_s is None else f"{stream.newest_sample_age_s * 1e3:6.1f}"
+    line = (
+        f"state={stream.state.value:<10} rate={rate} Hz windows/s={status.windows_per_s:5.2f} "
+        f"windows={status.windows} flagged={status.flagged_windows} gaps={stream.gaps} "
+        f"nonfinite={stream.nonfinite_samples} overruns={stream.overruns + status.dsp_overruns} "
+        f"age={age} ms"
+    )
+    worker = status.worker
+    if worker is not None:
+        e2e = worker.latency_ms.get("e2e", {})
+        line += (
+            f" predicted={worker.predicted} stale={worker.dropped_stale} "
+            f"e2e_p99={e2e.get('p99', float('nan')):.2f} ms"
+        )
+    return line
+
+
+def prediction_line(prediction: Prediction) -> str:
+    """One line per classified window (class, probability, latency in ms)."""
+    latency = prediction.latency_ms
+    return (
+        f"window {prediction.seq:6d}  {prediction.class_name:<12} "
+        f"p={prediction.probabilities[prediction.class_index]:.2f}  "
+        f"e2e={latency['e2e']:.2f} ms inference={latency['inference']:.2f} ms"
+    )

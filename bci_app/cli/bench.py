@@ -1,0 +1,46 @@
+"""``bci-app bench WHAT``: the benchmarks that print figures (acquisition, latency, gui, replay)."""
+
+from __future__ import annotations
+
+import argparse
+
+from bci_app.cli._common import positive_float
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    parser = subparsers.add_parser("bench", help="benchmarks that print figures")
+    parser.add_argument("what", choices=["acquisition", "latency", "gui", "replay"])
+    parser.add_argument(
+        "--device", nargs="+", choices=["cpu", "cuda"], help="latency: devices (default: all)"
+    )
+    parser.add_argument("--duration", type=positive_float, default=20.0, help="seconds per case")
+    parser.add_argument(
+        "--no-realtime",
+        action="store_true",
+        help="acquisition: our threads at normal priority (default: scheduling.realtime_priority)",
+    )
+    parser.add_argument("--json", action="store_true", help="last line: one JSON object")
+    parser.set_defaults(func=cmd_bench)
+    return parser
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    if args.what == "acquisition":
+        from bci_app.bench.acquisition import main as bench_acquisition
+
+        return bench_acquisition(
+            duration=args.duration, as_json=args.json, realtime=not args.no_realtime
+        )
+    if args.what == "latency":
+        from bci_app.bench.latency import main as bench_latency
+
+        return bench_latency(duration=args.duration, as_json=args.json, devices=args.device)
+    if args.what == "gui":
+        from bci_app.gui.bench import main as bench_gui
+
+        return bench_gui(duration=args.duration, as_json=args.json)
+    if args.what == "replay":
+        from bci_app.bench.replay import main as bench_replay
+
+        return bench_replay(duration=args.duration, as_json=args.json)
+    raise SystemExit(f"unknown benchmark {args.what!r}")

@@ -1,0 +1,89 @@
+"""``bci-app calibrate``: cue paradigm with markers, recording, training, online feedback."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+from bci_app.cli._common import print_json
+from bci_app.config import load_config
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    parser = subparsers.add_parser(
+        "calibrate", help="cue paradigm with markers, recording, training, online feedback"
+    )
+    parser.add_argument("--classes", nargs="+", required=True, help="class names (at least 2)")
+    parser.add_argument("--trials", type=int, required=True, help="valid trials per class")
+    parser.add_argument("--config", help="config YAML (no stream configured: the simulator)")
+    parser.add_argument("--out", help="folder for the recordings and the model (default: dated)")
+    parser.add_argument("--seed", type=int, default=0, help="randomises the class order")
+    parser.add_argument("--fixation", type=float, default=2.0, help="fixation cross (s)")
+    parser.add_argument("--imagery", type=float, default=4.0, help="cue and imagery (s)")
+    parser.add_argument(
+        "--rest", type=float, nargs=2, default=[1.5, 2.5], metavar=("MIN", "MAX"),
+        help="jittered rest after imagery (s)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--feedback-trials", type=int, help="online feedback trials per class (default: --trials)"
+    )
+    parser.add_argument("--epochs", type=int, default=80, help="training epochs (at most)")
+    parser.add_argument("--cv", type=int, default=5, help="cross-validation folds for the report")
+    parser.add_argument(
+        "--auto", action="store_true", help="go on to feedback by itself and close at the end"
+    )
+    parser.add_argument("--json", action="store_true", help="last line: summary as JSON")
+    parser.set_defaults(func=cmd_calibrate)
+    return parser
+
+
+def cmd_calibrate(args: argparse.Namespace) -> int:
+    from bci_app.calibrate.settings import CalibrationSettings, Timings
+    from bci_app.gui.calibration import run_calibration
+
+    config = load_config(args.config)
+    out_dir = Path(args.out or time.strftime("calibration-%Y%m%d-%H%M%S"))
+    for name in ("calibration.xdf", "feedback.xdf"):
+        if (out_dir / name).exists():
+            raise ValueError(
+                f"{out_dir / name} exists; choose another --out folder (recordings are never "
+                "overwritten)"
+            )
+    settings = CalibrationSettings(
+        classes=tuple(args.classes),
+        trials_per_class=args.trials,
+        out_dir=out_dir,
+        timings=Timings(
+            fixation_s=args.fixation,
+            imagery_s=args.imagery,
+            rest_min_s=args.rest[0],
+            rest_max_s=args.rest[1],
+        ),
+        seed=args.seed,
+        feedback_trials=args.trials if args.feedback_trials is None else args.feedback_trials,
+        epochs=args.epochs,
+        cv_folds=args.cv,
+        auto_feedback=args.auto,
+        close_when_done=args.auto,
+    )
+    summary = run_calibration(config, settings)
+    training = summary.get("training") or {}
+    if training:
+        print(
+            f"model {training['checkpoint']}: cross-validated accuracy "
+            f"{training['cv_accuracy']:.3f} on {training['n_trials']} trials "
+            f"(chance {training['chance']:.3f}, 95% threshold {training['chance_95']:.3f})"
+        )
+    feedback = summary.get("feedback") or {}
+    if feedback.get("online_accuracy") is not None:
+        print(
+            f"online accuracy {feedback['online_accuracy']:.3f} on "
+            f"{feedback['online_trials']} feedback trials"
+        )
+    if summary.get("error"):
+        print(f"bci-app calibrate: error: {summary['error']}", file=sys.stderr)
+    if args.json:
+        print_json(summary)
+    return 1 if summary.get("error") else 0

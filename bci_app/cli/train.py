@@ -1,0 +1,86 @@
+"""``bci-app train``: a checkpoint from recordings with cue markers (or simulated ones)."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from bci_app.cli._common import positive_float, print_json
+from bci_app.config import load_config
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    parser = subparsers.add_parser(
+        "train", help="train a checkpoint from recordings with cue markers"
+    )
+    parser.add_argument("files", nargs="*", help="EDF/BDF/FIF/XDF recordings")
+    parser.add_argument(
+        "--classes",
+        nargs="+",
+        required=True,
+        help="event label to class name, e.g. T1:hands T2:feet (LABEL alone means LABEL:LABEL)",
+    )
+    parser.add_argument("--out", required=True, help="checkpoint folder to write")
+    parser.add_argument("--config", help="config YAML with the dsp and window settings")
+    parser.add_argument("--attention", default="se", choices=["se", "eca", "cbam", "none"])
+    parser.add_argument("--epochs", type=int, default=80)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--split", default="trial", choices=["trial", "run"])
+    parser.add_argument("--val-fraction", type=float, default=0.2)
+    parser.add_argument("--trial-start", type=float, default=0.0, help="s after the cue")
+    parser.add_argument("--trial-stop", type=float, default=4.0, help="s after the cue")
+    parser.add_argument("--train-hop", type=positive_float, help="window hop for training (s)")
+    parser.add_argument("--cv", type=int, default=0, help="also cross-validate with K folds")
+    parser.add_argument(
+        "--simulated", type=positive_float, help="add simulator recordings of this many seconds"
+    )
+    parser.add_argument("--simulated-runs", type=int, default=1)
+    parser.add_argument("--description", default="", help="text for the model card")
+    parser.add_argument("--overwrite", action="store_true")
+    parser.add_argument("--json", action="store_true", help="last line: metrics as JSON")
+    parser.set_defaults(func=cmd_train)
+    return parser
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from bci_app.io import load_recording
+    from bci_app.sources.simulator import SimulatorSettings
+    from bci_app.train.commands import simulated_recording, train_command
+    from bci_app.train.trainer import TrainSettings
+
+    config = load_config(args.config)
+    recordings = [load_recording(f) for f in args.files]
+    if args.simulated:
+        sim = SimulatorSettings.from_config(config.simulator)
+        recordings += [
+            simulated_recording(sim.model_copy(update={"seed": sim.seed + k}), args.simulated)
+            for k in range(args.simulated_runs)
+        ]
+    if not recordings:
+        raise SystemExit("bci-app train: give recordings (EDF/BDF/FIF/XDF) or --simulated SECONDS")
+    settings = TrainSettings(
+        epochs=args.epochs, seed=args.seed, split=args.split, val_fraction=args.val_fraction
+    )
+    metrics = train_command(
+        recordings,
+        args.classes,
+        Path(args.out),
+        config,
+        attention=args.attention,
+        settings=settings,
+        trial_start_s=args.trial_start,
+        trial_stop_s=args.trial_stop,
+        train_hop_s=args.train_hop,
+        cv_folds=args.cv,
+        overwrite=args.overwrite,
+        progress=not args.json,
+        description=args.description,
+    )
+    validation = metrics.get("validation") or {}
+    print(
+        f"saved {args.out}: validation accuracy {validation.get('accuracy', float('nan')):.3f} "
+        f"on {validation.get('n_trials', 0)} trials (chance {validation.get('chance', 0):.2f})"
+    )
+    if args.json:
+        print_json(metrics)
+    return 0
