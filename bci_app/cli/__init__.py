@@ -24,7 +24,7 @@ from bci_app.cli import (
 )
 from bci_app.cli._common import positive_float
 from bci_app.config import ConfigError
-from bci_app.stream.inlet import StreamError
+from bci_app.stream.resolve import StreamError
 
 __all__ = ["build_parser", "main"]
 
