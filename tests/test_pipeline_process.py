@@ -48,6 +48,18 @@ def test_child_pipeline_mirrors_samples_predictions_and_status():
     assert not pipeline.running and not any(p.is_alive() for p in pipeline._processes)
 
 
+def test_a_child_without_traces_sends_predictions_and_status_only():
+    predictions = []
+    pipeline = ProcessPipeline(sim_config(), with_model=True, traces=False)
+    pipeline.add_prediction_sink(predictions.append)
+    pipeline.start()
+    try:
+        assert wait_until(lambda: len(predictions) >= 2 and pipeline.status() is not None, 30)
+        assert pipeline.trace("raw") is None and pipeline.trace("filtered") is None
+    finally:
+        pipeline.stop()
+
+
 def test_recording_from_the_gui_sees_the_childs_outlets_and_markers():
     pipeline = ProcessPipeline(parse_config({"model": {"device": "cpu"}}), with_model=True)
     description = pipeline.start()

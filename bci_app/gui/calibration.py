@@ -133,6 +133,7 @@ class CalibrationWindow(QtWidgets.QMainWindow):
             with_model=feedback,
             model_path=model,
             simulator_settings=self._simulator(seed),
+            traces=False,  # the cue screen draws no EEG
         )
         if feedback:
             pipeline.add_prediction_sink(self._on_prediction)

@@ -35,14 +35,18 @@ def make_pipeline(
     with_model: bool = False,
     model_path: str | Path | None = None,
     simulator_settings: SimulatorSettings | None = None,
+    *,
+    traces: bool = True,
 ) -> PipelineView:
     """The pipeline a front end runs: in its own process when ``gui.separate_process``
     (the default), else in this one. ``simulator_settings``: the built-in simulator's, when it
-    is the source (default: the config's ``simulator`` section)."""
+    is the source (default: the config's ``simulator`` section). ``traces``: False for a front
+    end that draws no EEG (a child process then sends only predictions and status)."""
     kind = ProcessPipeline if config.gui.separate_process else Pipeline
     return kind(
         config,
         with_model=with_model,
         model_path=model_path,
         simulator_settings=simulator_settings,
+        traces=traces,
     )

@@ -62,8 +62,10 @@ class Pipeline(PipelineBase):
         with_model: bool = False,
         model_path: str | Path | None = None,
         simulator_settings: SimulatorSettings | None = None,
+        *,
+        traces: bool = True,
     ) -> None:
-        super().__init__(config, with_model, model_path, simulator_settings)
+        super().__init__(config, with_model, model_path, simulator_settings, traces=traces)
         self.worker: InferenceWorker | None = None
         self.outlets: PredictionOutlets | None = None
         self.inlet: InletThread | None = None

@@ -80,7 +80,14 @@ class ProcessPipeline(PipelineBase):
         parent, child = context.Pipe()
         process = context.Process(
             target=_child_main,
-            args=(self.config, self.with_model, self.model_path, self.simulator_settings, child),
+            args=(
+                self.config,
+                self.with_model,
+                self.model_path,
+                self.simulator_settings,
+                self.traces_wanted,
+                child,
+            ),
             name="bci-pipeline",
             daemon=True,
         )
@@ -180,6 +187,7 @@ def _child_main(
     with_model: bool,
     model_path: Path,
     simulator_settings: SimulatorSettings | None,
+    with_traces: bool,
     conn: Connection,
 ) -> None:
     pipeline = Pipeline(
@@ -200,7 +208,8 @@ def _child_main(
         conn.close()
         return
     try:
-        traces = {kind: pipeline.trace(kind) for kind in ("raw", "filtered")}
+        kinds = ("raw", "filtered") if with_traces else ()
+        traces = {kind: pipeline.trace(kind) for kind in kinds}
         conn.send(
             (
                 "started",

@@ -93,7 +93,8 @@ class PipelineView(Protocol):
     def latest_prediction(self) -> Prediction | None: ...
 
     def trace(self, kind: TraceKind) -> Trace | None:
-        """The raw (stream rate) or filtered (model rate) samples; None before start."""
+        """The raw (stream rate) or filtered (model rate) samples; None before start (and from
+        a child process made with ``traces=False``, which sends no samples)."""
         ...
 
     @property
@@ -104,7 +105,8 @@ class PipelineView(Protocol):
 
 class PipelineBase(Background):
     """What both pipelines hold before they start: the config, the model to load, the
-    simulator's settings and the prediction sinks."""
+    simulator's settings, whether the front end draws traces (without, a child process sends
+    no samples) and the prediction sinks."""
 
     def __init__(
         self,
@@ -112,8 +114,11 @@ class PipelineBase(Background):
         with_model: bool = False,
         model_path: str | Path | None = None,
         simulator_settings: SimulatorSettings | None = None,
+        *,
+        traces: bool = True,
     ) -> None:
         super().__init__()
+        self.traces_wanted = traces
         self.config = config
         self.with_model = with_model
         self.model_path = Path(model_path) if model_path else model_dir(config)
