@@ -38,6 +38,27 @@ def stop_signals() -> Iterator[threading.Event]:
         yield stop
 
 
+def metrics_lines(metrics: dict) -> list[str]:
+    """Per-trial decoding metrics in words: accuracy, balanced accuracy, kappa, chance, the
+    Wolpaw ITR and the accuracy against time since the cue."""
+    lines = [
+        f"accuracy {metrics['accuracy']:.3f} (balanced {metrics['balanced_accuracy']:.3f}, "
+        f"kappa {metrics['kappa']:.3f}) on {metrics['n_trials']} trials; chance "
+        f"{metrics['chance']:.3f} (95% threshold {metrics['chance_95']:.3f})"
+    ]
+    if metrics.get("itr_bits_per_min") is not None:
+        lines.append(
+            f"ITR {metrics['itr_bits_per_trial']:.3f} bits/trial, "
+            f"{metrics['itr_bits_per_min']:.2f} bits/min ({metrics['itr_trial_s']:g} s per "
+            "decision, Wolpaw)"
+        )
+    curve = metrics.get("accuracy_over_time") or []
+    if curve:
+        points = ", ".join(f"{p['t_s']:g} s {p['accuracy']:.2f}" for p in curve)
+        lines.append(f"accuracy by time since the cue: {points}")
+    return lines
+
+
 def print_json(obj: Any) -> None:
     """The last line of a ``--json`` command: exactly one JSON value."""
     print(json.dumps(obj), flush=True)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from bci_app.cli._common import print_json
+from bci_app.cli._common import metrics_lines, print_json
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -23,11 +23,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from bci_app.train.commands import evaluate_command
 
     metrics = evaluate_command(Path(args.checkpoint), args.files)
-    print(
-        f"accuracy {metrics['accuracy']:.3f} (balanced {metrics['balanced_accuracy']:.3f}) on "
-        f"{metrics['n_trials']} trials; chance {metrics['chance']:.3f} "
-        f"(95% threshold {metrics['chance_95']:.3f})"
-    )
+    print("\n".join(metrics_lines(metrics)))
     print("confusion (rows true, columns predicted; " + ", ".join(metrics["classes"]) + "):")
     for row in metrics["confusion"]:
         print("  " + " ".join(f"{v:4d}" for v in row))

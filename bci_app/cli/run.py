@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from bci_app.cli._common import (
     format_status,
+    metrics_lines,
     positive_float,
     prediction_line,
     print_json,
@@ -163,10 +164,7 @@ def cmd_run_replay(args: argparse.Namespace) -> int:
     if trials is None:
         print("no cue of the model's class map in the file: no per-trial accuracy")
     else:
-        print(
-            f"online per-trial accuracy {trials['accuracy']:.3f} on {trials['n_trials']} trials "
-            f"(chance {trials['chance']:.3f}, 95% threshold {trials['chance_95']:.3f})"
-        )
+        print("online per-trial " + "\n".join(metrics_lines(trials)))
     if args.json:
         print_json(summary)
     return 0

@@ -259,6 +259,8 @@ class CalibrationWindow(QtWidgets.QMainWindow):
         self.summary["training"] = {
             "checkpoint": str(self.settings.model_dir),
             "cv_accuracy": cv.get("accuracy"),
+            "kappa": cv.get("kappa"),
+            "itr_bits_per_min": cv.get("itr_bits_per_min"),
             "chance": cv.get("chance"),
             "chance_95": cv.get("chance_95"),
             "confusion": cv.get("confusion"),
@@ -419,10 +421,13 @@ class CalibrationWindow(QtWidgets.QMainWindow):
         classes = cv.get("classes", list(self.settings.classes))
         confusion = cv.get("confusion") or []
         accuracy = cv.get("accuracy", float("nan"))
+        itr = cv.get("itr_bits_per_min")
         self._show_message(
             f"Cross-validated accuracy {accuracy:.0%} on {cv.get('n_trials', 0)} trials "
             f"(chance {cv.get('chance', 0):.0%}; above {cv.get('chance_95', 0):.0%} is better "
-            f"than chance at p < 0.05). Model saved to {self.settings.model_dir}."
+            f"than chance at p < 0.05), kappa {cv.get('kappa', float('nan')):.2f}"
+            + (f", ITR {itr:.1f} bits/min" if itr is not None else "")
+            + f". Model saved to {self.settings.model_dir}."
             + ("  Start online feedback when ready." if self.settings.feedback_trials else "")
         )
         table = self.results

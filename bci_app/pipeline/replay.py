@@ -45,7 +45,7 @@ from bci_app.pipeline.local import Pipeline
 from bci_app.sources.replay import Replayer
 from bci_app.stream.ring import FLAG_GAP, FLAG_NONFINITE
 from bci_app.train.data import trial_window_seqs
-from bci_app.train.trainer import classification_metrics
+from bci_app.train.metrics import accuracy_over_time, classification_metrics
 
 log = logging.getLogger(__name__)
 
@@ -246,11 +246,13 @@ def write_jsonl(run: ReplayRun, out: str | Path) -> Path:
 
 
 def pseudo_online_metrics(run: ReplayRun, recording: Recording) -> dict | None:
-    """Per-trial accuracy of the online decisions; None when the file has no cue of the model.
+    """Per-trial metrics of the online decisions (:mod:`bci_app.train.metrics`); None when the
+    file has no cue of the model.
 
     Trials open at events whose label is in the checkpoint's class map and span its
     ``trial_window_s``; a trial's decision is the argmax of the mean probability of its
     predicted windows (flagged windows do not count; a trial without any is left out).
+    ``accuracy_over_time`` decides from the windows that had ended by each time after the cue.
     """
     metadata = run.metadata
     training = metadata.training
@@ -258,21 +260,42 @@ def pseudo_online_metrics(run: ReplayRun, recording: Recording) -> dict | None:
     start_s, stop_s = training.get("trial_window_s", [0.0, 4.0])
     predictions = run.predictions
     classes = tuple(metadata.classes)
+    stage = run.stage
+    hop, length, rate = stage.cutter.hop, stage.cutter.length, stage.rate_hz
     y_true, y_pred, skipped = [], [], 0
+    window_trial, window_end, window_probs, trial_classes = [], [], [], {}
     for cue, label in recording.events:
         if label not in class_map or class_map[label] not in classes:
             continue
-        first, last = trial_window_seqs(run.stage, cue, start_s, stop_s)
-        probs = [predictions[s].probabilities for s in range(first, last + 1) if s in predictions]
-        if not probs:
+        first, last = trial_window_seqs(stage, cue, start_s, stop_s)
+        seqs = [s for s in range(first, last + 1) if s in predictions]
+        if not seqs:
             skipped += 1
             continue
-        y_true.append(classes.index(class_map[label]))
+        trial = len(y_true)
+        true_class = classes.index(class_map[label])
+        probs = [predictions[s].probabilities for s in seqs]
+        y_true.append(true_class)
         y_pred.append(int(np.argmax(np.mean(probs, axis=0))))
+        trial_classes[trial] = true_class
+        cue_s = cue / recording.rate_hz
+        for s_, p in zip(seqs, probs, strict=True):
+            window_trial.append(trial)
+            window_end.append((s_ * hop + length) / rate - cue_s)
+            window_probs.append(p)
     if not y_true:
         return None
-    metrics = classification_metrics(np.asarray(y_true), np.asarray(y_pred), classes)
+    metrics = classification_metrics(
+        np.asarray(y_true), np.asarray(y_pred), classes, trial_s=stop_s - start_s
+    )
     metrics["trials_without_windows"] = skipped
     metrics["trial_window_s"] = [start_s, stop_s]
-    metrics["hop_s"] = run.stage.cutter.hop / run.stage.rate_hz
+    metrics["hop_s"] = hop / rate
+    metrics["accuracy_over_time"] = accuracy_over_time(
+        np.asarray(window_trial),
+        np.asarray(window_end),
+        np.asarray(window_probs),
+        trial_classes,
+        horizon_s=stop_s,
+    )
     return metrics

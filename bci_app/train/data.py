@@ -89,8 +89,10 @@ class TrialWindows:
     ``y`` int64 class index into ``classes``, ``trial`` int64 trial id, ``run`` int64 index into
     ``runs``, ``start`` int64 model-rate index of the window's first sample in its run.
     Per trial (indexed by trial id): ``trial_classes``, ``trial_runs``, ``trial_cues`` (cue
-    sample index in the recording's data), ``trial_flagged`` (windows skipped: gap / non-finite).
-    ``labels``: channel labels; ``rate_hz``: model rate; ``runs``: run names.
+    sample index in the recording's data), ``trial_flagged`` (windows skipped: gap / non-finite),
+    ``trial_onsets_s`` (the cue in seconds from its run's first sample, float64).
+    ``labels``: channel labels; ``rate_hz``: model rate; ``runs``: run names; ``trial_span_s``:
+    the trial span ``[start, stop)`` in seconds after the cue that the windows were cut from.
 
     :meth:`subset` keeps trial ids and the per-trial tables as they are, so ids stay valid
     across subsets; :func:`trials_per_class` counts only trials that have windows.
@@ -109,6 +111,8 @@ class TrialWindows:
     trial_cues: np.ndarray
     trial_flagged: np.ndarray
     runs: tuple[str, ...]
+    trial_onsets_s: np.ndarray | None = None
+    trial_span_s: tuple[float, float] | None = None
 
     def __len__(self) -> int:
         return int(self.y.shape[0])
@@ -142,6 +146,8 @@ class TrialWindows:
             trial_cues=self.trial_cues,
             trial_flagged=self.trial_flagged,
             runs=self.runs,
+            trial_onsets_s=self.trial_onsets_s,
+            trial_span_s=self.trial_span_s,
         )
 
     @classmethod
@@ -152,7 +158,7 @@ class TrialWindows:
             raise ValueError("nothing to concatenate")
         first = parts[0]
         for part in parts[1:]:
-            for what in ("classes", "labels", "rate_hz"):
+            for what in ("classes", "labels", "rate_hz", "trial_span_s"):
                 if getattr(part, what) != getattr(first, what):
                     raise ValueError(
                         f"cannot concatenate: {what} differ ({getattr(first, what)} vs "
@@ -181,7 +187,19 @@ class TrialWindows:
             trial_cues=np.concatenate([p.trial_cues for p in parts]),
             trial_flagged=np.concatenate([p.trial_flagged for p in parts]),
             runs=tuple(r for p in parts for r in p.runs),
+            trial_onsets_s=None
+            if any(p.trial_onsets_s is None for p in parts)
+            else np.concatenate([p.trial_onsets_s for p in parts]),
+            trial_span_s=first.trial_span_s,
         )
+
+    def window_end_s(self) -> np.ndarray:
+        """``(n_windows,)`` seconds from each window's trial cue to the end of the window (when
+        a live session could first use it)."""
+        if self.trial_onsets_s is None:
+            raise ValueError("these trial windows carry no cue times (trial_onsets_s)")
+        ends = (self.start + self.x.shape[2]) / self.rate_hz
+        return ends - self.trial_onsets_s[self.trial]
 
     def summary(self) -> str:
         """One line per run: trials (windows) per class, and flagged windows skipped."""
@@ -337,6 +355,7 @@ def extract_trials(
     trial_runs: list[int] = []
     trial_cues: list[int] = []
     trial_flagged: list[int] = []
+    trial_onsets: list[float] = []
     labels: tuple[str, ...] | None = None
     model_rate: float | None = None
     seen_labels: set[str] = set()
@@ -383,6 +402,7 @@ def extract_trials(
             trial_runs.append(run_index)
             trial_cues.append(trial.cue)
             trial_flagged.append(trial.flagged)
+            trial_onsets.append(trial.cue / recording.rate_hz)
             for window in trial.windows:
                 xs.append(window.data)
                 ys.append(trial.class_index)
@@ -422,6 +442,8 @@ def extract_trials(
         trial_cues=np.asarray(trial_cues, dtype=np.int64),
         trial_flagged=np.asarray(trial_flagged, dtype=np.int64),
         runs=tuple(r.run for r in recordings),
+        trial_onsets_s=np.asarray(trial_onsets, dtype=np.float64),
+        trial_span_s=(float(trial_start_s), float(trial_stop_s)),
     )
     log.info("trial windows per run:\n%s", tw.summary())
     return tw

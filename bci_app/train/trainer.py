@@ -15,11 +15,11 @@ from typing import Annotated, Literal
 import numpy as np
 import torch
 from pydantic import BaseModel, ConfigDict, Field
-from scipy import stats
 from torch import nn
 
 from bci_app.nn.classifier import ClassifierConfig, EEGClassifier
 from bci_app.train.data import TrialWindows
+from bci_app.train.metrics import accuracy_over_time, classification_metrics
 
 log = logging.getLogger(__name__)
 
@@ -213,42 +213,31 @@ def trial_probabilities(
     return trial_ids, probs
 
 
-def classification_metrics(
-    y_true: np.ndarray, y_pred: np.ndarray, classes: tuple[str, ...]
-) -> dict:
-    """Accuracy, balanced accuracy, confusion matrix (rows true, columns predicted), chance."""
-    k = len(classes)
-    confusion = np.zeros((k, k), dtype=np.int64)
-    np.add.at(confusion, (y_true, y_pred), 1)
-    n = int(len(y_true))
-    per_class = [
-        confusion[i, i] / confusion[i].sum() if confusion[i].sum() else float("nan")
-        for i in range(k)
-    ]
-    present = [r for r in per_class if not math.isnan(r)]
-    return {
-        "accuracy": float(np.trace(confusion) / n) if n else float("nan"),
-        "balanced_accuracy": float(np.mean(present)) if present else float("nan"),
-        "confusion": confusion.tolist(),
-        "classes": list(classes),
-        "n_trials": n,
-        "chance": 1.0 / k,
-        # Accuracy a random classifier exceeds with probability 5 % at this n (binomial).
-        "chance_95": float(stats.binom.ppf(0.95, n, 1.0 / k) / n) if n else float("nan"),
-        "recall_per_class": dict(zip(classes, per_class, strict=True)),
-    }
+def trial_seconds(tw: TrialWindows) -> float | None:
+    """Seconds per decision for the ITR: the trial span the windows come from."""
+    return None if tw.trial_span_s is None else tw.trial_span_s[1] - tw.trial_span_s[0]
 
 
 def evaluate_trials(model: EEGClassifier, tw: TrialWindows) -> dict:
-    """Per-trial metrics: each trial's prediction is the argmax of its windows' mean probability."""
+    """Per-trial metrics (see :mod:`bci_app.train.metrics`): each trial's prediction is the
+    argmax of its windows' mean probability; ``accuracy_over_time`` uses the windows that had
+    ended by each time after the cue."""
     window_probs, _ = predict_windows(model, tw.x)
     trial_ids, probs = trial_probabilities(tw, window_probs)
     y_true = tw.trial_classes[trial_ids]
-    metrics = classification_metrics(y_true, probs.argmax(axis=1), tw.classes)
+    metrics = classification_metrics(y_true, probs.argmax(axis=1), tw.classes, trial_seconds(tw))
     metrics["n_windows"] = int(len(tw.y))
     metrics["window_accuracy"] = (
         float((window_probs.argmax(1) == tw.y).mean()) if len(tw.y) else float("nan")
     )
+    if tw.trial_onsets_s is not None and tw.trial_span_s is not None:
+        metrics["accuracy_over_time"] = accuracy_over_time(
+            tw.trial,
+            tw.window_end_s(),
+            window_probs,
+            {int(t): int(tw.trial_classes[t]) for t in trial_ids},
+            horizon_s=tw.trial_span_s[1],
+        )
     return metrics
 
 
@@ -281,7 +270,9 @@ def cross_validate(
         predictions[ids] = probs.argmax(axis=1)
         fold_acc.append(float((probs.argmax(1) == tw.trial_classes[ids]).mean()))
     done = predictions >= 0
-    metrics = classification_metrics(tw.trial_classes[done], predictions[done], tw.classes)
+    metrics = classification_metrics(
+        tw.trial_classes[done], predictions[done], tw.classes, trial_seconds(tw)
+    )
     metrics["fold_accuracy"] = fold_acc
     metrics["n_folds"] = len(folds)
     return metrics

@@ -1,0 +1,114 @@
+"""The field's decoding metrics, per trial: accuracy, balanced accuracy, Cohen's kappa, the
+chance level, Wolpaw's information transfer rate, and the accuracy against time since the cue.
+
+A trial's decision is the argmax of the mean class probability of its windows; the curve over
+time uses only the windows that had ended by then, as a live session would.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from scipy import stats
+from sklearn.metrics import cohen_kappa_score
+
+__all__ = [
+    "TIME_STEP_S",
+    "accuracy_over_time",
+    "classification_metrics",
+    "wolpaw_bits",
+]
+
+TIME_STEP_S = 0.5  # steps of the accuracy-against-time curve (s after the cue)
+
+
+def wolpaw_bits(accuracy: float, n_classes: int) -> float:
+    """Bits per decision by Wolpaw et al. (2000): ``log2 N + P log2 P + (1-P) log2((1-P)/(N-1))``;
+    0 at or below chance, where the formula no longer describes a channel."""
+    n, p = n_classes, accuracy
+    if n < 2 or not math.isfinite(p) or p <= 1.0 / n:
+        return 0.0
+    bits = math.log2(n) + p * math.log2(p)
+    if p < 1.0:
+        bits += (1.0 - p) * math.log2((1.0 - p) / (n - 1))
+    return bits
+
+
+def classification_metrics(
+    y_true: np.ndarray,
+    y_pred: np.ndarray,
+    classes: tuple[str, ...],
+    trial_s: float | None = None,
+) -> dict:
+    """Accuracy, balanced accuracy, Cohen's kappa, confusion matrix (rows true, columns
+    predicted), chance levels and, with ``trial_s`` (seconds per decision), the Wolpaw ITR in
+    bits per minute."""
+    k = len(classes)
+    y_true, y_pred = np.asarray(y_true, dtype=np.int64), np.asarray(y_pred, dtype=np.int64)
+    confusion = np.zeros((k, k), dtype=np.int64)
+    np.add.at(confusion, (y_true, y_pred), 1)
+    n = int(len(y_true))
+    per_class = [
+        confusion[i, i] / confusion[i].sum() if confusion[i].sum() else float("nan")
+        for i in range(k)
+    ]
+    present = [r for r in per_class if not math.isnan(r)]
+    accuracy = float(np.trace(confusion) / n) if n else float("nan")
+    agreeing = n > 0 and len(set(y_true.tolist()) | set(y_pred.tolist())) > 1
+    kappa = float(cohen_kappa_score(y_true, y_pred, labels=list(range(k)))) if agreeing else 0.0
+    bits = wolpaw_bits(accuracy, k)
+    return {
+        "accuracy": accuracy,
+        "balanced_accuracy": float(np.mean(present)) if present else float("nan"),
+        "kappa": kappa,
+        "confusion": confusion.tolist(),
+        "classes": list(classes),
+        "n_trials": n,
+        "chance": 1.0 / k,
+        # Accuracy a random classifier exceeds with probability 5 % at this n (binomial).
+        "chance_95": float(stats.binom.ppf(0.95, n, 1.0 / k) / n) if n else float("nan"),
+        "recall_per_class": dict(zip(classes, per_class, strict=True)),
+        "itr_bits_per_trial": round(bits, 4),
+        "itr_trial_s": trial_s,
+        "itr_bits_per_min": round(bits * 60.0 / trial_s, 3) if trial_s else None,
+    }
+
+
+def accuracy_over_time(
+    window_trial: np.ndarray,
+    window_end_s: np.ndarray,
+    window_probs: np.ndarray,
+    trial_classes: dict[int, int],
+    horizon_s: float,
+    step_s: float = TIME_STEP_S,
+) -> list[dict]:
+    """Per-trial accuracy of the decision made from the windows that ended by ``t`` seconds
+    after the cue, for ``t = step_s, 2 step_s, ... <= horizon_s``.
+
+    ``window_trial (n,)``: the trial id of each window; ``window_end_s (n,)``: when the window
+    ended, in seconds after its trial's cue; ``window_probs (n, K)``; ``trial_classes``: trial id
+    -> true class index. Each point: ``t_s``, ``accuracy`` over all trials (a trial without a
+    window yet counts as wrong, as a user would see no decision), ``decided`` trials.
+    """
+    curve = []
+    n_trials = len(trial_classes)
+    steps = math.floor(horizon_s / step_s + 1e-9)
+    for step in range(1, steps + 1):
+        t = round(step * step_s, 6)
+        ended = window_end_s <= t + 1e-9
+        correct = decided = 0
+        for trial, true_class in trial_classes.items():
+            mine = ended & (window_trial == trial)
+            if not mine.any():
+                continue
+            decided += 1
+            correct += int(np.argmax(window_probs[mine].mean(axis=0)) == true_class)
+        curve.append(
+            {
+                "t_s": t,
+                "accuracy": round(correct / n_trials, 4) if n_trials else None,
+                "decided": decided,
+            }
+        )
+    return curve
