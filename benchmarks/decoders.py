@@ -126,6 +126,7 @@ def run_task(task: str, folder: Path, subject: str, epochs: int, seed: int) -> d
             windows_of(train_tw, inner_val),
             classifier_config(train_tw),
             settings,
+            progress=False,
         )
         seconds = time.monotonic() - started
         folds["se"].append(row(evaluate_trials(result.model, trials[held_out]), seconds))
