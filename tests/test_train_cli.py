@@ -68,17 +68,15 @@ def test_train_on_labrecorder_xdf_then_evaluate_on_edf(shared_data, tmp_path):
     assert 0.0 <= result["accuracy"] <= 1.0
 
 
-def test_too_few_trials_says_how_many_are_needed(tmp_path):
-    result = bci_app(
-        "train",
-        "--simulated",
-        "40",
-        "--classes",
-        "left_hand",
-        "right_hand",
-        "--out",
-        str(tmp_path / "m"),
+def train_40_simulated_seconds(out: Path) -> subprocess.CompletedProcess:
+    """``bci-app train`` on 40 s of the simulator (too few trials per class) into ``out``."""
+    return bci_app(
+        "train", "--simulated", "40", "--classes", "left_hand", "right_hand", "--out", str(out)
     )
+
+
+def test_too_few_trials_says_how_many_are_needed(tmp_path):
+    result = train_40_simulated_seconds(tmp_path / "m")
     assert result.returncode == 2
     assert "too few trials to train" in result.stderr
     assert "at least 4 trials" in result.stderr
@@ -88,16 +86,7 @@ def test_train_refuses_to_overwrite_and_evaluate_refuses_a_bad_folder(tmp_path):
     occupied = tmp_path / "occupied"
     occupied.mkdir()
     (occupied / "keep.txt").write_text("mine")
-    result = bci_app(
-        "train",
-        "--simulated",
-        "40",
-        "--classes",
-        "left_hand",
-        "right_hand",
-        "--out",
-        str(occupied),
-    )
+    result = train_40_simulated_seconds(occupied)
     assert result.returncode == 2 and "pass --overwrite" in result.stderr
     assert (occupied / "keep.txt").read_text() == "mine"
     result = bci_app("evaluate", str(occupied), "missing.edf", "--json")
