@@ -28,7 +28,8 @@ class ConfigError(ValueError):
 
 
 class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+    # No section accepts .inf or .nan: every number here is a finite amount.
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True, allow_inf_nan=False)
 
 
 class StreamConfig(_Section):
@@ -217,6 +218,16 @@ class AppConfig(_Section):
             )
         return self
 
+    @model_validator(mode="after")
+    def _window_fits_the_ring(self) -> AppConfig:
+        if self.ring.capacity < self.windows.length:
+            raise ValueError(
+                f"ring.capacity {self.ring.capacity:g} s is shorter than windows.length "
+                f"{self.windows.length:g} s, so no window would fit; use ring.capacity >= "
+                "windows.length (the default is 30 s)"
+            )
+        return self
+
 
 def _section_model(annotation: Any) -> type[BaseModel] | None:
     """The model class in a field annotation (``Section`` or ``Section | None``), if any."""
@@ -288,7 +299,8 @@ def parse_config(data: dict[str, Any] | None, source: str = "<dict>") -> AppConf
 
 
 def load_config(path: str | Path | None = None) -> AppConfig:
-    """Load and validate a YAML config file (``yaml.safe_load``); None loads the default file."""
+    """Load and validate a YAML config file (safe loading, duplicate keys refused); None loads
+    the default file."""
     config_path = Path(path) if path is not None else DEFAULT_CONFIG_PATH
     if path is None and not config_path.exists():
         return AppConfig()
@@ -301,7 +313,31 @@ def load_config(path: str | Path | None = None) -> AppConfig:
     except OSError as exc:
         raise ConfigError(f"cannot read config file {config_path}: {exc}") from None
     try:
-        data = yaml.safe_load(text)
+        data = yaml.load(text, Loader=_UniqueKeyLoader)  # a SafeLoader: no Python objects
+    except _DuplicateKey as exc:
+        raise ConfigError(f"invalid configuration in {config_path}: {exc}") from None
     except yaml.YAMLError as exc:
         raise ConfigError(f"{config_path} is not valid YAML: {exc}") from None
     return parse_config(data, str(config_path))
+
+
+class _DuplicateKey(yaml.YAMLError):
+    """A mapping of the YAML file gives one key twice."""
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """``yaml.safe_load`` that refuses a key given twice in one mapping (YAML itself keeps the
+    last one silently, so a second ``notch:`` would quietly win)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict:
+        seen: dict[Any, int] = {}
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            line = key_node.start_mark.line + 1
+            if key in seen:
+                raise _DuplicateKey(
+                    f"key {key!r} is given twice (lines {seen[key]} and {line}); YAML would keep "
+                    "the last one silently, so delete the one you do not mean"
+                )
+            seen[key] = line
+        return super().construct_mapping(node, deep=deep)

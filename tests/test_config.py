@@ -151,3 +151,29 @@ def test_dsp_settings_keep_the_config_limits():
     for key, value in (("notch", 55), ("reference", "banana"), ("order", 9), ("bandpass", [9, 8])):
         with pytest.raises(ValueError, match=key):
             DspConfig(**{**base, key: value})
+
+
+def test_a_key_given_twice_is_refused_with_both_lines(tmp_path: Path):
+    path = tmp_path / "twice.yaml"
+    path.write_text("filters:\n  notch: 50\n  order: 4\n  notch: 60\n")
+    with pytest.raises(ConfigError, match=r"key 'notch' is given twice \(lines 2 and 4\)"):
+        load_config(path)
+
+
+@pytest.mark.parametrize(
+    ("data", "expected"),
+    [
+        ({"budgets": {"total_ms": float("inf")}}, r"budgets.total_ms: .*finite number"),
+        ({"budgets": {"staleness_ms": float("nan")}}, r"budgets.staleness_ms: .*finite number"),
+        ({"health": {"gap_tolerance": float("inf")}}, r"health.gap_tolerance: .*finite"),
+    ],
+)
+def test_non_finite_numbers_are_refused(data, expected):
+    with pytest.raises(ConfigError, match=expected):
+        parse_config(data)
+
+
+def test_a_window_longer_than_the_ring_is_refused_at_load():
+    with pytest.raises(ConfigError, match=r"ring.capacity 1 s is shorter than windows.length 2 s"):
+        parse_config({"ring": {"capacity": 1.0}})
+    assert parse_config({"ring": {"capacity": 2.0}}).ring.capacity == 2.0

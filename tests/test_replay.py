@@ -201,8 +201,10 @@ def test_stream_selection_and_bad_arguments(r06_xdf, r06_session):
         read_session(r06_xdf, streams=[XDF_MARKERS])
     with pytest.raises(ValueError, match="speed"):
         Replayer(r06_session, speed=0)
-    with pytest.raises(ValueError, match="outside the recording"):
+    with pytest.raises(ValueError, match=r"outside the recording.*pass a --start below"):
         Replayer(r06_session, start_s=500.0)
+    with pytest.raises(ValueError, match=r"outside the recording.*pass a --start at least 0"):
+        Replayer(r06_session, start_s=-5.0)
 
 
 def test_missing_truncated_and_corrupt_files_are_refused(tmp_path, r06_xdf):

@@ -15,6 +15,7 @@ import pytest
 from bci_app.config import parse_config
 from bci_app.nn.checkpoint import DEFAULT_MODEL_DIR, load_checkpoint
 from bci_app.pipeline import Pipeline
+from bci_app.train.commands import TrainingError, train_command
 
 ROOT = Path(__file__).resolve().parents[1]
 MODELS = ROOT / "models"
@@ -146,3 +147,13 @@ def test_headless_pipeline_with_the_default_model_predicts_the_cued_class():
     assert status.worker.errors == 0
     assert total >= 20
     assert hits / total > 0.6, (hits, total)
+
+
+def test_cross_validation_needs_two_folds(tmp_path):
+    result = bci_app(
+        "train", "--simulated", "40", "--classes", "a", "b", "--out", str(tmp_path), "--cv", "1"
+    )
+    assert result.returncode == 2
+    assert "--cv: must be a whole number of folds >= 2" in result.stderr
+    with pytest.raises(TrainingError, match="at least 2 folds"):
+        train_command([], ["a", "b"], tmp_path / "m", parse_config({}), cv_folds=1)

@@ -64,7 +64,7 @@ class CalibrationSettings(BaseModel):
     seed: StrictInt = 0
     feedback_trials: Annotated[StrictInt, Field(ge=0)] = 0
     epochs: Annotated[StrictInt, Field(ge=1)] = 80
-    cv_folds: Annotated[StrictInt, Field(ge=0)] = 5  # fewer than 2: no cross-validation
+    cv_folds: Annotated[StrictInt, Field(ge=2)] = 5
     auto_feedback: bool = False  # start feedback as soon as the model is trained
     close_when_done: bool = False
 

@@ -29,6 +29,20 @@ def positive_float(text: str) -> float:
     return value
 
 
+def fold_count(text: str) -> int:
+    """argparse type: a number of cross-validation folds, at least 2."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 2:
+        raise argparse.ArgumentTypeError(
+            f"must be a whole number of folds >= 2 (one fold would test on the training trials), "
+            f"got {text!r}"
+        )
+    return value
+
+
 @contextlib.contextmanager
 def stop_signals() -> Iterator[threading.Event]:
     """An event that SIGINT (Ctrl+C) and SIGTERM set while the block runs (see

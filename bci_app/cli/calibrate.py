@@ -7,7 +7,7 @@ import sys
 import time
 from pathlib import Path
 
-from bci_app.cli._common import print_json
+from bci_app.cli._common import fold_count, print_json
 from bci_app.config import load_config
 
 
@@ -30,7 +30,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         "--feedback-trials", type=int, help="online feedback trials per class (default: --trials)"
     )
     parser.add_argument("--epochs", type=int, default=80, help="training epochs (at most)")
-    parser.add_argument("--cv", type=int, default=5, help="cross-validation folds for the report")
+    parser.add_argument(
+        "--cv", type=fold_count, default=5, help="cross-validation folds (>= 2) for the report"
+    )
     parser.add_argument(
         "--auto", action="store_true", help="go on to feedback by itself and close at the end"
     )

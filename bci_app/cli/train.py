@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from bci_app.cli._common import positive_float, print_json
+from bci_app.cli._common import fold_count, positive_float, print_json
 from bci_app.config import load_config
 
 
@@ -30,7 +30,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     parser.add_argument("--trial-start", type=float, default=0.0, help="s after the cue")
     parser.add_argument("--trial-stop", type=float, default=4.0, help="s after the cue")
     parser.add_argument("--train-hop", type=positive_float, help="window hop for training (s)")
-    parser.add_argument("--cv", type=int, default=0, help="also cross-validate with K folds")
+    parser.add_argument(
+        "--cv", type=fold_count, default=0, help="also cross-validate with K >= 2 folds"
+    )
     parser.add_argument(
         "--simulated", type=positive_float, help="add simulator recordings of this many seconds"
     )

@@ -76,9 +76,10 @@ class Replayer(Background):
         if not (isinstance(speed, int | float) and math.isfinite(speed) and speed > 0):
             raise ValueError(f"speed must be a positive number (1 = real time), got {speed!r}")
         if not (math.isfinite(start_s) and 0 <= start_s < session.duration_s):
+            hint = "at least 0" if start_s < 0 else f"below {session.duration_s:.3f}"
             raise ValueError(
                 f"start offset {start_s!r} s is outside the recording "
-                f"(0 to {session.duration_s:.3f} s); pass a smaller --start"
+                f"(0 to {session.duration_s:.3f} s); pass a --start {hint}"
             )
         if not (math.isfinite(wait_for_consumers) and wait_for_consumers >= 0):
             raise ValueError(f"wait_for_consumers must be >= 0 s, got {wait_for_consumers!r}")

@@ -93,7 +93,13 @@ def train_command(
     progress: bool = True,
     description: str = "",
 ) -> dict:
-    """Train, validate and save a checkpoint folder; returns its metrics."""
+    """Train, validate and save a checkpoint folder; returns its metrics. ``cv_folds``: 0 for
+    no cross-validation, else at least 2 folds."""
+    if cv_folds == 1 or cv_folds < 0:
+        raise TrainingError(
+            f"cross-validation needs at least 2 folds (0: none), got {cv_folds}; one fold "
+            "would test on the training trials"
+        )
     settings = settings or TrainSettings()
     out_dir = Path(out_dir)
     if out_dir.exists() and any(out_dir.iterdir()) and not overwrite:
