@@ -15,6 +15,8 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from bci_app.errors import UserError
+
 DEFAULT_CONFIG_PATH = Path(__file__).resolve().parent.parent / "config.yaml"
 
 PositiveSeconds = Annotated[float, Field(gt=0, allow_inf_nan=False)]
@@ -23,7 +25,7 @@ PositiveHz = Annotated[float, Field(gt=0, allow_inf_nan=False)]
 Reference = Literal["none", "car"]
 
 
-class ConfigError(ValueError):
+class ConfigError(UserError, ValueError):
     """The configuration file is missing, unreadable or invalid; the message says how to fix it."""
 
 

@@ -19,6 +19,8 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+from bci_app.errors import InvalidArgument
+
 log = logging.getLogger(__name__)
 
 MIN_PRIORITY, MAX_PRIORITY = 1, 99
@@ -39,7 +41,7 @@ def check_priority(priority: int) -> None:
     if isinstance(priority, bool) or not isinstance(priority, int):
         raise TypeError(f"realtime priority must be an integer, got {priority!r}")
     if not MIN_PRIORITY <= priority <= MAX_PRIORITY:
-        raise ValueError(
+        raise InvalidArgument(
             f"realtime priority must be between {MIN_PRIORITY} and {MAX_PRIORITY}, got {priority}"
         )
 

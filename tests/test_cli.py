@@ -110,3 +110,24 @@ def test_bench_acquisition_json_contract():
             assert figures["age_p50_ms"] > 0
             assert figures["cpu_s_per_stream_s"] > 0
     assert summary["dropped_samples"] == 0
+
+
+def test_a_bug_is_one_line_and_exit_1_while_user_errors_exit_2(monkeypatch, capsys):
+    from bci_app import cli
+    from bci_app.cli import streams
+
+    def broken(args):  # stands in for a bug: no real command fails on purpose
+        raise KeyError("class_map")
+
+    monkeypatch.setattr(streams, "cmd_streams", broken)
+    assert cli.main(["streams"]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [
+        "bci-app streams: unexpected error (a bug, please report it): KeyError: 'class_map'; "
+        "run with --debug for the traceback"
+    ]
+    with pytest.raises(KeyError):
+        cli.main(["--debug", "streams"])
+    # A user error keeps its own message and exit code 2.
+    assert cli.main(["replay", "missing.xdf"]) == 2
+    assert "does not exist" in capsys.readouterr().err

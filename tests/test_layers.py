@@ -16,7 +16,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "bci_app"
 #: Bottom to top. A module's layer is its first path part below bci_app (file stem for the
 #: top-level modules). ``base`` holds the modules every layer may use.
 LAYERS: tuple[tuple[str, ...], ...] = (
-    ("__init__", "config", "lifecycle", "scheduling"),  # base
+    ("__init__", "config", "errors", "lifecycle", "scheduling"),  # base
     ("io",),
     ("stream",),
     ("dsp",),

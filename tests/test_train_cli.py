@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 import threading
@@ -157,3 +158,16 @@ def test_cross_validation_needs_two_folds(tmp_path):
     assert "--cv: must be a whole number of folds >= 2" in result.stderr
     with pytest.raises(TrainingError, match="at least 2 folds"):
         train_command([], ["a", "b"], tmp_path / "m", parse_config({}), cv_folds=1)
+
+
+def test_evaluate_names_a_missing_class_map_instead_of_a_traceback(tmp_path):
+    checkpoint = tmp_path / "model"
+    shutil.copytree(MODELS / "eegmmidb-s001-hands-feet", checkpoint)
+    metadata = json.loads((checkpoint / "metadata.json").read_text())
+    del metadata["training"]["class_map"]
+    (checkpoint / "metadata.json").write_text(json.dumps(metadata))
+    edf = Path(__file__).resolve().parents[2] / "shared" / "data" / "eegmmidb" / "S001"
+    result = bci_app("evaluate", str(checkpoint), str(edf / "S001R10.edf"))
+    assert result.returncode == 2
+    assert "metadata.json: training.class_map is missing" in result.stderr
+    assert "Traceback" not in result.stderr

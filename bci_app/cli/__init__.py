@@ -9,6 +9,8 @@ import logging
 import sys
 from collections.abc import Sequence
 
+from pydantic import ValidationError
+
 from bci_app import __version__
 from bci_app.cli import (
     bench,
@@ -23,8 +25,7 @@ from bci_app.cli import (
     train,
 )
 from bci_app.cli._common import positive_float
-from bci_app.config import ConfigError
-from bci_app.stream.resolve import StreamError
+from bci_app.errors import UserError
 
 __all__ = ["build_parser", "main"]
 
@@ -40,6 +41,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--log-level", default="WARNING", choices=["DEBUG", "INFO", "WARNING", "ERROR"]
     )
+    parser.add_argument(
+        "--debug", action="store_true", help="show the traceback of an unexpected error"
+    )
     # With no subcommand: the demo GUI; these two also work there (bci-app --screenshot x.png).
     parser.add_argument("--screenshot", help="demo: save a PNG of the window after --duration s")
     parser.add_argument("--duration", type=positive_float, help="demo: seconds to run")
@@ -50,8 +54,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Parse ``argv`` and run the command; 2 (message on stderr) for a config, stream or value
-    error."""
+    """Parse ``argv`` and run the command. A problem the user can fix (:class:`UserError`, or an
+    invalid validated structure) prints its message and returns 2; anything else is a bug: one
+    line and 1 (``--debug`` raises it with its traceback)."""
     parser = build_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(
@@ -61,6 +66,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         args.command, args.func = "gui", gui.cmd_gui
     try:
         return args.func(args)
-    except (ConfigError, StreamError, ValueError) as exc:
+    except (UserError, ValidationError) as exc:
         print(f"bci-app {args.command}: error: {exc}", file=sys.stderr)
         return 2
+    except Exception as exc:
+        if args.debug:
+            raise
+        print(
+            f"bci-app {args.command}: unexpected error (a bug, please report it): "
+            f"{type(exc).__name__}: {exc}; run with --debug for the traceback",
+            file=sys.stderr,
+        )
+        return 1

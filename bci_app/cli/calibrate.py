@@ -9,6 +9,7 @@ from pathlib import Path
 
 from bci_app.cli._common import fold_count, print_json
 from bci_app.config import load_config
+from bci_app.errors import InvalidArgument
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -49,7 +50,7 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
     out_dir = Path(args.out or time.strftime("calibration-%Y%m%d-%H%M%S"))
     for name in ("calibration.xdf", "feedback.xdf"):
         if (out_dir / name).exists():
-            raise ValueError(
+            raise InvalidArgument(
                 f"{out_dir / name} exists; choose another --out folder (recordings are never "
                 "overwritten)"
             )

@@ -12,12 +12,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from bci_app.errors import UserError
 from bci_app.io.labels import label_key
 
 __all__ = ["Recording", "RecordingError", "timestamp_breaks"]
 
 
-class RecordingError(ValueError):
+class RecordingError(UserError, ValueError):
     """A recording cannot be read or used; the message names the file and how to fix it."""
 
 

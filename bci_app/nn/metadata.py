@@ -30,6 +30,7 @@ from pydantic import (
 
 import bci_app
 from bci_app.config import DspConfig, PositiveHz, PositiveSeconds, format_validation_error
+from bci_app.errors import UserError
 from bci_app.io.labels import label_key
 from bci_app.nn.classifier import ClassifierConfig
 
@@ -44,7 +45,7 @@ __all__ = [
 FORMAT_VERSION = 1
 
 
-class CheckpointError(ValueError):
+class CheckpointError(UserError, ValueError):
     """A checkpoint folder is missing, corrupt, unsafe or does not fit the stream."""
 
 

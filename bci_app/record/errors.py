@@ -5,8 +5,10 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from bci_app.errors import UserError
 
-class RecordError(ValueError):
+
+class RecordError(UserError, ValueError):
     """A recording cannot start or failed; the message says what happened and what to do."""
 
 

@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pylsl
 
+from bci_app.errors import InvalidArgument
 from bci_app.io.session import ReplaySession, ReplayStream, stream_info
 from bci_app.lifecycle import Background
 
@@ -74,15 +75,15 @@ class Replayer(Background):
         wait_for_consumers: float = 0.0,
     ) -> None:
         if not (isinstance(speed, int | float) and math.isfinite(speed) and speed > 0):
-            raise ValueError(f"speed must be a positive number (1 = real time), got {speed!r}")
+            raise InvalidArgument(f"speed must be a positive number (1 = real time), got {speed!r}")
         if not (math.isfinite(start_s) and 0 <= start_s < session.duration_s):
             hint = "at least 0" if start_s < 0 else f"below {session.duration_s:.3f}"
-            raise ValueError(
+            raise InvalidArgument(
                 f"start offset {start_s!r} s is outside the recording "
                 f"(0 to {session.duration_s:.3f} s); pass a --start {hint}"
             )
         if not (math.isfinite(wait_for_consumers) and wait_for_consumers >= 0):
-            raise ValueError(f"wait_for_consumers must be >= 0 s, got {wait_for_consumers!r}")
+            raise InvalidArgument(f"wait_for_consumers must be >= 0 s, got {wait_for_consumers!r}")
         super().__init__()
         self.session = session
         self.speed = float(speed)

@@ -14,6 +14,7 @@ import numpy as np
 import pylsl
 
 from bci_app.config import StreamConfig
+from bci_app.errors import UserError
 from bci_app.io.labels import label_key
 from bci_app.stream.selector import SelectorError, StreamSelector
 
@@ -32,7 +33,7 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 
-class StreamError(RuntimeError):
+class StreamError(UserError, RuntimeError):
     """A stream could not be used; the message says what was found and what to change."""
 
 

@@ -18,13 +18,15 @@ from pydantic import (
     model_validator,
 )
 
+from bci_app.errors import UserError
+
 __all__ = ["SELECTOR_KEYS", "SelectorError", "StreamSelector"]
 
 SELECTOR_KEYS: tuple[str, ...] = ("name", "type", "source_id")
 _SPEC_SPLIT = re.compile(r",(?=\s*(?:name|type|source_id)\s*=)")
 
 
-class SelectorError(ValueError):
+class SelectorError(UserError, ValueError):
     """A stream selector cannot be built; the message says which field and why."""
 
 

@@ -8,8 +8,11 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from bci_app.config import AppConfig, DspConfig, WindowsConfig, parse_config
+from bci_app.errors import UserError
 from bci_app.io import Recording, load_recording
 from bci_app.nn.checkpoint import (
+    METADATA_FILE,
+    CheckpointError,
     CheckpointMetadata,
     apply_checkpoint,
     load_checkpoint,
@@ -34,7 +37,7 @@ log = logging.getLogger(__name__)
 MIN_TRIALS_PER_CLASS = 4
 
 
-class TrainingError(ValueError):
+class TrainingError(UserError, ValueError):
     """Training cannot start or finish; the message says what is missing."""
 
 
@@ -169,8 +172,15 @@ def train_command(
 def evaluate_command(checkpoint: Path, files: Sequence[str | Path]) -> dict:
     """Per-trial accuracy of a checkpoint on recordings, with its own dsp and trial definition."""
     model, metadata = load_checkpoint(checkpoint)
-    recordings = [load_recording(f) for f in files]
     training = metadata.training
+    if not isinstance(training.get("class_map"), dict):
+        raise CheckpointError(
+            f"{Path(checkpoint) / METADATA_FILE}: training.class_map is missing, so the events "
+            "of a recording cannot be matched to the model's classes; retrain the model with "
+            "`bci-app train` (it records the class map) or add training.class_map, e.g. "
+            '{"T1": "hands", "T2": "feet"}'
+        )
+    recordings = [load_recording(f) for f in files]
     start, stop = training.get("trial_window_s", [0.0, 4.0])
     tw = extract_trials(
         recordings,

@@ -29,6 +29,7 @@ from bci_app.config import AppConfig
 from bci_app.dsp.feed import feed_recording, offline_stage
 from bci_app.dsp.stage import DspStage
 from bci_app.dsp.windows import Window
+from bci_app.errors import InvalidArgument
 from bci_app.io import Recording, RecordingError, label_key
 
 __all__ = [
@@ -61,18 +62,18 @@ def parse_class_map(items: Sequence[str]) -> dict[str, str]:
         label, sep, name = str(item).rpartition(":")
         label, name = label.strip(), name.strip()
         if not sep or not label or not name:
-            raise ValueError(
+            raise InvalidArgument(
                 f"class item {item!r} is not LABEL:CLASS; write e.g. T1:hands T2:feet "
                 "(event label, colon, class name)"
             )
         if label in mapping:
-            raise ValueError(
+            raise InvalidArgument(
                 f"event label {label!r} is given twice ({label}:{mapping[label]} and {item}); "
                 "map each label to one class"
             )
         mapping[label] = name
     if not mapping:
-        raise ValueError("no classes given; write e.g. T1:hands T2:feet")
+        raise InvalidArgument("no classes given; write e.g. T1:hands T2:feet")
     return mapping
 
 
@@ -330,13 +331,13 @@ def extract_trials(
     window, ValueError for bad arguments.
     """
     if not recordings:
-        raise ValueError("no recordings given")
+        raise InvalidArgument("no recordings given")
     if not class_map:
-        raise ValueError("empty class map; give e.g. T1:hands T2:feet")
+        raise InvalidArgument("empty class map; give e.g. T1:hands T2:feet")
     if not (math.isfinite(trial_start_s) and math.isfinite(trial_stop_s)):
-        raise ValueError("trial_start_s and trial_stop_s must be finite seconds")
+        raise InvalidArgument("trial_start_s and trial_stop_s must be finite seconds")
     if trial_stop_s - trial_start_s < config.windows.length:
-        raise ValueError(
+        raise InvalidArgument(
             f"the trial span [{trial_start_s:g}, {trial_stop_s:g}) s is shorter than one window "
             f"({config.windows.length:g} s); widen the span or shorten windows.length"
         )
@@ -344,7 +345,7 @@ def extract_trials(
     pick = channels if channels is not None else config.channels.pick
     wanted = list(pick) if pick is not None else list(recordings[0].labels)
     if len({label_key(w) for w in wanted}) != len(wanted):
-        raise ValueError(f"channel list {wanted} names a channel twice")
+        raise InvalidArgument(f"channel list {wanted} names a channel twice")
 
     xs: list[np.ndarray] = []
     ys: list[int] = []

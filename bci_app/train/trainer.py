@@ -17,6 +17,7 @@ import torch
 from pydantic import BaseModel, ConfigDict, Field
 from torch import nn
 
+from bci_app.errors import InvalidArgument
 from bci_app.nn.classifier import ClassifierConfig, EEGClassifier
 from bci_app.train.data import TrialWindows
 from bci_app.train.metrics import accuracy_over_time, classification_metrics
@@ -74,7 +75,7 @@ def split_trials(
         runs_of_trials = tw.trial_runs[trial_ids]
         runs = np.unique(runs_of_trials)
         if len(runs) < 2:
-            raise ValueError("split by run needs at least two recordings; use split 'trial'")
+            raise InvalidArgument("split by run needs at least two recordings; use split 'trial'")
         n_val = max(1, round(val_fraction * len(runs)))
         val = np.isin(runs_of_trials, rng.choice(runs, size=n_val, replace=False))
         return trial_ids[~val], trial_ids[val]
