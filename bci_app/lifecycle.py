@@ -118,12 +118,16 @@ class Background:
             self.stop()
             raise
 
+    def request_stop(self) -> None:
+        """Ask every thread to end and return at once (:meth:`stop` also joins)."""
+        self._stop_event.set()
+        self._request_stop()
+
     def stop(self, timeout: float = STOP_TIMEOUT_S) -> bool:
         """Ask every thread to end, join threads then processes within ``timeout`` seconds in
         all (a process still alive is terminated), then release resources. Idempotent; returns
         True when everything ended by itself."""
-        self._stop_event.set()
-        self._request_stop()
+        self.request_stop()
         deadline = time.monotonic() + timeout
         clean = True
         for thread in self._threads:

@@ -54,10 +54,6 @@ class MarkerReader(Background):
         """Markers with LSL time >= ``since`` (seconds), oldest first."""
         return [m for m in copy_items(self.markers) if m[0] >= since]
 
-    def request_stop(self) -> None:
-        """Ask the thread to end (returns at once; :meth:`stop` also joins)."""
-        self._stop_event.set()
-
     def _setup(self) -> None:
         self._spawn(self._run, self.name)
 

@@ -166,12 +166,8 @@ class LabRecorderProcess(Background):
         self._adopt(self.popen)
         log.debug("started LabRecorderCLI pid %d: %s", self.popen.pid, self.args)
 
-    def request_stop(self) -> None:
-        """Ask LabRecorderCLI to finish the file and return at once. Idempotent."""
-        self._stop_event.set()
-        self._request_stop()
-
     def _request_stop(self) -> None:
+        """Ask LabRecorderCLI to finish the file (newline and end-of-file on its stdin)."""
         with self._lock:
             stdin = None if self.popen is None else self.popen.stdin
             if stdin is None or stdin.closed:
