@@ -99,19 +99,21 @@ def cmd_run(args: argparse.Namespace) -> int:
         if not args.no_model and not args.quiet:
             pipeline.add_prediction_sink(lambda p: print(prediction_line(p), flush=True))
         description = pipeline.start()
-        stage = pipeline.stage
+        started_status = pipeline.status()  # the view only: no reach into stage or worker
         print(
             f"reading {description.name!r} ({description.source_id}): "
             f"{len(description.channels)} channels at {description.rate_hz:g} Hz -> windows of "
             f"{pipeline.config.windows.length:g} s every {pipeline.config.windows.hop:g} s at "
-            f"{stage.rate_hz:g} Hz"
+            f"{pipeline.trace('filtered').rate_hz:g} Hz"
             + ("" if pipeline.metadata is None else f"; model {pipeline.model_path}")
-            + f". Fixed delays, not processing latency: filter {stage.delay_seconds * 1e3:.1f} ms,"
+            + ". Fixed delays, not processing latency: filter "
+            f"{started_status.filter_delay_s * 1e3:.1f} ms,"
             f" window {pipeline.config.windows.length:g} s",
             flush=True,
         )
-        if pipeline.worker is not None:
-            print(f"inference on {pipeline.worker.runner.device} ({pipeline.worker.runner.kind})")
+        worker = started_status.worker
+        if worker is not None:
+            print(f"inference on {worker.device} ({worker.runner})")
         started = time.monotonic()
         try:
             while not stop.is_set():
