@@ -21,6 +21,9 @@ DEFAULT_CONFIG_PATH = Path(__file__).resolve().parent.parent / "config.yaml"
 
 PositiveSeconds = Annotated[float, Field(gt=0, allow_inf_nan=False)]
 PositiveHz = Annotated[float, Field(gt=0, allow_inf_nan=False)]
+#: ``bci-app train --decoder`` and calibration: se/eca/cbam are the attention network, the rest
+#: classical decoders; ``auto`` chooses on the calibration data alone.
+DECODER_CHOICES = ("se", "eca", "cbam", "riemann", "mdm", "csp-lda", "auto")
 #: Re-referencing: "none" keeps the amplifier's reference, "car" subtracts the common average.
 Reference = Literal["none", "car"]
 
@@ -157,6 +160,9 @@ class ModelConfig(_Section):
     cuda_graph: bool = True
     cpu_runtime: Literal["onnxruntime", "torch"] = "onnxruntime"
     cpu_threads: Annotated[int, Field(ge=1, le=64)] = 1
+    # Unsupervised adaptation of an aligned decoder's reference to the session (no labels):
+    # null keeps the checkpoint's setting, true / false turn it on / off.
+    adapt: bool | None = None
 
 
 class BudgetsConfig(_Section):

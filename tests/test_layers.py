@@ -21,6 +21,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("stream",),
     ("dsp",),
     ("nn",),
+    ("decoders",),
     ("infer",),
     ("sources",),
     ("train",),

@@ -499,7 +499,10 @@ def test_checkpoint_round_trip_gives_identical_outputs(saved) -> None:
     assert torch.equal(a, b) and torch.equal(wa, wb)
     assert loaded_meta.classes == ["left_hand", "right_hand"]
     assert loaded_meta.metrics["validation"]["n_trials"] == 12
-    assert loaded_meta == CheckpointMetadata.from_json(metadata.to_json())
+    assert len(loaded_meta.weights_sha256) == 64  # written at save, checked at load
+    assert loaded_meta.model_copy(update={"weights_sha256": None}) == CheckpointMetadata.from_json(
+        metadata.to_json()
+    )
 
 
 @pytest.mark.parametrize("kind", ATTENTION_KINDS)
@@ -578,12 +581,12 @@ def test_weights_with_wrong_architecture_are_refused(saved) -> None:
     folder, _, _ = saved
     meta_path = folder / "metadata.json"
     data = json.loads(meta_path.read_text())
-    data["classifier"]["f1"] = 4
+    _arch(data)["f1"] = 4
     meta_path.write_text(json.dumps(data))
     with pytest.raises(CheckpointError, match=r"does not match the architecture.*temporal.weight"):
         load_checkpoint(folder)
-    data["classifier"]["f1"] = 8
-    data["classifier"]["attention"] = "none"
+    _arch(data)["f1"] = 8
+    _arch(data)["attention"] = "none"
     meta_path.write_text(json.dumps(data))
     with pytest.raises(
         CheckpointError, match="unexpected tensors: attention.conv.weight, attention.order"
@@ -612,7 +615,7 @@ def test_non_finite_weights_are_refused(saved) -> None:
         (lambda d: d.update(model_rate_hz=-1.0), "model_rate_hz: Input should be greater than 0"),
         (lambda d: d.update(classes="left"), "classes: Input should be a valid list"),
         (lambda d: d.update(classes=["left", ""]), "classes.1: String should have at least 1"),
-        (lambda d: d.update(format_version=2), "format_version: .*newer bci-app.*upgrade"),
+        (lambda d: d.update(format_version=3), "format_version: .*newer bci-app.*upgrade"),
         (lambda d: d.update(channel_labels=["C3"] * 8), "channel_labels: has duplicates"),
         (lambda d: d["dsp"].pop("notch"), "dsp: lacks notch"),
         (lambda d: d["dsp"].update(notch=55), r"dsp.notch: Input should be 50 or 60 \(got 55\)"),
@@ -624,10 +627,10 @@ def test_non_finite_weights_are_refused(saved) -> None:
         (lambda d: d["dsp"].update(bandpass=[30.0, 8.0]), "dsp.bandpass: low edge 30.0 Hz"),
         (lambda d: d["dsp"].update(extra=1), "dsp.extra: unknown key; allowed keys here: band"),
         (lambda d: d.update(training=[]), "training: Input should be a valid dictionary"),
-        (lambda d: d["classifier"].update(n_classes=3), "classifier.n_classes is 3"),
-        (lambda d: d["classifier"].update(rate_hz=250.0), "classifier.n_samples|rate_hz"),
-        (lambda d: d["classifier"].update(dropout=1.0), "classifier.dropout: Input should be less"),
-        (lambda d: d["classifier"].update(bogus=1), "classifier.bogus: unknown key"),
+        (lambda d: _arch(d).update(n_classes=3), "classifier.n_classes is 3"),
+        (lambda d: _arch(d).update(rate_hz=250.0), "classifier.n_samples|rate_hz"),
+        (lambda d: _arch(d).update(dropout=1.0), "classifier.dropout: Input should be less"),
+        (lambda d: _arch(d).update(bogus=1), "classifier.bogus: unknown key"),
         (lambda d: d.update(window_s=1.0), "classifier.n_samples"),
     ],
 )
@@ -692,7 +695,7 @@ def test_save_refuses_metadata_that_does_not_describe_the_model(tmp_path: Path) 
         ),
         SMALL_8,
     )
-    with pytest.raises(CheckpointError, match="does not describe the model"):
+    with pytest.raises(CheckpointError, match="does not describe the network"):
         save_checkpoint(tmp_path / "c", model, metadata, "card")
     assert not (tmp_path / "c").exists()
 
@@ -705,7 +708,7 @@ def test_metadata_json_round_trip_with_numpy_values_and_nan() -> None:
     back = CheckpointMetadata.from_json(metadata.to_json())
     assert back.metrics["confusion"] == [[3, 1], [0, 4]]
     assert math.isnan(back.metrics["chance_95"])
-    assert back.classifier_config == config
+    assert back.classifier == config
     assert set(back.versions) >= {"python", "torch", "numpy", "bci_app"}
 
 
@@ -751,3 +754,8 @@ def test_model_card_lists_the_essentials(saved) -> None:
     ):
         assert text in card, text
     assert (folder / "MODEL_CARD.md").read_text().startswith("# EEG classifier checkpoint")
+
+
+def _arch(metadata: dict) -> dict:
+    """The network architecture inside a checkpoint's metadata dict."""
+    return metadata["decoder"]["params"]["classifier"]

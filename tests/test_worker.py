@@ -13,6 +13,7 @@ import torch
 from conftest import unique_id
 
 from bci_app.config import BudgetsConfig, OutletsConfig
+from bci_app.decoders import NetworkDecoder
 from bci_app.dsp.windows import Window
 from bci_app.infer import worker as worker_module
 from bci_app.infer.latency import STAGE_NAMES, LatencyTracker, StageTimes
@@ -68,7 +69,7 @@ class WrappedRunner:
 
 def make_worker(budgets: BudgetsConfig | None = None, **kwargs) -> InferenceWorker:
     return InferenceWorker(
-        small_model(),
+        NetworkDecoder(small_model()),
         CLASSES,
         channel_index=[0, 1, 2, 3],
         device="cpu",
@@ -130,7 +131,7 @@ def test_flagged_and_stale_windows_are_counted_not_classified():
 
 def test_worker_output_equals_the_model_on_reordered_channels():
     model = small_model()
-    worker = InferenceWorker(model, CLASSES, [2, 0, 3, 1], "cpu", BudgetsConfig())
+    worker = InferenceWorker(NetworkDecoder(model), CLASSES, [2, 0, 3, 1], "cpu", BudgetsConfig())
     w = window(7)
     prediction = worker.process(w)
     with torch.inference_mode():

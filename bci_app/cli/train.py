@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 
 from bci_app.cli._common import fold_count, positive_float, print_json
-from bci_app.config import load_config
+from bci_app.config import DECODER_CHOICES, load_config
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -22,7 +22,20 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     )
     parser.add_argument("--out", required=True, help="checkpoint folder to write")
     parser.add_argument("--config", help="config YAML with the dsp and window settings")
-    parser.add_argument("--attention", default="se", choices=["se", "eca", "cbam", "none"])
+    parser.add_argument(
+        "--decoder",
+        default="se",
+        choices=DECODER_CHOICES,
+        help="se/eca/cbam: the attention network; riemann: tangent space + logistic regression; "
+        "mdm: minimum distance to mean; csp-lda; auto: chosen on these recordings alone "
+        "(leave one run out with two runs or more), ensembles included",
+    )
+    parser.add_argument(
+        "--no-adapt",
+        dest="adapt",
+        action="store_false",
+        help="aligned decoders keep the calibration's reference instead of following the session",
+    )
     parser.add_argument("--epochs", type=int, default=80)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--split", default="trial", choices=["trial", "run"])
@@ -68,7 +81,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         args.classes,
         Path(args.out),
         config,
-        attention=args.attention,
+        decoder=args.decoder,
+        adapt=args.adapt,
         settings=settings,
         trial_start_s=args.trial_start,
         trial_stop_s=args.trial_stop,
@@ -78,11 +92,14 @@ def cmd_train(args: argparse.Namespace) -> int:
         progress=not args.json,
         description=args.description,
     )
-    validation = metrics.get("validation") or {}
-    print(
-        f"saved {args.out}: validation accuracy {validation.get('accuracy', float('nan')):.3f} "
-        f"on {validation.get('n_trials', 0)} trials (chance {validation.get('chance', 0):.2f})"
-    )
+    held_out = metrics.get("cross_validation") or metrics.get("validation") or {}
+    line = f"saved {args.out}: decoder {metrics['decoder']}, {metrics['train_seconds']:.1f} s"
+    if held_out:
+        line += (
+            f"; held-out accuracy {held_out.get('accuracy', float('nan')):.3f} on "
+            f"{held_out.get('n_trials', 0)} trials"
+        )
+    print(line)
     if args.json:
         print_json(metrics)
     return 0

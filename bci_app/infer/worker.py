@@ -20,7 +20,8 @@ import numpy as np
 import pylsl
 import torch
 
-from bci_app.config import BudgetsConfig
+from bci_app.config import AppConfig, BudgetsConfig
+from bci_app.decoders import Decoder, NetworkDecoder
 from bci_app.dsp.windows import Window
 from bci_app.infer.latency import LatencyTracker, StageTimes
 from bci_app.lifecycle import Background
@@ -72,6 +73,20 @@ class LatestSlot:
     def wake(self) -> None:
         with self._ready:
             self._ready.notify_all()
+
+
+class DecoderRunner:
+    """A classical decoder (or an ensemble) called on one prepared window."""
+
+    kind = "numpy"
+
+    def __init__(self, decoder: Decoder) -> None:
+        self.device = torch.device("cpu")
+        self.decoder = decoder
+
+    def __call__(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        probabilities, weights = self.decoder.predict_aligned(x[np.newaxis])
+        return probabilities[0], weights[0]
 
 
 class EagerRunner:
@@ -168,7 +183,7 @@ class CudaGraphRunner:
         return self.host_probabilities[0].numpy().copy(), self.host_weights[0].numpy().copy()
 
 
-Runner = EagerRunner | OnnxRunner | CudaGraphRunner
+Runner = EagerRunner | OnnxRunner | CudaGraphRunner | DecoderRunner
 
 
 def build_runner(
@@ -225,7 +240,11 @@ class WorkerStats:
 
 
 class InferenceWorker(Background):
-    """Owns the model in one thread; ``submit`` is called by the pipeline and never blocks.
+    """Owns the decoder in one thread; ``submit`` is called by the pipeline and never blocks.
+
+    A network decoder runs on the fastest runner for ``device``; any other kind (and an
+    ensemble) on the CPU. Each window is first prepared by the decoder (its band, its
+    alignment, which adapts to the session when that is on).
 
     ``channel_index`` maps the window's columns to the model's channel order. ``on_prediction``
     callables run on the worker thread after the prediction is emitted; ``emit`` (optional) is
@@ -236,7 +255,7 @@ class InferenceWorker(Background):
 
     def __init__(
         self,
-        model: EEGClassifier,
+        decoder: Decoder,
         classes: Sequence[str],
         channel_index: Sequence[int],
         device: str,
@@ -246,7 +265,10 @@ class InferenceWorker(Background):
         use_cuda_graph: bool = True,
         cpu_runtime: str = "onnxruntime",
         cpu_threads: int = 1,
+        window_samples: int | None = None,
     ) -> None:
+        """``window_samples``: the window length in model-rate samples (read from the network
+        for a network decoder)."""
         super().__init__()
         self.classes = tuple(classes)
         self.channel_index = np.asarray(channel_index, dtype=np.intp)
@@ -254,28 +276,64 @@ class InferenceWorker(Background):
         self.latency = LatencyTracker(budgets.total_ms, budgets.inference_ms)
         self._emit = emit
         self._callbacks = list(on_prediction)
-        target = resolve_device(device)
-        model = model.eval().fold_max_norm()
-        if target.type == "cpu":
-            # Batch-1 windows every ~100 ms: one thread is faster than waking a pool (measured in
-            # benchmarks/inference_cpu.py, "paced"). torch's thread count is per process.
-            torch.set_num_threads(cpu_threads)
-        # A CPU copy made before the model moves, for the fallback after a CUDA failure.
-        self._cpu_model = copy.deepcopy(model).cpu() if target.type == "cuda" else model
-        self.runner, self.fallback = build_runner(
-            model, target, use_cuda_graph, cpu_runtime, cpu_threads
-        )
-        self._input = np.zeros(
-            (model.config.n_electrodes, model.config.n_samples), dtype=np.float32
-        )
+        self.decoder = decoder
+        self._cpu_model: EEGClassifier | None = None
+        if isinstance(decoder, NetworkDecoder):
+            target = resolve_device(device)
+            model = decoder.model.eval().fold_max_norm()
+            if target.type == "cpu":
+                # Batch-1 windows every ~100 ms: one thread is faster than waking a pool
+                # (benchmarks/inference_cpu.py, "paced"). torch's thread count is per process.
+                torch.set_num_threads(cpu_threads)
+            # A CPU copy made before the model moves, for the fallback after a CUDA failure.
+            self._cpu_model = copy.deepcopy(model).cpu() if target.type == "cuda" else model
+            self.runner, self.fallback = build_runner(
+                model, target, use_cuda_graph, cpu_runtime, cpu_threads
+            )
+            n_samples = model.config.n_samples
+        else:
+            torch.set_num_threads(cpu_threads)  # an ensemble's networks run eager on the CPU
+            self.runner, self.fallback = DecoderRunner(decoder), None
+            n_samples = window_samples
+        if n_samples is None:
+            raise ValueError("window_samples is needed for a decoder that is not a network")
+        self._input = np.zeros((decoder.n_channels, n_samples), dtype=np.float32)
         self._warm_up()
+        decoder.reset()  # warm-up windows must not have moved an adapting reference
         self.slot = LatestSlot()
         self._windows = self._predicted = self._stale = self._flagged = self._errors = 0
         self.latest: Prediction | None = None
 
+    @classmethod
+    def from_config(
+        cls,
+        decoder: Decoder,
+        classes: Sequence[str],
+        channel_index: Sequence[int],
+        config: AppConfig,
+        emit: Callable[[Prediction], None] | None = None,
+        on_prediction: Sequence[Callable[[Prediction], None]] = (),
+    ) -> InferenceWorker:
+        """A worker with the device, runtime and budgets of ``config`` (``config.windows``: the
+        checkpoint's window, see :func:`~bci_app.nn.checkpoint.apply_checkpoint`)."""
+        model = config.model
+        return cls(
+            decoder,
+            classes,
+            channel_index,
+            model.device,
+            config.budgets,
+            emit=emit,
+            on_prediction=on_prediction,
+            use_cuda_graph=model.cuda_graph,
+            cpu_runtime=model.cpu_runtime,
+            cpu_threads=model.cpu_threads,
+            window_samples=round(config.windows.length * config.model_rate),
+        )
+
     def _warm_up(self) -> None:
         for _ in range(WARMUP_RUNS):
-            self.runner(self._input)
+            self.runner(self.decoder.prepare(self._input[np.newaxis])[0])
 
     def submit(self, window: Window) -> None:
         """Hand over a window (pipeline thread); replaces one not yet claimed."""
@@ -350,7 +408,7 @@ class InferenceWorker(Background):
         """The model's decision on one window, without budgets, sinks or latency records: the
         worker thread's path via :meth:`process`, and deterministic offline replay directly."""
         np.take(window.data, self.channel_index, axis=1, out=self._input.T)
-        probabilities, weights = self._infer()
+        probabilities, weights = self._infer(self.decoder.prepare(self._input[np.newaxis])[0])
         index = int(np.argmax(probabilities))
         return Prediction(
             seq=window.seq,
@@ -362,9 +420,10 @@ class InferenceWorker(Background):
             device=str(self.runner.device),
         )
 
-    def _infer(self) -> tuple[np.ndarray, np.ndarray]:
+    def _infer(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """``x (n_channels, n_samples)``: a prepared window."""
         try:
-            return self.runner(self._input)
+            return self.runner(x)
         except Exception as exc:
             if self.runner.device.type != "cuda" or not is_cuda_failure(exc):
                 raise
@@ -372,5 +431,6 @@ class InferenceWorker(Background):
             log.warning(reason)
             self.fallback = reason
             torch.set_num_threads(1)
+            assert self._cpu_model is not None  # a CUDA runner runs a network
             self.runner = EagerRunner(self._cpu_model, torch.device("cpu"))
-            return self.runner(self._input)
+            return self.runner(x)

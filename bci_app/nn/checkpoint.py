@@ -8,6 +8,7 @@ bytes and never executes code. Nothing here unpickles (no ``torch.load``); a pic
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import os
@@ -41,13 +42,16 @@ __all__ = [
     "CheckpointMetadata",
     "apply_checkpoint",
     "check_stream_compatibility",
+    "check_tensors",
     "current_versions",
     "load_checkpoint",
     "model_dir",
+    "read_checkpoint",
     "read_metadata",
     "render_model_card",
     "resolve_device",
     "save_checkpoint",
+    "write_checkpoint",
 ]
 
 WEIGHTS_FILE = "model.safetensors"
@@ -91,30 +95,27 @@ def _write_temp(path: Path, data: bytes) -> Path:
     return tmp
 
 
-def save_checkpoint(
+def write_checkpoint(
     directory: str | Path,
-    model: EEGClassifier,
+    tensors: Mapping[str, torch.Tensor],
     metadata: CheckpointMetadata,
     model_card: str,
 ) -> Path:
-    """Write a checkpoint folder (created if needed; existing checkpoint files are replaced).
-
-    All three files are first written to temp files in the folder, then renamed into place
-    (weights, card, metadata last). Returns the folder path.
-    """
+    """Write a checkpoint folder from named tensors (any decoder kind): ``model.safetensors``,
+    ``metadata.json`` with the weights' SHA-256, and the card. Created if needed; existing
+    checkpoint files are replaced. All three are written to temp files first, then renamed into
+    place (weights, card, metadata last). Returns the folder path."""
     directory = Path(directory)
-    if not isinstance(model, EEGClassifier):
-        raise TypeError(f"model must be an EEGClassifier, got {type(model).__name__}")
-    metadata_json = metadata.to_json()  # validates
-    if metadata.classifier != model.config:
-        raise CheckpointError(
-            "metadata 'classifier' does not describe the model being saved: metadata "
-            f"{metadata.classifier} vs model {model.config}"
-        )
-    tensors = {k: v.detach().to("cpu").contiguous() for k, v in model.state_dict().items()}
     weights = safetensors.torch.save(
-        tensors, metadata={"format": "pt", "bci_app_format_version": str(FORMAT_VERSION)}
+        {k: v.detach().to("cpu").contiguous() for k, v in tensors.items()},
+        metadata={
+            "format": "pt",
+            "bci_app_format_version": str(FORMAT_VERSION),
+            "decoder_kind": metadata.decoder.kind,
+        },
     )
+    metadata = metadata.model_copy(update={"weights_sha256": hashlib.sha256(weights).hexdigest()})
+    metadata_json = metadata.to_json()  # validates
     if directory.exists() and not directory.is_dir():
         raise CheckpointError(f"cannot save a checkpoint to {directory}: it is not a folder")
     directory.mkdir(parents=True, exist_ok=True)
@@ -134,6 +135,23 @@ def save_checkpoint(
         for tmp, _ in temps:
             tmp.unlink(missing_ok=True)
     return directory
+
+
+def save_checkpoint(
+    directory: str | Path,
+    model: EEGClassifier,
+    metadata: CheckpointMetadata,
+    model_card: str,
+) -> Path:
+    """Write the checkpoint folder of a network decoder (see :func:`write_checkpoint`)."""
+    if not isinstance(model, EEGClassifier):
+        raise TypeError(f"model must be an EEGClassifier, got {type(model).__name__}")
+    if metadata.decoder.kind != "network" or metadata.classifier != model.config:
+        raise CheckpointError(
+            "metadata 'decoder' does not describe the network being saved: metadata "
+            f"{metadata.decoder.kind} {metadata.classifier} vs model {model.config}"
+        )
+    return write_checkpoint(directory, model.state_dict(), metadata, model_card)
 
 
 def _check_folder(directory: Path) -> None:
@@ -167,8 +185,9 @@ def _looks_like_pickle(data: bytes) -> bool:
     return data.startswith(b"PK\x03\x04") or data[:1] in (b"\x80", b"(", b"c", b"}", b"]")
 
 
-def _read_weights(path: Path) -> dict[str, torch.Tensor]:
-    """Parse a safetensors file into CPU tensors; anything else is a CheckpointError.
+def _read_weights(path: Path, metadata: CheckpointMetadata) -> dict[str, torch.Tensor]:
+    """Parse a safetensors file into CPU tensors; anything else is a CheckpointError, as are
+    bytes that differ from the SHA-256 in the metadata and weights of another decoder kind.
 
     The bytes are only ever handed to the safetensors parser (never to pickle/torch.load).
     """
@@ -186,9 +205,25 @@ def _read_weights(path: Path) -> dict[str, torch.Tensor]:
         reason = f"{problem} (truncated or not safetensors)"
     else:
         try:
-            return safetensors.torch.load(data)
+            tensors = safetensors.torch.load(data)
+            header = json.loads(data[8 : 8 + header_len]).get("__metadata__") or {}
         except Exception as exc:  # SafetensorError and friends: any parse failure is corruption
             reason = str(exc)
+        else:
+            digest = hashlib.sha256(data).hexdigest()
+            if metadata.weights_sha256 is not None and digest != metadata.weights_sha256:
+                raise CheckpointError(
+                    f"{path} has SHA-256 {digest[:12]}… but {METADATA_FILE} says "
+                    f"{metadata.weights_sha256[:12]}…: the weights were changed or damaged after "
+                    "saving; copy the checkpoint folder again or retrain"
+                )
+            kind = header.get("decoder_kind", "network")
+            if kind != metadata.decoder.kind:
+                raise CheckpointError(
+                    f"{path} holds the weights of a {kind} decoder but {METADATA_FILE} says "
+                    f"{metadata.decoder.kind}; the two files come from different checkpoints"
+                )
+            return tensors
     if _looks_like_pickle(data):
         reason += (
             "; it looks like a pickle / torch.save file, which is refused because unpickling can "
@@ -197,11 +232,21 @@ def _read_weights(path: Path) -> dict[str, torch.Tensor]:
     raise CheckpointError(f"{path} is not a valid safetensors file: {reason}")
 
 
-def _check_state(
-    model: EEGClassifier, tensors: dict[str, torch.Tensor], path: Path, config: ClassifierConfig
+def read_checkpoint(directory: str | Path) -> tuple[CheckpointMetadata, dict[str, torch.Tensor]]:
+    """The validated metadata and the CPU tensors of a checkpoint folder of any decoder kind."""
+    directory = Path(directory)
+    metadata = read_metadata(directory)
+    return metadata, _read_weights(directory / WEIGHTS_FILE, metadata)
+
+
+def check_tensors(
+    tensors: Mapping[str, torch.Tensor],
+    expected: Mapping[str, torch.Tensor],
+    path: Path,
+    what: str,
 ) -> None:
-    """Keys, shapes, dtypes and values of the saved tensors against the built architecture."""
-    expected = model.state_dict()
+    """Keys, shapes, dtype families and values of saved ``tensors`` against ``expected``
+    (name -> a tensor of the right shape and dtype); ``what`` names the decoder in the error."""
     problems: list[str] = []
     missing = sorted(set(expected) - set(tensors))
     unexpected = sorted(set(tensors) - set(expected))
@@ -219,9 +264,15 @@ def _check_state(
             problems.append(f"{key} contains NaN or infinite values")
     if problems:
         raise CheckpointError(
-            f"{path} does not match the architecture in {METADATA_FILE} ({config}): "
-            + "; ".join(problems)
+            f"{path} does not match the {what} in {METADATA_FILE}: " + "; ".join(problems)
         )
+
+
+def _check_state(
+    model: EEGClassifier, tensors: dict[str, torch.Tensor], path: Path, config: ClassifierConfig
+) -> None:
+    """The saved tensors against the built architecture, plus its scale and electrode order."""
+    check_tensors(tensors, model.state_dict(), path, f"architecture ({config})")
     scale = tensors.get("input_scale_uv")
     if scale is not None and not math.isclose(float(scale), config.input_scale_uv, rel_tol=1e-6):
         raise CheckpointError(
@@ -258,11 +309,15 @@ def load_checkpoint(
     invalid safetensors or weights that do not fit the architecture in the metadata.
     """
     directory = Path(directory)
-    metadata = read_metadata(directory)
+    metadata, tensors = read_checkpoint(directory)
     config = metadata.classifier
+    if metadata.decoder.kind != "network" or config is None:
+        raise CheckpointError(
+            f"{directory} holds a {metadata.decoder.kind} decoder, not a network; load it with "
+            "bci_app.decoders.load_decoder"
+        )
     target = resolve_device(device)
     path = directory / WEIGHTS_FILE
-    tensors = _read_weights(path)
     model = EEGClassifier(config, channel_labels=metadata.channel_labels)
     _check_state(model, tensors, path, config)
     model.load_state_dict(tensors, strict=True)
@@ -343,10 +398,50 @@ def _table(rows: list[tuple[str, Any]], header: tuple[str, str]) -> list[str]:
     return lines
 
 
+_DECODER_NAMES = {
+    "network": "EEGNet-style CNN (Lawhern et al. 2018) with electrode attention in front",
+    "riemann": "OAS covariances, tangent space at their Riemannian mean, logistic regression "
+    "(pyRiemann, scikit-learn)",
+    "mdm": "OAS covariances, minimum Riemannian distance to the class means (pyRiemann MDM)",
+    "csp-lda": "common spatial patterns (mne.decoding.CSP, OAS) + LDA (scikit-learn)",
+    "ensemble": "the mean class probability of its members",
+}
+
+
+def _decoder_section(metadata: CheckpointMetadata) -> list[str]:
+    decoder = metadata.decoder
+    lines = ["## Decoder", "", f"`{decoder.kind}`: {_DECODER_NAMES[decoder.kind]}."]
+    for member in decoder.members() if decoder.kind == "ensemble" else []:
+        lines.append(f"- member `{member.kind}`: {_DECODER_NAMES[member.kind]}")
+    for spec in decoder.members():
+        steps = []
+        if spec.band_hz is not None:
+            steps.append(f"band-pass {spec.band_hz[0]:g}-{spec.band_hz[1]:g} Hz inside each window")
+        if spec.alignment is not None:
+            memory = spec.alignment.memory_windows
+            steps.append(
+                "Euclidean alignment (He & Wu 2019) to the calibration's mean covariance"
+                + (f", following the session over about {memory} windows" if memory else "")
+            )
+        if steps:
+            lines.append(f"- `{spec.kind}` input: " + "; ".join(steps))
+    lines += ["", f"Electrode weights: {decoder.weights_meaning or 'attention weights'}.", ""]
+    for config in decoder.networks()[:1]:
+        n_params = sum(p.numel() for p in EEGClassifier(config).parameters())
+        lines += [
+            f"Network: `{config.attention}` electrode attention, {n_params} parameters, temporal "
+            f"kernel {config.temporal_kernel} samples.",
+            "",
+            *_table(list(config.to_dict().items()), ("setting", "value")),
+            "",
+        ]
+    if decoder.kind != "network":
+        lines += ["Parameters:", "", *_table(_flatten(decoder.params), ("setting", "value")), ""]
+    return lines
+
+
 def render_model_card(metadata: CheckpointMetadata, extra: str = "") -> str:
-    """Markdown model card: classes, channels, rates, dsp, architecture, data, metrics."""
-    config = metadata.classifier
-    n_params = sum(p.numel() for p in EEGClassifier(config).parameters())
+    """Markdown model card: classes, channels, rates, dsp, decoder, data, metrics."""
     dsp = metadata.dsp
     band = dsp.bandpass
     band_text = "off" if band is None else f"{band[0]} - {band[1]} Hz"
@@ -374,13 +469,7 @@ def render_model_card(metadata: CheckpointMetadata, extra: str = "") -> str:
         f"- Notch: {notch}",
         f"- Reference: {dsp.reference}",
         "",
-        "## Architecture",
-        "",
-        f"EEGNet-style CNN (Lawhern et al. 2018) with `{config.attention}` electrode attention "
-        f"in front; {n_params} parameters, temporal kernel {config.temporal_kernel} samples.",
-        "",
-        *_table(list(config.to_dict().items()), ("setting", "value")),
-        "",
+        *_decoder_section(metadata),
         "## Training data",
         "",
         *_table(_flatten(metadata.training), ("item", "value")),
@@ -395,7 +484,8 @@ def render_model_card(metadata: CheckpointMetadata, extra: str = "") -> str:
         "",
         "## Files",
         "",
-        f"- `{WEIGHTS_FILE}`: state dict in safetensors format (loading never executes code)",
+        f"- `{WEIGHTS_FILE}`: the decoder's arrays in safetensors format (loading never executes "
+        f"code), SHA-256 `{metadata.weights_sha256 or 'written at save'}`",
         f"- `{METADATA_FILE}`: the metadata above, read by the app (format version "
         f"{metadata.format_version})",
         f"- `{MODEL_CARD_FILE}`: this card",

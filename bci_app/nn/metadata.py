@@ -13,7 +13,7 @@ import math
 import platform
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import numpy as np
 import safetensors
@@ -35,14 +35,20 @@ from bci_app.io.labels import label_key
 from bci_app.nn.classifier import ClassifierConfig
 
 __all__ = [
+    "DECODER_KINDS",
     "FORMAT_VERSION",
+    "AlignmentSpec",
     "CheckpointError",
     "CheckpointMetadata",
+    "DecoderSpec",
     "current_versions",
     "json_default",
 ]
 
-FORMAT_VERSION = 1
+#: 2: ``decoder`` (any kind) replaces ``classifier`` (network only); with its
+#: band and alignment, ``weights_sha256``. Format 1 files are read as a network decoder.
+FORMAT_VERSION = 2
+DECODER_KINDS = ("network", "riemann", "mdm", "csp-lda", "ensemble")
 
 
 class CheckpointError(UserError, ValueError):
@@ -94,6 +100,77 @@ def _no_duplicate_labels(labels: list[str]) -> list[str]:
 _Name = Annotated[str, Field(min_length=1)]
 
 
+def _nested_errors(exc: ValidationError, prefix: str) -> list[str]:
+    """``prefix.field: problem`` for each error of a nested model validated by hand."""
+    problems = []
+    for error in exc.errors():
+        where = ".".join([prefix, *map(str, error["loc"])])
+        message = "unknown key" if error["type"] == "extra_forbidden" else error["msg"]
+        problems.append(f"{where}: {message}")
+    return problems
+
+
+class AlignmentSpec(BaseModel):
+    """Euclidean alignment of the windows before the decoder (tensors ``alignment.*``);
+    ``memory_windows`` > 0: the reference follows the session over about that many windows."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+
+    method: Literal["euclidean"] = "euclidean"
+    memory_windows: Annotated[int, Field(ge=0)] = 0
+
+
+class DecoderSpec(BaseModel):
+    """What a checkpoint's decoder is: ``kind``, the ``params`` to rebuild it (a network's
+    architecture in ``params.classifier``, an ensemble's members in ``params.members``, each
+    ``{kind, params, ...}``) and ``weights_meaning``, what its electrode weights are.
+    ``band_hz``: the zero-phase band-pass (Hz) the decoder applies inside each window before
+    anything else; ``alignment``: Euclidean alignment of its windows (tensors ``alignment.*``)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+
+    kind: Literal[DECODER_KINDS]  # runtime Literal of the tuple's values
+    params: dict[str, Any] = Field(default_factory=dict)
+    weights_meaning: str = ""
+    band_hz: Annotated[list[PositiveHz], Field(min_length=2, max_length=2)] | None = None
+    alignment: AlignmentSpec | None = None
+
+    @model_validator(mode="after")
+    def _params_fit_kind(self) -> DecoderSpec:
+        self.networks()  # validates every network architecture
+        if self.band_hz is not None and not self.band_hz[0] < self.band_hz[1]:
+            raise ValueError(f"band_hz {list(self.band_hz)} must be [low, high] with low < high")
+        if self.kind == "ensemble" and (self.band_hz or self.alignment):
+            raise ValueError("an ensemble has no band_hz or alignment of its own (its members do)")
+        return self
+
+    def members(self) -> list[DecoderSpec]:
+        """The ensemble's members (validated), or ``[self]`` for a single decoder."""
+        if self.kind != "ensemble":
+            return [self]
+        members = self.params.get("members")
+        if not isinstance(members, list) or len(members) < 2:
+            raise ValueError("an ensemble's params.members must list at least 2 decoders")
+        specs = [DecoderSpec.model_validate(m) for m in members]
+        if any(m.kind == "ensemble" for m in specs):
+            raise ValueError("an ensemble member cannot itself be an ensemble")
+        return specs
+
+    def networks(self) -> list[ClassifierConfig]:
+        """The architectures of the network decoders in it (validated)."""
+        configs = []
+        for member in self.members():
+            if member.kind == "network":
+                architecture = member.params.get("classifier")
+                if not isinstance(architecture, Mapping):
+                    raise ValueError("a network decoder needs params.classifier (its architecture)")
+                try:
+                    configs.append(ClassifierConfig.model_validate(dict(architecture)))
+                except ValidationError as exc:
+                    raise ValueError("; ".join(_nested_errors(exc, "params.classifier"))) from None
+        return configs
+
+
 class CheckpointMetadata(BaseModel):
     """Everything needed to use a checkpoint: classes, channels, rates, dsp, architecture.
 
@@ -115,7 +192,8 @@ class CheckpointMetadata(BaseModel):
     window_s: PositiveSeconds
     hop_s: PositiveSeconds
     dsp: DspConfig
-    classifier: ClassifierConfig
+    decoder: DecoderSpec
+    weights_sha256: Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")] | None = None
     training: dict[str, Any] = Field(default_factory=dict)
     metrics: dict[str, Any] = Field(default_factory=dict)
     versions: dict[str, Any] = Field(default_factory=current_versions)
@@ -129,6 +207,20 @@ class CheckpointMetadata(BaseModel):
                 f"{FORMAT_VERSION}); upgrade bci-app"
             )
         return version
+
+    @model_validator(mode="before")
+    @classmethod
+    def _network_from_classifier(cls, data: Any) -> Any:
+        """Format 1 (and ``classifier=`` as shorthand): a network decoder of that architecture."""
+        if isinstance(data, Mapping) and "classifier" in data:
+            data = dict(data)
+            classifier = data.pop("classifier")
+            if "decoder" in data:
+                raise ValueError("give either decoder or classifier (format 1), not both")
+            if isinstance(classifier, ClassifierConfig):
+                classifier = classifier.to_dict()
+            data["decoder"] = {"kind": "network", "params": {"classifier": classifier}}
+        return data
 
     @field_validator("dsp", mode="before")
     @classmethod
@@ -145,7 +237,14 @@ class CheckpointMetadata(BaseModel):
 
     @model_validator(mode="after")
     def _architecture_fits(self) -> CheckpointMetadata:
-        config = self.classifier
+        problems: list[str] = []
+        for config in self.decoder.networks():
+            problems += self._network_problems(config)
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
+
+    def _network_problems(self, config: ClassifierConfig) -> list[str]:
         problems = [
             f"classifier.{name} is {got} but {what} is {expected}"
             for name, got, expected, what in (
@@ -165,14 +264,14 @@ class CheckpointMetadata(BaseModel):
                 f"classifier.rate_hz is {config.rate_hz} Hz but model_rate_hz is "
                 f"{self.model_rate_hz} Hz"
             )
-        if problems:
-            raise ValueError("; ".join(problems))
-        return self
+        return problems
 
     @property
-    def classifier_config(self) -> ClassifierConfig:
-        """The architecture (same as :attr:`classifier`)."""
-        return self.classifier
+    def classifier(self) -> ClassifierConfig | None:
+        """The network's architecture when the decoder is a network (first network of an
+        ensemble), else None."""
+        networks = self.decoder.networks()
+        return networks[0] if networks else None
 
     @property
     def window_samples(self) -> int:

@@ -17,17 +17,13 @@ from pathlib import Path
 import pylsl
 
 from bci_app.config import AppConfig
+from bci_app.decoders import Decoder, load_decoder
 from bci_app.dsp.stage import DspStage, model_rate
 from bci_app.dsp.windows import Window
 from bci_app.infer.outlets import JsonlLog, PredictionOutlets
 from bci_app.infer.worker import InferenceWorker, Prediction
 from bci_app.lifecycle import STOP_TIMEOUT_S
-from bci_app.nn.checkpoint import (
-    apply_checkpoint,
-    check_stream_compatibility,
-    load_checkpoint,
-)
-from bci_app.nn.classifier import EEGClassifier
+from bci_app.nn.checkpoint import apply_checkpoint, check_stream_compatibility
 from bci_app.pipeline.view import PipelineBase, PipelineStatus, Trace, TraceKind
 from bci_app.scheduling import set_realtime_priority
 from bci_app.sources.simulator import SimulatorSettings
@@ -131,9 +127,9 @@ class Pipeline(PipelineBase):
     def _setup(self) -> StreamDescription:
         """Start the source (simulator when no stream is configured), inlet, dsp and worker."""
         stream_config = self.config.stream
-        model = None
+        decoder = None
         if self.with_model:
-            model, self.metadata = load_checkpoint(self.model_path)
+            decoder, self.metadata = load_decoder(self.model_path, adapt=self.config.model.adapt)
             self.config = apply_checkpoint(self.config, self.metadata)
         if stream_config.uses_simulator:
             if self._source is None:
@@ -153,13 +149,13 @@ class Pipeline(PipelineBase):
         )
         self.description = self.inlet.connect()
         self.stage = DspStage(self.inlet.ring, self.description.rate_hz, self.config)
-        if model is not None:
-            self._start_worker(model)
+        if decoder is not None:
+            self._start_worker(decoder)
         self.inlet.start()
         self._spawn(self._run, "bci-dsp")
         return self.description
 
-    def _start_worker(self, model: EEGClassifier) -> None:
+    def _start_worker(self, decoder: Decoder) -> None:
         metadata, description = self.metadata, self.description
         channel_index = check_stream_compatibility(
             metadata, description.labels, model_rate(self.config, description.rate_hz)
@@ -181,17 +177,8 @@ class Pipeline(PipelineBase):
                 self.config.outlets.jsonl, metadata.classes, metadata.channel_labels
             )
             callbacks.append(self._log)
-        self.worker = InferenceWorker(
-            model,
-            metadata.classes,
-            channel_index,
-            self.config.model.device,
-            self.config.budgets,
-            emit=emit,
-            on_prediction=callbacks,
-            use_cuda_graph=self.config.model.cuda_graph,
-            cpu_runtime=self.config.model.cpu_runtime,
-            cpu_threads=self.config.model.cpu_threads,
+        self.worker = InferenceWorker.from_config(
+            decoder, metadata.classes, channel_index, self.config, emit, callbacks
         )
         self.worker.start()
         self._window_sinks.insert(0, self.worker.submit)

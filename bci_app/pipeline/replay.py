@@ -28,6 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from bci_app.config import AppConfig
+from bci_app.decoders import Decoder, load_decoder
 from bci_app.dsp.feed import feed_recording, offline_stage
 from bci_app.dsp.stage import DspStage, model_rate
 from bci_app.dsp.windows import Window
@@ -36,10 +37,8 @@ from bci_app.io import Recording, RecordingError, load_recording
 from bci_app.io.session import ReplaySession, read_session
 from bci_app.nn.checkpoint import (
     CheckpointMetadata,
-    EEGClassifier,
     apply_checkpoint,
     check_stream_compatibility,
-    load_checkpoint,
 )
 from bci_app.pipeline.local import Pipeline
 from bci_app.sources.replay import Replayer
@@ -100,33 +99,24 @@ def flag_names(flags: int) -> list[str]:
 
 
 def _worker(
-    model: EEGClassifier,
+    decoder: Decoder,
     metadata: CheckpointMetadata,
     config: AppConfig,
     labels: list[str],
     rate_hz: float,
 ) -> InferenceWorker:
     channel_index = check_stream_compatibility(metadata, labels, model_rate(config, rate_hz))
-    return InferenceWorker(
-        model,
-        metadata.classes,
-        channel_index,
-        config.model.device,
-        config.budgets,
-        use_cuda_graph=config.model.cuda_graph,
-        cpu_runtime=config.model.cpu_runtime,
-        cpu_threads=config.model.cpu_threads,
-    )
+    return InferenceWorker.from_config(decoder, metadata.classes, channel_index, config)
 
 
 def run_fast(path: str | Path, config: AppConfig, model_path: str | Path) -> ReplayRun:
     """Classify every window of the recording at ``path`` without LSL or pacing."""
-    model, metadata = load_checkpoint(Path(model_path))
+    decoder, metadata = load_decoder(Path(model_path), adapt=config.model.adapt)
     config = apply_checkpoint(config, metadata)
     recording = load_recording(path)
     columns = recording.columns(config.channels.pick)
     labels = [recording.labels[i] for i in columns]
-    worker = _worker(model, metadata, config, labels, recording.rate_hz)
+    worker = _worker(decoder, metadata, config, labels, recording.rate_hz)
     started = time.perf_counter()
     run = ReplayRun(
         recording.source,

@@ -7,7 +7,8 @@ import shutil
 from collections.abc import Sequence
 from pathlib import Path
 
-from bci_app.config import AppConfig, DspConfig, WindowsConfig, parse_config
+from bci_app.config import DECODER_CHOICES, AppConfig, DspConfig, WindowsConfig, parse_config
+from bci_app.decoders import DecoderError, decoder_spec, load_decoder, save_decoder
 from bci_app.errors import UserError
 from bci_app.io import Recording, load_recording
 from bci_app.nn.checkpoint import (
@@ -15,22 +16,12 @@ from bci_app.nn.checkpoint import (
     CheckpointError,
     CheckpointMetadata,
     apply_checkpoint,
-    load_checkpoint,
     render_model_card,
-    save_checkpoint,
 )
 from bci_app.sources.simulator import EEGSimulator, SimulatorSettings
 from bci_app.train.data import extract_trials, parse_class_map, trials_per_class
-from bci_app.train.trainer import (
-    TrainSettings,
-    classifier_config,
-    cross_validate,
-    evaluate_trials,
-    split_trials,
-    stratified_folds,
-    train_classifier,
-    windows_of,
-)
+from bci_app.train.decoders import cross_validate, fit_decoder, select_decoder
+from bci_app.train.trainer import TrainSettings, evaluate_trials, stratified_folds
 
 log = logging.getLogger(__name__)
 
@@ -86,7 +77,7 @@ def train_command(
     classes: Sequence[str],
     out_dir: Path,
     config: AppConfig,
-    attention: str = "se",
+    decoder: str = "se",
     settings: TrainSettings | None = None,
     trial_start_s: float = 0.0,
     trial_stop_s: float = 4.0,
@@ -95,13 +86,20 @@ def train_command(
     overwrite: bool = False,
     progress: bool = True,
     description: str = "",
+    adapt: bool = True,
 ) -> dict:
-    """Train, validate and save a checkpoint folder; returns its metrics. ``cv_folds``: 0 for
-    no cross-validation, else at least 2 folds."""
+    """Train decoder ``decoder`` (one of :data:`DECODER_CHOICES`; ``auto`` chooses on these
+    recordings alone) and save a checkpoint folder; returns its metrics. ``cv_folds``: 0 for
+    no cross-validation, else at least 2 folds. ``adapt``: the aligned decoders follow the
+    session without labels."""
     if cv_folds == 1 or cv_folds < 0:
         raise TrainingError(
             f"cross-validation needs at least 2 folds (0: none), got {cv_folds}; one fold "
             "would test on the training trials"
+        )
+    if decoder not in DECODER_CHOICES:
+        raise TrainingError(
+            f"unknown decoder {decoder!r}; choose one of {', '.join(DECODER_CHOICES)}"
         )
     settings = settings or TrainSettings()
     out_dir = Path(out_dir)
@@ -123,23 +121,21 @@ def train_command(
     counts = trials_per_class(tw)
     _check_trials(counts, tw.classes)
     log.info("trials per class: %s (%d windows)", counts, len(tw.y))
-    classifier = classifier_config(tw, attention=attention)
     metrics: dict = {}
-    if cv_folds:
-        folds = stratified_folds(tw, cv_folds, settings.seed)
-        metrics["cross_validation"] = cross_validate(tw, classifier, settings, folds)
-    train_ids, val_ids = split_trials(tw, settings.split, settings.val_fraction, settings.seed)
-    result = train_classifier(
-        windows_of(tw, train_ids),
-        windows_of(tw, val_ids),
-        classifier,
-        settings,
-        labels=tw.labels,
-        progress=progress,
-    )
-    metrics["validation"] = result.val_metrics
-    metrics["best_epoch"] = result.best_epoch
-    metrics["epochs_run"] = len(result.history)
+    try:
+        if decoder == "auto":
+            result, selection = select_decoder(tw, settings, adapt=adapt, progress=progress)
+            metrics["selection"] = selection
+            metrics["cross_validation"] = selection["candidates"][selection["chosen"]]
+        else:
+            if cv_folds:
+                folds = stratified_folds(tw, cv_folds, settings.seed)
+                metrics["cross_validation"] = cross_validate(decoder, tw, folds, settings, adapt)
+            result = fit_decoder(decoder, tw, settings, adapt, progress)
+    except DecoderError as exc:
+        raise TrainingError(str(exc)) from None
+    metrics["decoder"] = result.name
+    metrics.update(result.info)
     metadata = CheckpointMetadata(
         classes=list(tw.classes),
         channel_labels=list(tw.labels),
@@ -147,7 +143,7 @@ def train_command(
         window_s=windows.length,
         hop_s=windows.hop,
         dsp=DspConfig.from_config(config),
-        classifier=classifier,
+        decoder=decoder_spec(result.decoder),
         training={
             "files": [r.source for r in recordings],
             "class_map": class_map,
@@ -155,9 +151,7 @@ def train_command(
             "train_hop_s": train_hop_s or windows.hop,
             "trials_per_class": counts,
             "n_windows": int(len(tw.y)),
-            "split": settings.split,
-            "train_trials": int(len(train_ids)),
-            "val_trials": int(len(val_ids)),
+            "decoder_asked": decoder,
             "settings": settings.model_dump(),
             "description": description,
         },
@@ -165,13 +159,13 @@ def train_command(
     )
     if out_dir.exists() and overwrite:
         shutil.rmtree(out_dir)
-    save_checkpoint(out_dir, result.model, metadata, render_model_card(metadata, description))
+    save_decoder(out_dir, result.decoder, metadata, render_model_card(metadata, description))
     return metrics
 
 
 def evaluate_command(checkpoint: Path, files: Sequence[str | Path]) -> dict:
     """Per-trial accuracy of a checkpoint on recordings, with its own dsp and trial definition."""
-    model, metadata = load_checkpoint(checkpoint)
+    decoder, metadata = load_decoder(checkpoint)
     training = metadata.training
     if not isinstance(training.get("class_map"), dict):
         raise CheckpointError(
@@ -195,7 +189,7 @@ def evaluate_command(checkpoint: Path, files: Sequence[str | Path]) -> dict:
             f"the recordings give classes {list(tw.classes)} but the model knows "
             f"{list(metadata.classes)}; every class needs trials in the evaluated files"
         )
-    metrics = evaluate_trials(model, tw)
+    metrics = evaluate_trials(decoder, tw)
     metrics["checkpoint"] = str(checkpoint)
     metrics["files"] = [str(f) for f in files]
     return metrics

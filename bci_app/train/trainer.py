@@ -17,6 +17,7 @@ import torch
 from pydantic import BaseModel, ConfigDict, Field
 from torch import nn
 
+from bci_app.decoders import Decoder, NetworkDecoder
 from bci_app.errors import InvalidArgument
 from bci_app.nn.classifier import ClassifierConfig, EEGClassifier
 from bci_app.train.data import TrialWindows
@@ -133,7 +134,7 @@ def train_classifier(
     generator = torch.Generator().manual_seed(settings.seed)
     best_loss, best_epoch, best_state, since_best = math.inf, 0, None, 0
     history: list[dict[str, float]] = []
-    bar = _progress(settings.epochs, progress)
+    bar = StepBar(settings.epochs, "training", progress, unit="epoch")
     for epoch in range(1, settings.epochs + 1):
         model.train()
         order = torch.randperm(len(y), generator=generator)
@@ -188,23 +189,6 @@ def _validation(model: EEGClassifier, val: TrialWindows, loss_fn: nn.Module) -> 
     return {"val_loss": loss, "val_trial_acc": trial_metrics["accuracy"]}
 
 
-def predict_windows(
-    model: EEGClassifier, x: np.ndarray, batch_size: int = 256
-) -> tuple[np.ndarray, np.ndarray]:
-    """Class probabilities ``(n, K)`` and electrode weights ``(n, C)`` for windows ``(n, C, T)``."""
-    model.eval()
-    probs, weights = [], []
-    with torch.inference_mode():
-        for start in range(0, len(x), batch_size):
-            p, w = model(torch.from_numpy(np.ascontiguousarray(x[start : start + batch_size])))
-            probs.append(p.numpy())
-            weights.append(w.numpy())
-    n_classes = model.config.n_classes
-    if not probs:
-        return np.zeros((0, n_classes)), np.zeros((0, x.shape[1]))
-    return np.concatenate(probs), np.concatenate(weights)
-
-
 def trial_probabilities(
     tw: TrialWindows, window_probs: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -219,11 +203,15 @@ def trial_seconds(tw: TrialWindows) -> float | None:
     return None if tw.trial_span_s is None else tw.trial_span_s[1] - tw.trial_span_s[0]
 
 
-def evaluate_trials(model: EEGClassifier, tw: TrialWindows) -> dict:
+def evaluate_trials(decoder: Decoder | EEGClassifier, tw: TrialWindows) -> dict:
     """Per-trial metrics (see :mod:`bci_app.train.metrics`): each trial's prediction is the
     argmax of its windows' mean probability; ``accuracy_over_time`` uses the windows that had
-    ended by each time after the cue."""
-    window_probs, _ = predict_windows(model, tw.x)
+    ended by each time after the cue. Windows go to the decoder in time order, from the
+    calibration's reference (an adapting decoder follows them as it would live)."""
+    if isinstance(decoder, EEGClassifier):
+        decoder = NetworkDecoder(decoder)
+    decoder.reset()
+    window_probs, _ = decoder.predict(tw.x)
     trial_ids, probs = trial_probabilities(tw, window_probs)
     y_true = tw.trial_classes[trial_ids]
     metrics = classification_metrics(y_true, probs.argmax(axis=1), tw.classes, trial_seconds(tw))
@@ -242,58 +230,24 @@ def evaluate_trials(model: EEGClassifier, tw: TrialWindows) -> dict:
     return metrics
 
 
-def cross_validate(
-    tw: TrialWindows,
-    classifier: ClassifierConfig,
-    settings: TrainSettings,
-    folds: list[np.ndarray],
-    progress: bool = False,
-) -> dict:
-    """Train on all other folds (with an inner validation split) and test on each fold."""
-    predictions = np.full(len(tw.trial_classes), -1, dtype=np.int64)
-    fold_acc = []
-    for k, test_ids in enumerate(folds):
-        rest = np.setdiff1d(np.unique(tw.trial), test_ids)
-        rest_tw = windows_of(tw, rest)
-        inner_train, inner_val = split_trials(
-            rest_tw, "trial", settings.val_fraction, settings.seed + k
-        )
-        result = train_classifier(
-            windows_of(rest_tw, inner_train),
-            windows_of(rest_tw, inner_val),
-            classifier,
-            settings,
-            progress=progress,
-        )
-        test_tw = windows_of(tw, test_ids)
-        window_probs, _ = predict_windows(result.model, test_tw.x)
-        ids, probs = trial_probabilities(test_tw, window_probs)
-        predictions[ids] = probs.argmax(axis=1)
-        fold_acc.append(float((probs.argmax(1) == tw.trial_classes[ids]).mean()))
-    done = predictions >= 0
-    metrics = classification_metrics(
-        tw.trial_classes[done], predictions[done], tw.classes, trial_seconds(tw)
-    )
-    metrics["fold_accuracy"] = fold_acc
-    metrics["n_folds"] = len(folds)
-    return metrics
+class StepBar:
+    """A tqdm bar on stderr when ``enabled``, else silent; one :meth:`step` per unit of work."""
 
-
-class _progress:
-    """A tqdm epoch bar on stderr when asked for (and available), else silent."""
-
-    def __init__(self, total: int, enabled: bool) -> None:
+    def __init__(self, total: int, description: str, enabled: bool, unit: str = "step") -> None:
         self._bar = None
         if enabled:
             from tqdm import tqdm
 
-            self._bar = tqdm(total=total, desc="training", unit="epoch", file=sys.stderr)
+            self._bar = tqdm(total=total, desc=description, unit=unit, file=sys.stderr)
+
+    def step(self, note: str = "") -> None:
+        if self._bar is not None:
+            self._bar.set_postfix_str(note, refresh=False)
+            self._bar.update(1)
 
     def update(self, record: dict[str, float]) -> None:
-        if self._bar is not None:
-            shown = {k: f"{v:.3f}" for k, v in record.items() if k != "epoch"}
-            self._bar.set_postfix(shown, refresh=False)
-            self._bar.update(1)
+        """One epoch, its losses and accuracies shown."""
+        self.step(", ".join(f"{k} {v:.3f}" for k, v in record.items() if k != "epoch"))
 
     def close(self) -> None:
         if self._bar is not None:

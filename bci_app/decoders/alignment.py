@@ -1,0 +1,157 @@
+"""Euclidean alignment (He & Wu 2019): windows re-centred on a reference covariance.
+
+Each window ``x (n_channels, n_samples)`` becomes ``scale * R^{-1/2} @ x``: the reference ``R``
+is the mean spatial covariance of the windows it was estimated on, so after alignment their
+mean covariance is ``scale**2 * I`` whatever the session, the cap's fit or the person. ``scale``
+(µV) keeps the aligned signal at the training data's amplitude, which the network's input scale
+expects. Training aligns every run with its own reference (sessions and people land in the same
+place); online, :class:`Alignment` starts from the calibration's reference and, when adaptation
+is on, follows the session from the incoming windows without labels (an exponential moving
+mean of their covariances, re-centring the reference as the session drifts).
+
+Covariances are shrunk (OAS) so flat or duplicated channels give a positive-definite reference,
+never a NaN. pyRiemann's ``TLCenter`` does the same re-centring for covariance matrices only;
+the network needs the signals themselves aligned, hence this small module.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from pyriemann.estimation import Covariances
+
+from bci_app.decoders.threads import one_blas_thread
+
+__all__ = ["Alignment", "align_runs", "window_covariances"]
+
+_ESTIMATOR = Covariances(estimator="oas")
+#: µV² added to every variance: far below EEG (tens to thousands of µV²), above zero.
+FLOOR_UV2 = 1e-6
+
+
+@one_blas_thread
+def window_covariances(x: np.ndarray) -> np.ndarray:
+    """OAS-shrunk spatial covariances ``(n, C, C)`` of windows ``x (n, C, T)`` (µV²), float64.
+
+    A floor of :data:`FLOOR_UV2` on the diagonal keeps an all-zero window (a disconnected
+    amplifier, the worker's warm-up) positive-definite."""
+    x = np.asarray(x, dtype=np.float64)
+    covariances = _ESTIMATOR.transform(x)
+    covariances[:, np.arange(x.shape[1]), np.arange(x.shape[1])] += FLOOR_UV2
+    return covariances
+
+
+def sample_covariances(x: np.ndarray) -> np.ndarray:
+    """Plain covariances ``x @ x.T / T`` ``(n, C, C)`` of windows ``x (n, C, T)`` (µV²): the mean
+    of these is what alignment re-centres (He & Wu 2019), exactly, since it is linear in them."""
+    x = np.asarray(x, dtype=np.float64)
+    return np.einsum("nct,ndt->ncd", x, x) / x.shape[2]
+
+
+@one_blas_thread
+def _inverse_sqrt(matrix: np.ndarray) -> np.ndarray:
+    """``matrix^{-1/2}`` of a symmetric positive-definite matrix, eigenvalues floored."""
+    values, vectors = np.linalg.eigh((matrix + matrix.T) / 2)
+    # A flat or duplicated channel makes the mean covariance singular: floor the eigenvalues at
+    # a thousandth of the mean variance rather than amplify a null direction without bound.
+    floor = max(float(values.mean()) * 1e-3, FLOOR_UV2)
+    values = np.maximum(values, floor)
+    return (vectors / np.sqrt(values)) @ vectors.T
+
+
+class Alignment:
+    """Re-centres windows on ``reference (C, C)``; ``memory_windows`` > 0 turns on adaptation.
+
+    With adaptation, every window passed to :meth:`observe` moves the reference towards its own
+    covariance with weight ``1 / memory_windows`` (an exponential moving mean, about the last
+    ``memory_windows`` windows).
+    """
+
+    def __init__(self, reference: np.ndarray, scale: float, memory_windows: int = 0) -> None:
+        reference = np.asarray(reference, dtype=np.float64)
+        if reference.ndim != 2 or reference.shape[0] != reference.shape[1]:
+            raise ValueError(f"reference must be a square matrix, got shape {reference.shape}")
+        if not np.all(np.isfinite(reference)):
+            raise ValueError("reference covariance contains NaN or infinite values")
+        if not (np.isfinite(scale) and scale > 0):
+            raise ValueError(f"scale must be a number > 0 (µV), got {scale!r}")
+        if memory_windows < 0:
+            raise ValueError(
+                f"memory_windows must be >= 0 (0: no adaptation), got {memory_windows}"
+            )
+        self.initial_reference = reference
+        self.scale = float(scale)
+        self.memory_windows = int(memory_windows)
+        self.reset()
+
+    @classmethod
+    def fit(cls, x: np.ndarray, memory_windows: int = 0) -> Alignment:
+        """The reference of windows ``x (n, C, T)`` (µV): their mean covariance."""
+        reference = sample_covariances(x).mean(axis=0)
+        scale = float(np.sqrt(np.trace(reference) / reference.shape[0]))
+        return cls(reference, scale if scale > 0 else 1.0, memory_windows)
+
+    @property
+    def adapts(self) -> bool:
+        return self.memory_windows > 0
+
+    @property
+    def n_channels(self) -> int:
+        return int(self.initial_reference.shape[0])
+
+    def reset(self) -> None:
+        """Back to the calibration's reference (a new session)."""
+        self.reference = self.initial_reference.copy()
+        self.whitener = (self.scale * _inverse_sqrt(self.reference)).astype(np.float32)
+        self.observed = 0
+
+    def observe(self, x: np.ndarray) -> None:
+        """Adapt to windows ``x (n, C, T)`` or ``(C, T)`` (µV), oldest first; no-op without
+        adaptation."""
+        if not self.adapts:
+            return
+        windows = x[np.newaxis] if x.ndim == 2 else x
+        rate = 1.0 / self.memory_windows
+        for covariance in sample_covariances(windows):
+            self.reference += rate * (covariance - self.reference)
+            self.observed += 1
+        self.whitener = (self.scale * _inverse_sqrt(self.reference)).astype(np.float32)
+
+    def transform(self, x: np.ndarray) -> np.ndarray:
+        """Aligned windows, same shape as ``x (n, C, T)`` or ``(C, T)``, float32 µV."""
+        return np.matmul(self.whitener, np.asarray(x, dtype=np.float32))
+
+    def transform_causal(self, x: np.ndarray) -> np.ndarray:
+        """Windows ``x (n, C, T)`` in time order, each aligned after the reference has seen it
+        (what the online worker does with adaptation on); starts from the current reference."""
+        if not self.adapts:
+            return self.transform(x)
+        out = np.empty(x.shape, dtype=np.float32)
+        for i, window in enumerate(x):
+            self.observe(window)
+            out[i] = self.transform(window)
+        return out
+
+    def tensors(self) -> dict[str, np.ndarray]:
+        return {
+            "alignment.reference": self.initial_reference.astype(np.float64),
+            "alignment.scale": np.array([self.scale], dtype=np.float64),
+        }
+
+    @classmethod
+    def from_tensors(cls, tensors: dict[str, np.ndarray], memory_windows: int = 0) -> Alignment:
+        return cls(
+            tensors["alignment.reference"], float(tensors["alignment.scale"][0]), memory_windows
+        )
+
+
+def align_runs(x: np.ndarray, runs: np.ndarray) -> np.ndarray:
+    """Windows ``x (n, C, T)`` each aligned with its own run's reference (training side), all
+    to the pooled scale so amplitudes stay comparable across runs."""
+    out = np.empty(x.shape, dtype=np.float32)
+    pooled = Alignment.fit(x)
+    for run in np.unique(runs):
+        mask = runs == run
+        own = Alignment.fit(x[mask])
+        aligned = Alignment(own.reference, pooled.scale)
+        out[mask] = aligned.transform(x[mask])
+    return out

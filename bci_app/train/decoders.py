@@ -1,0 +1,284 @@
+"""Fitting any decoder kind on trial windows, and ``auto``: choosing one on the calibration alone.
+
+Every decoder is fitted on the app's online windows (:class:`~bci_app.train.data.TrialWindows`)
+and judged per trial (the mean window probability), so what is chosen here is what runs live.
+``auto`` scores each candidate by leave-one-run-out when the data hold two runs or more, else
+by stratified folds over trials, and never looks at data outside the calibration. It picks the
+highest balanced accuracy over the held-out trials (ties: the higher mean probability of the
+true class), and also scores the ensembles of the candidates from the same fold predictions.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from bci_app.config import DECODER_CHOICES
+from bci_app.decoders import (
+    Alignment,
+    CspLdaDecoder,
+    Decoder,
+    DecoderError,
+    EnsembleDecoder,
+    MdmDecoder,
+    NetworkDecoder,
+    RiemannDecoder,
+    align_runs,
+)
+from bci_app.decoders.band import BandFilter
+from bci_app.train.data import TrialWindows, trials_per_class
+from bci_app.train.metrics import classification_metrics
+from bci_app.train.trainer import (
+    StepBar,
+    TrainSettings,
+    classifier_config,
+    split_trials,
+    stratified_folds,
+    train_classifier,
+    windows_of,
+)
+
+log = logging.getLogger(__name__)
+
+NETWORKS = ("se", "eca", "cbam")
+CLASSICAL = ("riemann", "mdm", "csp-lda")
+DECODERS = (*NETWORKS, *CLASSICAL)
+assert (*DECODERS, "auto") == DECODER_CHOICES
+#: What ``auto`` tries (the SE network stands for the networks: one training per fold).
+AUTO_CANDIDATES = ("se", "riemann", "mdm", "csp-lda")
+#: The classical decoders' own band inside each window (Hz): sensorimotor mu and beta.
+CLASSICAL_BAND_HZ = (8.0, 30.0)
+#: Windows an adapting reference follows; 60 windows are 15 s at the default 0.25 s hop.
+MEMORY_WINDOWS = 60
+#: Trials per class each decoder needs at least (a network also holds some back for early
+#: stopping); fewer: left out of ``auto`` with this reason, or refused when asked for by name.
+MIN_TRIALS = {"se": 5, "eca": 5, "cbam": 5, "riemann": 4, "mdm": 3, "csp-lda": 4}
+
+
+@dataclass
+class FitResult:
+    """A fitted decoder, its kind name and what the fit reports (seconds, network epochs)."""
+
+    decoder: Decoder
+    name: str
+    info: dict = field(default_factory=dict)
+
+
+def too_few_trials(name: str, tw: TrialWindows) -> str | None:
+    """Why ``name`` cannot be fitted on ``tw`` (too few trials of a class), else None."""
+    counts = trials_per_class(tw)
+    need = MIN_TRIALS[name]
+    short = {c: n for c, n in counts.items() if n < need}
+    if short:
+        return f"{name} needs at least {need} trials per class, got {short}"
+    return None
+
+
+def fit_decoder(
+    name: str,
+    tw: TrialWindows,
+    settings: TrainSettings,
+    adapt: bool = True,
+    progress: bool = False,
+) -> FitResult:
+    """Fit decoder ``name`` (one of :data:`DECODERS`) on all windows of ``tw``.
+
+    Classical decoders: their band inside each window, each run aligned on its own mean
+    covariance, the online reference from all of ``tw`` (adapting over :data:`MEMORY_WINDOWS`
+    windows when ``adapt``). Networks: trained with an inner validation split for early stopping.
+    """
+    if name not in DECODERS:
+        raise DecoderError(f"unknown decoder {name!r}; choose one of {', '.join(DECODER_CHOICES)}")
+    reason = too_few_trials(name, tw)
+    if reason:
+        raise DecoderError(f"{reason}; record more trials or choose another decoder")
+    started = time.monotonic()
+    if name in NETWORKS:
+        train_ids, val_ids = split_trials(tw, settings.split, settings.val_fraction, settings.seed)
+        result = train_classifier(
+            windows_of(tw, train_ids),
+            windows_of(tw, val_ids),
+            classifier_config(tw, attention=name),
+            settings,
+            labels=tw.labels,
+            progress=progress,
+        )
+        info = {
+            "best_epoch": result.best_epoch,
+            "epochs_run": len(result.history),
+            "validation": result.val_metrics,
+            "train_trials": int(len(train_ids)),
+            "val_trials": int(len(val_ids)),
+        }
+        decoder: Decoder = NetworkDecoder(result.model)
+    else:
+        band = BandFilter(*CLASSICAL_BAND_HZ, tw.rate_hz)
+        x = band(tw.x)
+        fit: Callable[[np.ndarray, np.ndarray], Decoder] = {
+            "riemann": RiemannDecoder.fit,
+            "mdm": MdmDecoder.fit,
+            "csp-lda": CspLdaDecoder.fit,
+        }[name]
+        decoder = fit(align_runs(x, tw.run), tw.y)
+        decoder.band = band
+        decoder.alignment = Alignment.fit(x, MEMORY_WINDOWS if adapt else 0)
+        info = {}
+    info["train_seconds"] = round(time.monotonic() - started, 2)
+    return FitResult(decoder, name, info)
+
+
+def auto_folds(tw: TrialWindows, seed: int) -> tuple[str, list[np.ndarray]]:
+    """Test folds (trial ids) for ``auto``: one per run with two runs or more, else stratified
+    folds (as many as the rarest class has trials, at most 5)."""
+    trial_ids = np.unique(tw.trial)
+    runs = np.unique(tw.trial_runs[trial_ids])
+    if len(runs) >= 2:
+        return "leave one run out", [trial_ids[tw.trial_runs[trial_ids] == r] for r in runs]
+    n_folds = max(2, min(5, min(trials_per_class(tw).values())))
+    return f"{n_folds} stratified folds", stratified_folds(tw, n_folds, seed)
+
+
+@dataclass
+class _Scores:
+    probabilities: dict[int, np.ndarray] = field(default_factory=dict)  # trial -> (K,)
+    seconds: list[float] = field(default_factory=list)
+    fold_accuracy: list[float] = field(default_factory=list)
+
+
+def _trial_probabilities(decoder: Decoder, tw: TrialWindows) -> dict[int, np.ndarray]:
+    """Each trial's mean window probability, windows fed in time order (causal adaptation)."""
+    decoder.reset()
+    probabilities, _ = decoder.predict(tw.x)
+    return {int(t): probabilities[tw.trial == t].mean(axis=0) for t in np.unique(tw.trial)}
+
+
+def _score(scores: _Scores, tw: TrialWindows) -> dict:
+    trials = np.array(sorted(scores.probabilities))
+    probabilities = np.stack([scores.probabilities[t] for t in trials])
+    truth = tw.trial_classes[trials]
+    metrics = classification_metrics(truth, probabilities.argmax(axis=1), tw.classes)
+    return {
+        "balanced_accuracy": round(metrics["balanced_accuracy"], 4),
+        "accuracy": round(metrics["accuracy"], 4),
+        "kappa": round(metrics["kappa"], 4),
+        "true_class_probability": round(
+            float(probabilities[np.arange(len(truth)), truth].mean()), 4
+        ),
+        "fold_accuracy": [round(a, 4) for a in scores.fold_accuracy],
+        "train_seconds": round(float(np.sum(scores.seconds)), 2),
+        "n_trials": int(len(trials)),
+    }
+
+
+def _fold_scores(
+    name: str,
+    tw: TrialWindows,
+    folds: Sequence[np.ndarray],
+    settings: TrainSettings,
+    adapt: bool,
+    step: Callable[[str], None],
+) -> _Scores:
+    """Fit ``name`` on all but each fold, predict the fold's trials (fold ``k`` with seed + k)."""
+    scores = _Scores()
+    for k, test_ids in enumerate(folds):
+        step(f"{name} fold {k + 1}/{len(folds)}")
+        rest = windows_of(tw, np.setdiff1d(np.unique(tw.trial), test_ids))
+        fold_settings = settings.model_copy(update={"seed": settings.seed + k})
+        fitted = fit_decoder(name, rest, fold_settings, adapt)
+        trial_probs = _trial_probabilities(fitted.decoder, windows_of(tw, test_ids))
+        scores.probabilities.update(trial_probs)
+        scores.seconds.append(fitted.info["train_seconds"])
+        truth = tw.trial_classes[list(trial_probs)]
+        predicted = np.array([p.argmax() for p in trial_probs.values()])
+        scores.fold_accuracy.append(float((predicted == truth).mean()))
+    return scores
+
+
+def cross_validate(
+    name: str,
+    tw: TrialWindows,
+    folds: Sequence[np.ndarray],
+    settings: TrainSettings,
+    adapt: bool = True,
+) -> dict:
+    """Held-out per-trial scores of decoder ``name`` over ``folds`` (trial ids per test fold)."""
+    scores = _fold_scores(name, tw, folds, settings, adapt, lambda _: None)
+    return {**_score(scores, tw), "n_folds": len(folds)}
+
+
+def select_decoder(
+    tw: TrialWindows,
+    settings: TrainSettings,
+    candidates: Sequence[str] = AUTO_CANDIDATES,
+    adapt: bool = True,
+    progress: bool = False,
+) -> tuple[FitResult, dict]:
+    """``auto``: score ``candidates`` and their ensembles on ``tw`` alone, refit the best on all
+    of ``tw``; returns it and the report (protocol, every candidate's score or why it was left
+    out, the choice). ``progress``: a bar on stderr, one step per fitted fold."""
+    protocol, folds = auto_folds(tw, settings.seed)
+    report: dict = {"protocol": protocol, "candidates": {}, "left_out": {}}
+    usable = []
+    trial_ids = np.unique(tw.trial)
+    for name in candidates:
+        # A fold's training part has fewer trials than the whole: check each one.
+        reasons = [too_few_trials(name, tw)] + [
+            too_few_trials(name, windows_of(tw, np.setdiff1d(trial_ids, test_ids)))
+            for test_ids in folds
+        ]
+        reason = next((r for r in reasons if r), None)
+        if reason:
+            report["left_out"][name] = f"{reason} (in a training fold of {protocol})"
+        else:
+            usable.append(name)
+    if not usable:
+        raise DecoderError(
+            "no decoder can be trained on these trials: " + "; ".join(report["left_out"].values())
+        )
+    bar = StepBar(len(usable) * len(folds) + 1, "auto", progress)
+    scores = {name: _fold_scores(name, tw, folds, settings, adapt, bar.step) for name in usable}
+    for name in usable:
+        report["candidates"][name] = _score(scores[name], tw)
+    for members in _ensembles(usable):
+        combined = _Scores(
+            probabilities={
+                t: np.mean([scores[m].probabilities[t] for m in members], axis=0)
+                for t in scores[members[0]].probabilities
+            },
+            seconds=[s for m in members for s in scores[m].seconds],
+        )
+        for test_ids in folds:
+            truth = tw.trial_classes[test_ids]
+            predicted = np.array([combined.probabilities[int(t)].argmax() for t in test_ids])
+            combined.fold_accuracy.append(float((predicted == truth).mean()))
+        report["candidates"]["+".join(members)] = _score(combined, tw)
+    chosen = max(
+        report["candidates"],
+        key=lambda n: (
+            report["candidates"][n]["balanced_accuracy"],
+            report["candidates"][n]["true_class_probability"],
+        ),
+    )
+    report["chosen"] = chosen
+    bar.step(f"refit {chosen}")
+    fitted = [fit_decoder(name, tw, settings, adapt) for name in chosen.split("+")]
+    bar.close()
+    if len(fitted) == 1:
+        return fitted[0], report
+    ensemble = EnsembleDecoder([f.decoder for f in fitted])
+    seconds = round(sum(f.info["train_seconds"] for f in fitted), 2)
+    return FitResult(ensemble, chosen, {"train_seconds": seconds}), report
+
+
+def _ensembles(names: Sequence[str]) -> list[tuple[str, ...]]:
+    """The ensembles ``auto`` scores: all usable candidates, and each pair with the network."""
+    found: list[tuple[str, ...]] = []
+    if len(names) >= 2:
+        found.append(tuple(names))
+    if len(names) >= 3:
+        found += [(names[0], other) for other in names[1:]]
+    return found
