@@ -24,9 +24,9 @@ from bci_app.calibrate.paradigm import ParadigmPlanner, PlannedTrial
 from bci_app.calibrate.settings import CalibrationSettings, Timings
 from bci_app.calibrate.training import train_calibration, valid_cue_events
 from bci_app.config import parse_config
+from bci_app.decoders import load_decoder
 from bci_app.gui.calibration import CalibrationWindow
 from bci_app.io import Recording
-from bci_app.nn.checkpoint import load_checkpoint
 from bci_app.pipeline import ProcessPipeline
 from bci_app.sources.simulator import SimulatorSettings
 from bci_app.sources.simulator_stream import SimulatorStream
@@ -326,11 +326,15 @@ def test_full_simulated_calibration_trains_and_gives_online_feedback(qtbot, tmp_
     labels, streams = read_markers(settings.calibration_xdf)
     counts = Counter(labels)
     assert min(counts["left_hand"], counts["right_hand"]) >= 7
-    # The checkpoint, with its card, and the cross-validated report.
-    model, metadata = load_checkpoint(settings.model_dir)
+    # The checkpoint, chosen by auto on this calibration alone, with its card and report.
+    decoder, metadata = load_decoder(settings.model_dir)
     assert metadata.classes == ["left_hand", "right_hand"]
     assert (settings.model_dir / "MODEL_CARD.md").is_file()
     training = summary["training"]
+    selection = training["selection"]
+    assert selection["protocol"] == "5 stratified folds"  # one run: folds over its trials
+    assert {"se", "riemann", "mdm", "csp-lda"} <= set(selection["candidates"])
+    assert training["decoder"] == selection["chosen"]
     assert training["n_trials"] == np.sum(training["confusion"]) >= 14
     assert 0.0 <= training["cv_accuracy"] <= 1.0 and training["chance"] == 0.5
     # Online feedback: recorded with the app's outlets; per-trial accuracy well above chance.

@@ -1,6 +1,6 @@
-"""benchmarks/decoders.py runs its leave-one-run-out folds on real EEG (S001) and prints one
-JSON object with every method's per-fold figures (few training epochs: the contract, not the
-figures)."""
+"""``bci-app bench decoding`` (also benchmarks/decoders.py) runs its leave-one-run-out folds on
+real EEG (S001) and prints one JSON object with every method's per-fold figures (few network
+epochs: the contract, not the figures)."""
 
 from __future__ import annotations
 
@@ -23,6 +23,10 @@ def test_decoding_benchmark_json_contract() -> None:
             str(ROOT / "benchmarks" / "decoders.py"),
             "--tasks",
             "imagined_left_vs_right",
+            "--methods",
+            "se",
+            "riemann",
+            "riemann (no adaptation)",
             "--epochs",
             "3",
             "--json",
@@ -38,10 +42,20 @@ def test_decoding_benchmark_json_contract() -> None:
     task = summary["tasks"]["imagined_left_vs_right"]
     assert task["runs"] == ["S001R04.edf", "S001R08.edf"]
     methods = task["methods"]
-    assert set(methods) == {"pyriemann_ts_lr", "pyriemann_mdm", "csp_lda", "se"}
+    assert set(methods) == {
+        "pyriemann_ts_lr",
+        "pyriemann_mdm",
+        "csp_lda",
+        "se",
+        "riemann",
+        "riemann (no adaptation)",
+    }
     for name, figures in methods.items():
         assert len(figures["folds"]) == 2, name  # each run held out once
         for fold in figures["folds"]:
             assert 0.0 <= fold["accuracy"] <= 1.0 and fold["n_trials"] >= 10
             assert fold["train_seconds"] >= 0.0
-    assert task["best_peer"] in methods and task["best_peer"] != "se"
+    assert task["best_peer"] in {"pyriemann_ts_lr", "pyriemann_mdm", "csp_lda"}
+    assert task["se_minus_best_peer"] == round(
+        methods["se"]["mean_accuracy"] - methods[task["best_peer"]]["mean_accuracy"], 4
+    )

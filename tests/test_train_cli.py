@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 
 from bci_app.config import parse_config
+from bci_app.decoders import load_decoder
 from bci_app.nn.checkpoint import DEFAULT_MODEL_DIR, load_checkpoint
 from bci_app.pipeline import Pipeline
 from bci_app.train.commands import TrainingError, train_command
@@ -52,8 +53,10 @@ def test_train_on_labrecorder_xdf_then_evaluate_on_edf(shared_data, tmp_path):
     )
     assert trained.returncode == 0, trained.stderr[-3000:]
     metrics = json.loads(trained.stdout.strip().splitlines()[-1])
-    assert metrics["validation"]["n_trials"] >= 2
+    assert metrics["decoder"] == "se" and metrics["epochs_run"] == 25
+    assert metrics["train_trials"] == 15  # the recipe trains on every trial, fixed epochs
     model, metadata = load_checkpoint(out)
+    assert metadata.decoder.band_hz == [8.0, 30.0] and metadata.decoder.alignment is None
     assert metadata.classes == ["hands", "feet"]
     assert len(metadata.channel_labels) == 64 and metadata.model_rate_hz == 160.0
     assert metadata.dsp.notch == 60
@@ -98,10 +101,12 @@ def test_train_refuses_to_overwrite_and_evaluate_refuses_a_bad_folder(tmp_path):
 
 @pytest.mark.parametrize("name", ["sim-motor-imagery", "eegmmidb-s001-hands-feet"])
 def test_shipped_models_load_and_carry_their_metrics(name):
-    model, metadata = load_checkpoint(MODELS / name)
+    decoder, metadata = load_decoder(MODELS / name)
+    assert metadata.format_version == 2 and len(metadata.weights_sha256) == 64
     weights = (MODELS / name / "model.safetensors").stat().st_size
-    assert weights < 100_000
-    assert metadata.metrics["validation"]["accuracy"] > metadata.metrics["validation"]["chance"]
+    assert weights < 200_000
+    held_out = metadata.metrics["cross_validation"]
+    assert held_out["accuracy"] > held_out["chance_95"]
     card = (MODELS / name / "MODEL_CARD.md").read_text()
     assert "Reproduce: bci-app train" in card
 
@@ -171,3 +176,64 @@ def test_evaluate_names_a_missing_class_map_instead_of_a_traceback(tmp_path):
     assert result.returncode == 2
     assert "metadata.json: training.class_map is missing" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(300)
+def test_classical_decoder_evaluates_and_replays_on_the_same_online_path(shared_data, tmp_path):
+    """A riemann checkpoint through ``evaluate`` and through ``run --replay --fast`` (dsp, online
+    windows, the live worker): the same trials, the same decisions."""
+    folder = shared_data / "eegmmidb" / "S001"
+    out = tmp_path / "riemann"
+    trained = bci_app(
+        "train", str(folder / "S001R04.edf"), "--classes", "T1:left", "T2:right",
+        "--decoder", "riemann", "--no-adapt", "--out", str(out),
+        "--config", str(ROOT / "benchmarks" / "eegmmidb.yaml"), "--json",
+    )  # fmt: skip
+    assert trained.returncode == 0, trained.stderr[-3000:]
+    assert json.loads(trained.stdout.strip().splitlines()[-1])["decoder"] == "riemann"
+    decoder, metadata = load_decoder(out)
+    assert metadata.decoder.kind == "riemann" and metadata.decoder.band_hz == [8.0, 30.0]
+    assert metadata.decoder.alignment.memory_windows == 0  # --no-adapt
+    assert "tangent space" in (out / "MODEL_CARD.md").read_text()
+    test_run = str(folder / "S001R08.edf")
+    evaluated = bci_app("evaluate", str(out), test_run, "--json")
+    assert evaluated.returncode == 0, evaluated.stderr[-3000:]
+    offline = json.loads(evaluated.stdout.strip().splitlines()[-1])
+    replayed = bci_app(
+        "run", "--replay", test_run, "--fast", "--model", str(out), "--out",
+        str(tmp_path / "p.jsonl"), "--json",
+    )  # fmt: skip
+    assert replayed.returncode == 0, replayed.stderr[-3000:]
+    online = json.loads(replayed.stdout.strip().splitlines()[-1])["trials"]
+    assert online["n_trials"] == offline["n_trials"] == 15
+    assert online["accuracy"] == offline["accuracy"] > 0.5  # 0.600 here; chance 0.5
+    first = json.loads((tmp_path / "p.jsonl").read_text().splitlines()[1])  # after the header
+    assert len(first["weights"]) == 64 and max(first["weights"]) == pytest.approx(1.0)
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(600)
+def test_auto_chooses_on_the_calibration_runs_and_records_every_candidate(shared_data, tmp_path):
+    folder = shared_data / "eegmmidb" / "S001"
+    out = tmp_path / "auto"
+    trained = bci_app(
+        "train", str(folder / "S001R04.edf"), str(folder / "S001R08.edf"),
+        "--classes", "T1:left", "T2:right", "--decoder", "auto", "--epochs", "5",
+        "--config", str(ROOT / "benchmarks" / "eegmmidb.yaml"), "--out", str(out), "--json",
+    )  # fmt: skip
+    assert trained.returncode == 0, trained.stderr[-3000:]
+    metrics = json.loads(trained.stdout.strip().splitlines()[-1])
+    selection = metrics["selection"]
+    assert selection["protocol"] == "leave one run out"
+    assert {"se", "riemann", "mdm", "csp-lda", "se+riemann+mdm+csp-lda"} <= set(
+        selection["candidates"]
+    )
+    assert selection["chosen"] == metrics["decoder"]
+    assert metrics["cross_validation"] == selection["candidates"][selection["chosen"]]
+    decoder, metadata = load_decoder(out)
+    expected_kind = "ensemble" if "+" in metrics["decoder"] else metrics["decoder"]
+    assert metadata.decoder.kind in (expected_kind, "network")
+    assert metadata.metrics["selection"]["candidates"].keys() == selection["candidates"].keys()
+    card = (out / "MODEL_CARD.md").read_text()
+    assert "selection.candidates.riemann.balanced_accuracy" in card

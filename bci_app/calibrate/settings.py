@@ -4,9 +4,11 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, field_validator, model_validator
+
+from bci_app.config import DECODER_CHOICES
 
 __all__ = ["CalibrationSettings", "Timings", "check_classes"]
 
@@ -63,8 +65,10 @@ class CalibrationSettings(BaseModel):
     timings: Timings = Timings()
     seed: StrictInt = 0
     feedback_trials: Annotated[StrictInt, Field(ge=0)] = 0
-    epochs: Annotated[StrictInt, Field(ge=1)] = 80
-    cv_folds: Annotated[StrictInt, Field(ge=2)] = 5
+    epochs: Annotated[StrictInt, Field(ge=1)] = 30  # the network's (the recipe's default)
+    cv_folds: Annotated[StrictInt, Field(ge=2)] = 5  # for a named decoder; auto folds its own way
+    # auto: chosen on this calibration alone (leave one run out / stratified folds)
+    decoder: Literal[DECODER_CHOICES] = "auto"  # runtime Literal of the tuple's values
     auto_feedback: bool = False  # start feedback as soon as the model is trained
     close_when_done: bool = False
 

@@ -17,11 +17,6 @@ from bci_app.train.commands import MIN_TRIALS_PER_CLASS, TrainingError, train_co
 from bci_app.train.trainer import TrainSettings
 
 CV_FOLDS = 5
-# A calibration has few trials, so an epoch is only a handful of optimiser steps and the
-# validation loss (on a few trials) often rises before it falls: on a simulated calibration
-# with 8 trials per class the loss took off only after ~20 epochs, and the trainer's default
-# minimum of 20 stopped it at chance. Calibrations train at least this many epochs.
-MIN_EPOCHS = 40
 
 
 def valid_cue_events(recording: Recording) -> Recording:
@@ -48,12 +43,14 @@ def train_calibration(
     out_dir: str | Path,
     config: AppConfig,
     imagery_s: float,
-    epochs: int = 80,
+    epochs: int = 30,
     seed: int = 0,
     cv_folds: int = CV_FOLDS,
+    decoder: str = "auto",
 ) -> dict:
     """Train and save a checkpoint from a calibration recording; returns the trainer's metrics
-    (``cross_validation`` when every class has at least 2 trials). Raises TrainingError with the
+    (``cross_validation``: the held-out score of the chosen decoder with ``auto``, else with
+    ``cv_folds`` folds when every class has at least 2 trials). Raises TrainingError with the
     numbers when a class has fewer than the trainer's minimum of trials."""
     recording = valid_cue_events(load_recording(xdf_path))
     counts = cue_counts(recording, classes)
@@ -73,14 +70,14 @@ def train_calibration(
         settings=TrainSettings(
             epochs=epochs,
             seed=seed,
-            min_epochs=min(epochs, MIN_EPOCHS),
             # The pipeline is stopped while training; an inference worker of this process may
             # have set torch to one thread (a fresh worker sets it again for feedback).
             threads=os.cpu_count() or 1,
         ),
         trial_start_s=0.0,
         trial_stop_s=imagery_s,
-        cv_folds=folds if folds >= 2 else 0,
+        decoder=decoder,
+        cv_folds=folds if folds >= 2 and decoder != "auto" else 0,
         overwrite=True,
         progress=False,
         description=(

@@ -1,15 +1,17 @@
-"""``bci-app bench WHAT``: the benchmarks that print figures (acquisition, latency, gui, replay)."""
+"""``bci-app bench WHAT``: the benchmarks that print figures (acquisition, latency, gui, replay,
+decoding)."""
 
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 from bci_app.cli._common import positive_float
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     parser = subparsers.add_parser("bench", help="benchmarks that print figures")
-    parser.add_argument("what", choices=["acquisition", "latency", "gui", "replay"])
+    parser.add_argument("what", choices=["acquisition", "latency", "gui", "replay", "decoding"])
     parser.add_argument(
         "--device", nargs="+", choices=["cpu", "cuda"], help="latency: devices (default: all)"
     )
@@ -19,6 +21,14 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         action="store_true",
         help="acquisition: our threads at normal priority (default: scheduling.realtime_priority)",
     )
+    decoding = parser.add_argument_group("decoding (leave one run out on EEGMMIDB)")
+    decoding.add_argument("--data", type=Path, help="folder of subject folders (default: shared)")
+    decoding.add_argument("--subject", default="S001")
+    decoding.add_argument(
+        "--tasks", nargs="+", choices=["imagined_hands_vs_feet", "imagined_left_vs_right"]
+    )
+    decoding.add_argument("--methods", nargs="+", help="ours to run (default: all and auto)")
+    decoding.add_argument("--epochs", type=int, help="network epochs (default: the recipe's)")
     parser.add_argument("--json", action="store_true", help="last line: one JSON object")
     parser.set_defaults(func=cmd_bench)
     return parser
@@ -43,4 +53,16 @@ def cmd_bench(args: argparse.Namespace) -> int:
         from bci_app.bench.replay import main as bench_replay
 
         return bench_replay(duration=args.duration, as_json=args.json)
+    if args.what == "decoding":
+        from bci_app.bench.decoding import DATA
+        from bci_app.bench.decoding import main as bench_decoding
+
+        return bench_decoding(
+            data=args.data or DATA,
+            subject=args.subject,
+            tasks=args.tasks,
+            methods=args.methods,
+            epochs=args.epochs,
+            as_json=args.json,
+        )
     raise SystemExit(f"unknown benchmark {args.what!r}")

@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 
 from bci_app.cli._common import fold_count, print_json
-from bci_app.config import load_config
+from bci_app.config import DECODER_CHOICES, load_config
 from bci_app.errors import InvalidArgument
 
 
@@ -30,7 +30,13 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     parser.add_argument(
         "--feedback-trials", type=int, help="online feedback trials per class (default: --trials)"
     )
-    parser.add_argument("--epochs", type=int, default=80, help="training epochs (at most)")
+    parser.add_argument(
+        "--decoder",
+        default="auto",
+        choices=DECODER_CHOICES,
+        help="auto (default): the best on this calibration alone, ensembles included",
+    )
+    parser.add_argument("--epochs", type=int, default=30, help="network training epochs")
     parser.add_argument(
         "--cv", type=fold_count, default=5, help="cross-validation folds (>= 2) for the report"
     )
@@ -68,6 +74,7 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
         feedback_trials=args.trials if args.feedback_trials is None else args.feedback_trials,
         epochs=args.epochs,
         cv_folds=args.cv,
+        decoder=args.decoder,
         auto_feedback=args.auto,
         close_when_done=args.auto,
     )

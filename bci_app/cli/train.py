@@ -36,8 +36,14 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         action="store_false",
         help="aligned decoders keep the calibration's reference instead of following the session",
     )
-    parser.add_argument("--epochs", type=int, default=80)
+    parser.add_argument("--epochs", type=int, help="network epochs (default: the recipe's 30)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--early-stopping",
+        action="store_true",
+        help="network: hold out validation trials and keep the best epoch (default: all trials, "
+        "fixed epochs)",
+    )
     parser.add_argument("--split", default="trial", choices=["trial", "run"])
     parser.add_argument("--val-fraction", type=float, default=0.2)
     parser.add_argument("--trial-start", type=float, default=0.0, help="s after the cue")
@@ -74,7 +80,11 @@ def cmd_train(args: argparse.Namespace) -> int:
     if not recordings:
         raise SystemExit("bci-app train: give recordings (EDF/BDF/FIF/XDF) or --simulated SECONDS")
     settings = TrainSettings(
-        epochs=args.epochs, seed=args.seed, split=args.split, val_fraction=args.val_fraction
+        seed=args.seed,
+        early_stopping=args.early_stopping,
+        split=args.split,
+        val_fraction=args.val_fraction,
+        **({} if args.epochs is None else {"epochs": args.epochs}),
     )
     metrics = train_command(
         recordings,

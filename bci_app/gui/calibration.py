@@ -246,6 +246,7 @@ class CalibrationWindow(QtWidgets.QMainWindow):
                 epochs=s.epochs,
                 seed=s.seed,
                 cv_folds=s.cv_folds,
+                decoder=s.decoder,
             )
 
         self._run_task("train", train, self._trained)
@@ -258,6 +259,8 @@ class CalibrationWindow(QtWidgets.QMainWindow):
         cv = task.result.get("cross_validation") or task.result.get("validation") or {}
         self.summary["training"] = {
             "checkpoint": str(self.settings.model_dir),
+            "decoder": task.result.get("decoder"),
+            "selection": task.result.get("selection"),
             "cv_accuracy": cv.get("accuracy"),
             "kappa": cv.get("kappa"),
             "itr_bits_per_min": cv.get("itr_bits_per_min"),
@@ -422,8 +425,10 @@ class CalibrationWindow(QtWidgets.QMainWindow):
         confusion = cv.get("confusion") or []
         accuracy = cv.get("accuracy", float("nan"))
         itr = cv.get("itr_bits_per_min")
+        decoder = (self.training_metrics or {}).get("decoder")
         self._show_message(
-            f"Cross-validated accuracy {accuracy:.0%} on {cv.get('n_trials', 0)} trials "
+            (f"Decoder {decoder}: " if decoder else "")
+            + f"cross-validated accuracy {accuracy:.0%} on {cv.get('n_trials', 0)} trials "
             f"(chance {cv.get('chance', 0):.0%}; above {cv.get('chance_95', 0):.0%} is better "
             f"than chance at p < 0.05), kappa {cv.get('kappa', float('nan')):.2f}"
             + (f", ITR {itr:.1f} bits/min" if itr is not None else "")

@@ -1,4 +1,4 @@
-"""Electrode weights panel: the model's attention weight per electrode as bars (latest window,
+"""Electrode weights panel: the decoder's weight per electrode as bars (latest window,
 or running mean with +-1 SD over the recent windows), sortable, plus an optional head map."""
 
 from __future__ import annotations
@@ -84,9 +84,12 @@ class WeightsPanel(QtWidgets.QGroupBox):
         self._ticks: list | None = None
         self._head_drawn = -np.inf  # LSL time the head map was last coloured
 
-    def bind(self, labels: tuple[str, ...]) -> None:
-        """New model: ``labels`` of its electrodes, in model order (the weights' order)."""
+    def bind(self, labels: tuple[str, ...], decoder: str = "", meaning: str = "") -> None:
+        """New model: ``labels`` of its electrodes, in model order (the weights' order); the
+        ``decoder`` kind and what its weights ``meaning`` is go in the title and tooltip."""
         self.labels = tuple(labels)
+        self.setTitle(f"Electrode weights ({decoder})" if decoder else "Electrode weights")
+        self.setToolTip(meaning)
         self._invalidate()
         try:
             self._head_xy = (

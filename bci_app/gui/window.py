@@ -283,7 +283,14 @@ class MainWindow(QtWidgets.QMainWindow):
             classes = tuple(pipeline.simulator.settings.classes)
         self.signals_panel.bind(labels, classes)
         self.prediction_panel.bind(classes if metadata is not None else ())
-        self.weights_panel.bind(tuple(metadata.channel_labels) if metadata is not None else ())
+        if metadata is None:
+            self.weights_panel.bind(())
+        else:
+            decoder = metadata.decoder
+            kind = metadata.classifier.attention if decoder.kind == "network" else decoder.kind
+            self.weights_panel.bind(
+                tuple(metadata.channel_labels), kind, decoder.weights_meaning or "attention"
+            )
         self.latency_panel.reset()
         markers = marker_source_id(pipeline)
         if pipeline.simulator is not None:

@@ -60,7 +60,7 @@ class ClassifierConfig(BaseModel):
     ``squeeze`` ("mean" or "rms") is the SE/ECA electrode descriptor (see
     :mod:`bci_app.nn.attention`). The default is "rms", the time-mean of the squared signal:
     the plain time-mean of band-passed EEG is ~0, which leaves the gates nearly constant from
-    window to window. On EEGMMIDB (benchmarks/classifier_vs_csp.py, same folds, two runs) rms
+    window to window. On EEGMMIDB (a since retired benchmark, same folds, two runs) rms
     scored higher than mean (hands vs feet 0.933-1.000 vs 0.900-0.933, left vs right 0.633
     vs 0.600). ``max_norm`` caps the L2 norm of each depthwise
     spatial filter (None: no cap).

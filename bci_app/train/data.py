@@ -18,6 +18,7 @@ k * hop + length)`` with ``lo <= k * hop`` and ``k * hop + length <= hi``.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 from collections.abc import Sequence
@@ -150,6 +151,12 @@ class TrialWindows:
             trial_onsets_s=self.trial_onsets_s,
             trial_span_s=self.trial_span_s,
         )
+
+    def with_x(self, x: np.ndarray) -> TrialWindows:
+        """The same windows with other samples ``x`` of the same shape (e.g. aligned)."""
+        if x.shape != self.x.shape:
+            raise ValueError(f"windows of shape {x.shape} for {self.x.shape}")
+        return dataclasses.replace(self, x=x)
 
     @classmethod
     def concatenate(cls, parts: Sequence[TrialWindows]) -> TrialWindows:

@@ -27,15 +27,24 @@ log = logging.getLogger(__name__)
 
 
 class TrainSettings(BaseModel):
-    """Optimisation settings (keywords only); ``split`` decides how the validation trials are
-    chosen."""
+    """Optimisation settings of the network (keywords only).
+
+    The defaults are the small-data recipe, chosen by leave-one-run-out on S001 (``bci-app bench
+    decoding``): each epoch draws ``crops_per_trial`` random windows of every trial (time shifts
+    on the online window grid, at a third of the compute of all windows), fixed ``epochs`` on all
+    trials with the last weights (``early_stopping`` False: with 15 training trials a validation
+    set of 3 picked epoch 1 or 2 as the best). With ``early_stopping``, ``split`` decides how the
+    validation trials are chosen and the best epoch's weights are kept.
+    """
 
     model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
-    epochs: Annotated[int, Field(ge=1)] = 80
-    batch_size: int = 32
-    learning_rate: float = 1e-3
-    weight_decay: float = 1e-3
+    epochs: Annotated[int, Field(ge=1)] = 30
+    batch_size: Annotated[int, Field(ge=2)] = 16
+    learning_rate: Annotated[float, Field(gt=0)] = 2e-3
+    weight_decay: Annotated[float, Field(ge=0)] = 1e-3
+    crops_per_trial: Annotated[int, Field(ge=1)] | None = 3  # None: every window, every epoch
+    early_stopping: bool = False
     patience: int = 15  # epochs without validation improvement before stopping
     min_epochs: int = 20  # no early stop before this: some attentions start slowly (CBAM)
     val_fraction: Annotated[float, Field(gt=0, lt=1)] = 0.2
@@ -107,6 +116,21 @@ def windows_of(tw: TrialWindows, trial_ids: np.ndarray) -> TrialWindows:
     return tw.subset(np.isin(tw.trial, trial_ids))
 
 
+def _epoch_order(
+    trial: np.ndarray, crops_per_trial: int | None, generator: torch.Generator
+) -> torch.Tensor:
+    """Shuffled window indices of one epoch: all windows, or ``crops_per_trial`` random windows
+    of each trial (``trial (n_windows,)``: trial id per window)."""
+    if crops_per_trial is None:
+        return torch.randperm(len(trial), generator=generator)
+    picks = []
+    for trial_id in np.unique(trial):
+        members = torch.from_numpy(np.flatnonzero(trial == trial_id))
+        picks.append(members[torch.randperm(len(members), generator=generator)[:crops_per_trial]])
+    chosen = torch.cat(picks)
+    return chosen[torch.randperm(len(chosen), generator=generator)]
+
+
 def _seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
     np.random.seed(seed % 2**32)  # noqa: NPY002 - torch/numpy global state for reproducibility
@@ -137,7 +161,7 @@ def train_classifier(
     bar = StepBar(settings.epochs, "training", progress, unit="epoch")
     for epoch in range(1, settings.epochs + 1):
         model.train()
-        order = torch.randperm(len(y), generator=generator)
+        order = _epoch_order(train.trial, settings.crops_per_trial, generator)
         total, correct, seen = 0.0, 0, 0
         for start in range(0, len(order), settings.batch_size):
             batch = order[start : start + settings.batch_size]
@@ -203,14 +227,16 @@ def trial_seconds(tw: TrialWindows) -> float | None:
     return None if tw.trial_span_s is None else tw.trial_span_s[1] - tw.trial_span_s[0]
 
 
-def evaluate_trials(decoder: Decoder | EEGClassifier, tw: TrialWindows) -> dict:
+def evaluate_trials(decoder: Decoder | EEGClassifier, tw: TrialWindows, reset: bool = True) -> dict:
     """Per-trial metrics (see :mod:`bci_app.train.metrics`): each trial's prediction is the
     argmax of its windows' mean probability; ``accuracy_over_time`` uses the windows that had
     ended by each time after the cue. Windows go to the decoder in time order, from the
-    calibration's reference (an adapting decoder follows them as it would live)."""
+    calibration's reference (``reset``; else from where the decoder's adaptation left it), and
+    an adapting decoder follows them as it would live."""
     if isinstance(decoder, EEGClassifier):
         decoder = NetworkDecoder(decoder)
-    decoder.reset()
+    if reset:
+        decoder.reset()
     window_probs, _ = decoder.predict(tw.x)
     trial_ids, probs = trial_probabilities(tw, window_probs)
     y_true = tw.trial_classes[trial_ids]

@@ -1,0 +1,228 @@
+"""``bci-app bench decoding``: every decoder, ``auto`` and the field's peers on the same
+leave-one-run-out folds (train on the other runs of a task, test on the held-out run, every run
+in turn; never a split inside one run).
+
+Tasks (PhysioNet EEGMMIDB): imagined both fists vs both feet (runs 6, 10, 14) and imagined left
+vs right fist (runs 4, 8, 12); the runs present under ``DATA/SUBJECT`` are used (S001 in
+``../shared/data`` has 6/10 and 4/8, so there each fold trains on one run and tests on the
+other). The peers, as their libraries define them, on MNE epochs 0.5-2.5 s after the cue of a
+zero-phase 8-30 Hz FIR band-pass: pyRiemann's OAS covariances + tangent space + logistic
+regression, pyRiemann's MDM, and mne.decoding.CSP (4 components, log) + LDA. Ours: each decoder
+through the app's own causal dsp and online windows (``benchmarks/eegmmidb.yaml``), per-trial
+decision from the mean window probability, windows fed in time order (an adapting decoder follows
+the test run without its labels, as it would live); ``riemann (no adaptation)`` measures what the
+adaptation adds, and with three runs or more ``riemann (adapted on another run)`` trains on one
+run, adapts on a second without labels and tests on the third. ``auto`` chooses on the training
+runs alone. Per fold: accuracy, balanced accuracy, kappa and training seconds; per method the
+means. The last line is one JSON object.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import warnings
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+from bci_app.config import load_config
+from bci_app.decoders import Decoder
+from bci_app.io import load_recording
+from bci_app.train.data import TrialWindows, extract_trials
+from bci_app.train.decoders import CLASSICAL, NETWORKS, fit_decoder, select_decoder
+from bci_app.train.metrics import classification_metrics
+from bci_app.train.trainer import TrainSettings, evaluate_trials
+
+ROOT = Path(__file__).resolve().parents[2]
+DATA = ROOT.parent / "shared" / "data" / "eegmmidb"
+CONFIG = ROOT / "benchmarks" / "eegmmidb.yaml"
+TASKS = {
+    "imagined_hands_vs_feet": (("06", "10", "14"), {"T1": "hands", "T2": "feet"}),
+    "imagined_left_vs_right": (("04", "08", "12"), {"T1": "left", "T2": "right"}),
+}
+EPOCH_S = (0.5, 2.5)  # peers' epoch after the cue (s)
+BAND_HZ = (8.0, 30.0)
+PEERS = ("pyriemann_ts_lr", "pyriemann_mdm", "csp_lda")
+ADAPTATION_OFF = "riemann (no adaptation)"
+ADAPTED_ELSEWHERE = "riemann (adapted on another run)"
+
+
+def peers() -> dict:
+    """Fresh peer pipelines, as pyRiemann and MNE define them."""
+    from mne.decoding import CSP
+    from pyriemann.classification import MDM
+    from pyriemann.estimation import Covariances
+    from pyriemann.tangentspace import TangentSpace
+    from sklearn.discriminant_analysis import LinearDiscriminantAnalysis
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+
+    return {
+        "pyriemann_ts_lr": make_pipeline(
+            Covariances(estimator="oas"), TangentSpace(), LogisticRegression(max_iter=1000)
+        ),
+        "pyriemann_mdm": make_pipeline(Covariances(estimator="oas"), MDM()),
+        "csp_lda": make_pipeline(
+            CSP(n_components=4, reg=None, log=True, norm_trace=False),
+            LinearDiscriminantAnalysis(),
+        ),
+    }
+
+
+def peer_epochs(path: Path, class_map: dict[str, str]) -> tuple[np.ndarray, np.ndarray]:
+    """Epochs ``(n_trials, n_channels, n_samples)`` and class indices of one run."""
+    import mne
+
+    raw = mne.io.read_raw_edf(path, preload=True, verbose=False)
+    raw.filter(*BAND_HZ, fir_design="firwin", skip_by_annotation="edge", verbose=False)
+    events, event_id = mne.events_from_annotations(raw, verbose=False)
+    wanted = {label: event_id[label] for label in class_map}
+    epochs = mne.Epochs(
+        raw, events, wanted, tmin=EPOCH_S[0], tmax=EPOCH_S[1], baseline=None, preload=True,
+        verbose=False,
+    )  # fmt: skip
+    classes = list(dict.fromkeys(class_map.values()))
+    codes = {code: classes.index(class_map[label]) for label, code in wanted.items()}
+    return epochs.get_data(copy=False), np.array([codes[c] for c in epochs.events[:, 2]])
+
+
+def row(metrics: dict, seconds: float, **extra: object) -> dict:
+    """One fold's figures from per-trial metrics (:mod:`bci_app.train.metrics`)."""
+    return {
+        "accuracy": round(metrics["accuracy"], 4),
+        "balanced_accuracy": round(metrics["balanced_accuracy"], 4),
+        "kappa": round(metrics["kappa"], 4),
+        "n_trials": metrics["n_trials"],
+        "train_seconds": round(seconds, 2),
+        **extra,
+    }
+
+
+def _ours(name: str, train: TrialWindows, settings: TrainSettings) -> tuple[Decoder, float, dict]:
+    """Fit one of our methods on ``train``: (decoder, seconds, extra figures)."""
+    started = time.monotonic()
+    if name == "auto":
+        fitted, report = select_decoder(train, settings)
+        return fitted.decoder, time.monotonic() - started, {"chosen": report["chosen"]}
+    kind = "riemann" if name in (ADAPTATION_OFF, ADAPTED_ELSEWHERE) else name
+    fitted = fit_decoder(kind, train, settings, adapt=name != ADAPTATION_OFF)
+    return fitted.decoder, time.monotonic() - started, {}
+
+
+def run_task(
+    task: str,
+    folder: Path,
+    subject: str,
+    methods: list[str],
+    settings: TrainSettings,
+    log: Callable[[str], None],
+) -> dict:
+    """Every method on every leave-one-run-out fold of ``task``."""
+    runs, class_map = TASKS[task]
+    files = [folder / f"{subject}R{run}.edf" for run in runs]
+    files = [f for f in files if f.is_file()]
+    if len(files) < 2:
+        raise SystemExit(f"{task}: fewer than two of its runs {runs} under {folder}")
+    classes = tuple(dict.fromkeys(class_map.values()))
+    config = load_config(CONFIG)
+    trials = [extract_trials([load_recording(f)], class_map, config) for f in files]
+    epochs_by_run = [peer_epochs(f, class_map) for f in files]
+    ours = [m for m in methods if m not in PEERS]
+    if len(files) >= 3 and ADAPTATION_OFF in ours:
+        ours.append(ADAPTED_ELSEWHERE)
+    folds: dict[str, list[dict]] = {name: [] for name in [*PEERS, *ours]}
+    for held_out in range(len(files)):
+        train_runs = [i for i in range(len(files)) if i != held_out]
+        x_train = np.concatenate([epochs_by_run[i][0] for i in train_runs])
+        y_train = np.concatenate([epochs_by_run[i][1] for i in train_runs])
+        x_test, y_test = epochs_by_run[held_out]
+        for name, model in peers().items():
+            started = time.monotonic()
+            model.fit(x_train, y_train)
+            seconds = time.monotonic() - started
+            metrics = classification_metrics(y_test, model.predict(x_test), classes)
+            folds[name].append(row(metrics, seconds))
+        train = TrialWindows.concatenate([trials[i] for i in train_runs])
+        for name in ours:
+            if name == ADAPTED_ELSEWHERE:
+                # train on one run, adapt on another without labels, test on the held-out one
+                source, adapt_on = train_runs[0], train_runs[1]
+                decoder, seconds, extra = _ours(name, trials[source], settings)
+                decoder.reset()
+                decoder.predict(trials[adapt_on].x)  # unlabelled: only moves the reference
+                metrics = evaluate_trials(decoder, trials[held_out], reset=False)
+            else:
+                decoder, seconds, extra = _ours(name, train, settings)
+                metrics = evaluate_trials(decoder, trials[held_out])
+            folds[name].append(row(metrics, seconds, **extra))
+        log(
+            f"{task}: test {files[held_out].name}: "
+            + ", ".join(f"{n} {f[-1]['accuracy']:.3f}" for n, f in folds.items())
+        )
+    summary = {
+        name: {
+            "mean_accuracy": round(float(np.mean([f["accuracy"] for f in per_fold])), 4),
+            "mean_balanced_accuracy": round(
+                float(np.mean([f["balanced_accuracy"] for f in per_fold])), 4
+            ),
+            "mean_train_seconds": round(float(np.mean([f["train_seconds"] for f in per_fold])), 2),
+            "folds": per_fold,
+        }
+        for name, per_fold in folds.items()
+    }
+    best_peer = max(PEERS, key=lambda n: summary[n]["mean_accuracy"])
+    best = summary[best_peer]["mean_accuracy"]
+    result: dict = {
+        "runs": [f.name for f in files],
+        "chance": 1 / len(classes),
+        "methods": summary,
+        "best_peer": best_peer,
+    }
+    for name in ("se", "auto"):
+        if name in summary:
+            result[f"{name}_minus_best_peer"] = round(summary[name]["mean_accuracy"] - best, 4)
+    return result
+
+
+ALL_METHODS = [*NETWORKS, *CLASSICAL, ADAPTATION_OFF, "auto"]
+
+
+def main(
+    data: Path = DATA,
+    subject: str = "S001",
+    tasks: list[str] | None = None,
+    methods: list[str] | None = None,
+    epochs: int | None = None,
+    seed: int = 0,
+    as_json: bool = False,
+) -> int:
+    """Run the benchmark and print per-fold lines, then (``as_json``) one JSON object."""
+    import mne
+
+    mne.set_log_level("WARNING")
+    warnings.filterwarnings("ignore", category=FutureWarning)
+    settings = (
+        TrainSettings(seed=seed) if epochs is None else TrainSettings(epochs=epochs, seed=seed)
+    )
+    folder = Path(data) / subject
+    result = {
+        "subject": subject,
+        "protocol": "leave one run out",
+        "settings": settings.model_dump(),
+        "tasks": {
+            task: run_task(
+                task,
+                folder,
+                subject,
+                methods or ALL_METHODS,
+                settings,
+                lambda line: print(line, flush=True),
+            )
+            for task in tasks or list(TASKS)
+        },
+    }
+    if as_json:
+        print(json.dumps(result))
+    return 0
