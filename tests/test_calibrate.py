@@ -332,8 +332,9 @@ def test_full_simulated_calibration_trains_and_gives_online_feedback(qtbot, tmp_
     assert (settings.model_dir / "MODEL_CARD.md").is_file()
     training = summary["training"]
     selection = training["selection"]
-    assert selection["protocol"] == "5 stratified folds"  # one run: folds over its trials
-    assert {"se", "riemann", "mdm", "csp-lda"} <= set(selection["candidates"])
+    assert selection["protocol"] == "3 blocks of consecutive trials"  # one run
+    scored_or_left_out = set(selection["candidates"]) | set(selection["left_out"])
+    assert {"se", "riemann", "mdm", "csp-lda"} <= scored_or_left_out  # each with its reason
     assert training["decoder"] == selection["chosen"]
     assert training["n_trials"] == np.sum(training["confusion"]) >= 14
     assert 0.0 <= training["cv_accuracy"] <= 1.0 and training["chance"] == 0.5

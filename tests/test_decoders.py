@@ -20,6 +20,7 @@ from sklearn.pipeline import make_pipeline
 
 from bci_app.config import BudgetsConfig, DspConfig, load_config
 from bci_app.decoders import (
+    DEFAULT_MEMORY_WINDOWS,
     Alignment,
     CspLdaDecoder,
     EnsembleDecoder,
@@ -138,6 +139,22 @@ def test_every_kind_round_trips_through_a_checkpoint_folder(runs, tmp_path) -> N
     assert "band-pass 8-30 Hz" in ensemble_card and "following the session" in ensemble_card
 
 
+def test_adaptation_is_switched_at_load_as_the_config_says(runs, tmp_path) -> None:
+    """``model.adapt`` (None: as trained, False: off, True: on) reaches the loaded decoder."""
+    train, _ = runs
+    for adapt, folder in ((True, tmp_path / "on"), (False, tmp_path / "off")):
+        fitted = fit_decoder("mdm", train, TrainSettings(), adapt=adapt)
+        save_decoder(folder, fitted.decoder, metadata_for(train, fitted.decoder), "card")
+    memory = {
+        (name, adapt): load_decoder(tmp_path / name, adapt=adapt)[0].alignment.memory_windows
+        for name in ("on", "off")
+        for adapt in (None, False, True)
+    }
+    assert memory[("on", None)] == memory[("on", True)] == DEFAULT_MEMORY_WINDOWS
+    assert memory[("off", None)] == memory[("on", False)] == memory[("off", False)] == 0
+    assert memory[("off", True)] == DEFAULT_MEMORY_WINDOWS
+
+
 def test_a_checkpoint_of_one_kind_never_loads_as_another(runs, tmp_path) -> None:
     train, _ = runs
     riemann = RiemannDecoder.fit(train.x, train.y)
@@ -252,6 +269,7 @@ def test_auto_scores_every_candidate_by_leave_one_run_out_and_keeps_the_best(run
         "riemann+mdm+csp-lda",
         "riemann+mdm",
         "riemann+csp-lda",
+        "mdm+csp-lda",
     }
     for scores in report["candidates"].values():
         assert len(scores["fold_accuracy"]) == 2 and scores["n_trials"] == 30
@@ -265,23 +283,31 @@ def test_auto_scores_every_candidate_by_leave_one_run_out_and_keeps_the_best(run
 def test_too_few_trials_leave_a_decoder_out_or_refuse_it_by_name(runs) -> None:
     train, _ = runs
     trial_ids = np.unique(train.trial)
-    few = windows_of(train, trial_ids[:8])  # 4-ish trials of each class
+    few = windows_of(train, trial_ids[:12])  # 6 of each class: 4 in a training fold
     _, report = select_decoder(few, TrainSettings(), candidates=("se", "mdm"))
     assert "se" in report["left_out"] and "at least 5 trials per class" in report["left_out"]["se"]
     assert report["chosen"] == "mdm"
     from bci_app.decoders import DecoderError
 
     with pytest.raises(DecoderError, match="se needs at least 5 trials per class"):
-        fit_decoder("se", few, TrainSettings())
+        fit_decoder("se", windows_of(train, trial_ids[:8]), TrainSettings())
+
+
+def test_auto_leaves_out_a_network_that_would_overrun_its_time_budget(runs) -> None:
+    both = type(runs[0]).concatenate(runs)
+    _, report = select_decoder(both, TrainSettings(), candidates=("mdm", "se"), budget_s=1.0)
+    assert "se" not in report["candidates"] and report["chosen"] == "mdm"
+    assert "past what is left of the 1 s budget" in report["left_out"]["se"]
+    assert "--decoder se" in report["left_out"]["se"]
 
 
 def test_unbalanced_classes_are_judged_by_balanced_accuracy(runs) -> None:
     train, test = runs
     left = np.unique(train.trial[train.y == 0])
     right = np.unique(train.trial[train.y == 1])
-    unbalanced = windows_of(train, np.concatenate([left, right[:4]]))
+    unbalanced = windows_of(train, np.concatenate([left, right[:6]]))
     _, report = select_decoder(unbalanced, TrainSettings(), candidates=("riemann", "mdm"))
-    assert report["protocol"] == "4 stratified folds"  # one run: folds over trials
+    assert report["protocol"] == "3 blocks of consecutive trials"  # one run
     fitted = fit_decoder("riemann", unbalanced, TrainSettings())
     metrics = evaluate_trials(fitted.decoder, test)
     confusion = np.array(metrics["confusion"])

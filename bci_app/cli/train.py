@@ -31,6 +31,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         "(leave one run out with two runs or more), ensembles included",
     )
     parser.add_argument(
+        "--time-budget",
+        type=positive_float,
+        default=30.0,
+        help="auto: seconds it may take; a network that would not fit is left out (default 30)",
+    )
+    parser.add_argument(
         "--no-adapt",
         dest="adapt",
         action="store_false",
@@ -93,6 +99,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         config,
         decoder=args.decoder,
         adapt=args.adapt,
+        time_budget_s=args.time_budget,
         settings=settings,
         trial_start_s=args.trial_start,
         trial_stop_s=args.trial_stop,

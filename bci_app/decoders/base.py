@@ -100,6 +100,13 @@ class Decoder(ABC):
     def predict_aligned(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """:meth:`predict` on windows that :meth:`prepare` has already prepared."""
 
+    def with_fixed_weights(
+        self, probabilities: np.ndarray, weights: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """``(probabilities (n, K) float32, weights (C,) repeated for each of the n windows)``:
+        the output of a decoder whose electrode weights do not change from window to window."""
+        return probabilities.astype(np.float32), np.tile(weights, (len(probabilities), 1))
+
     @abstractmethod
     def tensors(self) -> dict[str, np.ndarray]:
         """The fitted parameters as named arrays (saved as safetensors)."""

@@ -72,7 +72,7 @@ class CspLdaDecoder(Decoder):
     @one_blas_thread
     def predict_aligned(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         probabilities = linear_probabilities(self.features(x), self.coef, self.intercept)
-        return probabilities.astype(np.float32), np.tile(self.electrode_weights, (len(x), 1))
+        return self.with_fixed_weights(probabilities, self.electrode_weights)
 
     def tensors(self) -> dict[str, np.ndarray]:
         return {

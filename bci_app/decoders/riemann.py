@@ -78,7 +78,7 @@ class RiemannDecoder(Decoder):
     def predict_aligned(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         features = tangent_space(window_covariances(x), self.reference, metric="riemann")
         probabilities = linear_probabilities(features, self.coef, self.intercept)
-        return probabilities.astype(np.float32), np.tile(self.electrode_weights, (len(x), 1))
+        return self.with_fixed_weights(probabilities, self.electrode_weights)
 
     def tensors(self) -> dict[str, np.ndarray]:
         return {
@@ -164,7 +164,7 @@ class MdmDecoder(Decoder):
             axis=1,
         )
         probabilities = softmax(-(distances**2), axis=1)
-        return probabilities.astype(np.float32), np.tile(self.electrode_weights, (len(x), 1))
+        return self.with_fixed_weights(probabilities, self.electrode_weights)
 
     def tensors(self) -> dict[str, np.ndarray]:
         return {

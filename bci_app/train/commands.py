@@ -20,7 +20,7 @@ from bci_app.nn.checkpoint import (
 )
 from bci_app.sources.simulator import EEGSimulator, SimulatorSettings
 from bci_app.train.data import extract_trials, parse_class_map, trials_per_class
-from bci_app.train.decoders import cross_validate, fit_decoder, select_decoder
+from bci_app.train.decoders import AUTO_BUDGET_S, cross_validate, fit_decoder, select_decoder
 from bci_app.train.trainer import TrainSettings, evaluate_trials, stratified_folds
 
 log = logging.getLogger(__name__)
@@ -87,11 +87,12 @@ def train_command(
     progress: bool = True,
     description: str = "",
     adapt: bool = True,
+    time_budget_s: float | None = AUTO_BUDGET_S,
 ) -> dict:
     """Train decoder ``decoder`` (one of :data:`DECODER_CHOICES`; ``auto`` chooses on these
     recordings alone) and save a checkpoint folder; returns its metrics. ``cv_folds``: 0 for
     no cross-validation, else at least 2 folds. ``adapt``: the aligned decoders follow the
-    session without labels."""
+    session without labels. ``time_budget_s``: what ``auto`` may take (None: no limit)."""
     if cv_folds == 1 or cv_folds < 0:
         raise TrainingError(
             f"cross-validation needs at least 2 folds (0: none), got {cv_folds}; one fold "
@@ -124,7 +125,9 @@ def train_command(
     metrics: dict = {}
     try:
         if decoder == "auto":
-            result, selection = select_decoder(tw, settings, adapt=adapt, progress=progress)
+            result, selection = select_decoder(
+                tw, settings, adapt=adapt, progress=progress, budget_s=time_budget_s
+            )
             metrics["selection"] = selection
             metrics["cross_validation"] = selection["candidates"][selection["chosen"]]
         else:

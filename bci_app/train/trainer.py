@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import math
 import sys
+import time
 from dataclasses import dataclass, field
 from typing import Annotated, Literal
 
@@ -202,6 +203,30 @@ def train_classifier(
     if val is not None and len(val.y):
         result.val_metrics = evaluate_trials(model, val)
     return result
+
+
+def seconds_per_window(
+    classifier: ClassifierConfig, settings: TrainSettings, x: np.ndarray
+) -> float:
+    """Seconds one training window costs here (forward, backward, step), from two timed steps
+    of ``settings.batch_size`` windows of ``x (n, C, T)`` after one warm-up step."""
+    if settings.threads is not None:
+        torch.set_num_threads(settings.threads)
+    model = EEGClassifier(classifier).train()
+    optimiser = torch.optim.AdamW(model.parameters(), lr=settings.learning_rate)
+    batch = torch.from_numpy(np.ascontiguousarray(x[: max(2, settings.batch_size)]))
+    labels = torch.zeros(len(batch), dtype=torch.long)
+    elapsed = 0.0
+    for step in range(3):
+        started = time.perf_counter()
+        logits, _ = model.forward_logits(batch)
+        loss = nn.functional.cross_entropy(logits, labels)
+        optimiser.zero_grad()
+        loss.backward()
+        optimiser.step()
+        if step:
+            elapsed += time.perf_counter() - started
+    return elapsed / (2 * len(batch))
 
 
 def _validation(model: EEGClassifier, val: TrialWindows, loss_fn: nn.Module) -> dict[str, float]:
