@@ -13,8 +13,9 @@ decision from the mean window probability, windows fed in time order (an adaptin
 the test run without its labels, as it would live); ``riemann (no adaptation)`` measures what the
 adaptation adds, and with three runs or more ``riemann (adapted on another run)`` trains on one
 run, adapts on a second without labels and tests on the third. ``auto`` chooses on the training
-runs alone. Per fold: accuracy, balanced accuracy, kappa and training seconds; per method the
-means. The last line is one JSON object.
+runs alone. ``--ablation`` adds the SE network's recipe with one choice taken back at a time,
+and the previous recipe. Per fold: accuracy, balanced accuracy, kappa and training seconds; per
+method the means. The last line is one JSON object.
 """
 
 from __future__ import annotations
@@ -47,6 +48,23 @@ BAND_HZ = (8.0, 30.0)
 PEERS = ("pyriemann_ts_lr", "pyriemann_mdm", "csp_lda")
 ADAPTATION_OFF = "riemann (no adaptation)"
 ADAPTED_ELSEWHERE = "riemann (adapted on another run)"
+#: The SE network's recipe with one choice taken back (``--ablation``), and the recipe before
+#: this one (every window each epoch, early stopping on held-out trials, no band).
+ABLATION = {
+    "se (no band)": ({"band_hz": None}, {}),
+    "se (all windows each epoch)": ({}, {"crops_per_trial": None}),
+    "se (early stopping)": ({}, {"early_stopping": True}),
+    "se (previous recipe)": (
+        {"band_hz": None},
+        {
+            "epochs": 80,
+            "batch_size": 32,
+            "learning_rate": 1e-3,
+            "crops_per_trial": None,
+            "early_stopping": True,
+        },
+    ),  # fmt: skip
+}
 
 
 def peers() -> dict:
@@ -106,6 +124,10 @@ def _ours(name: str, train: TrialWindows, settings: TrainSettings) -> tuple[Deco
     if name == "auto":
         fitted, report = select_decoder(train, settings)
         return fitted.decoder, time.monotonic() - started, {"chosen": report["chosen"]}
+    if name in ABLATION:
+        arguments, changes = ABLATION[name]
+        fitted = fit_decoder("se", train, settings.model_copy(update=changes), **arguments)
+        return fitted.decoder, time.monotonic() - started, {}
     kind = "riemann" if name in (ADAPTATION_OFF, ADAPTED_ELSEWHERE) else name
     fitted = fit_decoder(kind, train, settings, adapt=name != ADAPTATION_OFF)
     return fitted.decoder, time.monotonic() - started, {}
@@ -197,8 +219,10 @@ def main(
     epochs: int | None = None,
     seed: int = 0,
     as_json: bool = False,
+    ablation: bool = False,
 ) -> int:
-    """Run the benchmark and print per-fold lines, then (``as_json``) one JSON object."""
+    """Run the benchmark and print per-fold lines, then (``as_json``) one JSON object;
+    ``ablation`` adds the SE recipe's variants (:data:`ABLATION`)."""
     import mne
 
     mne.set_log_level("WARNING")
@@ -216,7 +240,7 @@ def main(
                 task,
                 folder,
                 subject,
-                methods or ALL_METHODS,
+                [*(methods or ALL_METHODS), *(ABLATION if ablation else ())],
                 settings,
                 lambda line: print(line, flush=True),
             )

@@ -29,6 +29,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     )
     decoding.add_argument("--methods", nargs="+", help="ours to run (default: all and auto)")
     decoding.add_argument("--epochs", type=int, help="network epochs (default: the recipe's)")
+    decoding.add_argument(
+        "--ablation", action="store_true", help="add the SE recipe with each choice taken back"
+    )
     parser.add_argument("--json", action="store_true", help="last line: one JSON object")
     parser.set_defaults(func=cmd_bench)
     return parser
@@ -64,5 +67,6 @@ def cmd_bench(args: argparse.Namespace) -> int:
             methods=args.methods,
             epochs=args.epochs,
             as_json=args.json,
+            ablation=args.ablation,
         )
     raise SystemExit(f"unknown benchmark {args.what!r}")

@@ -92,8 +92,10 @@ def fit_decoder(
     settings: TrainSettings,
     adapt: bool = True,
     progress: bool = False,
+    band_hz: tuple[float, float] | None = BAND_HZ,
 ) -> FitResult:
-    """Fit decoder ``name`` (one of :data:`DECODERS`) on all windows of ``tw``.
+    """Fit decoder ``name`` (one of :data:`DECODERS`) on all windows of ``tw``; ``band_hz``
+    None leaves out the band inside each window (for the recipe's ablation).
 
     Every kind sees :data:`BAND_HZ` inside each window: on S001 (leave one run out, 3 seeds)
     it took the SE network on hands/feet from 0.27-1.00 to 0.87-0.93. The classical decoders
@@ -109,8 +111,8 @@ def fit_decoder(
     if reason:
         raise DecoderError(f"{reason}; record more trials or choose another decoder")
     started = time.monotonic()
-    band = BandFilter(*BAND_HZ, tw.rate_hz)
-    x = band(tw.x)
+    band = None if band_hz is None else BandFilter(*band_hz, tw.rate_hz)
+    x = tw.x if band is None else band(tw.x)
     if name in NETWORKS:
         prepared = tw.with_x(x)
         if settings.early_stopping:
