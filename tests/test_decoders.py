@@ -105,6 +105,16 @@ def test_rebuilt_classical_decoders_predict_as_their_libraries(runs) -> None:
         assert np.all(weights >= 0)
 
 
+def test_window_covariances_are_pyriemanns_oas_for_all_windows_at_once(runs) -> None:
+    from bci_app.decoders import window_covariances
+
+    x = runs[0].x[:50].astype(np.float64)
+    expected = Covariances(estimator="oas").transform(x)
+    np.testing.assert_allclose(window_covariances(x), expected, rtol=1e-8, atol=1e-5)
+    flat = np.zeros((2, 4, 100))
+    assert np.all(np.linalg.eigvalsh(window_covariances(flat)) > 0)  # the floor
+
+
 def test_every_kind_round_trips_through_a_checkpoint_folder(runs, tmp_path) -> None:
     train, test = runs
     band = BandFilter(8, 30, train.rate_hz)

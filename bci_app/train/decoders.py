@@ -93,9 +93,11 @@ def fit_decoder(
     adapt: bool = True,
     progress: bool = False,
     band_hz: tuple[float, float] | None = BAND_HZ,
+    band_passed: np.ndarray | None = None,
 ) -> FitResult:
     """Fit decoder ``name`` (one of :data:`DECODERS`) on all windows of ``tw``; ``band_hz``
-    None leaves out the band inside each window (for the recipe's ablation).
+    None leaves out the band inside each window (for the recipe's ablation); ``band_passed``:
+    ``tw.x`` already filtered to ``band_hz`` (``auto`` filters once for all of its folds).
 
     Every kind sees :data:`BAND_HZ` inside each window: on S001 (leave one run out, 3 seeds)
     it took the SE network on hands/feet from 0.27-1.00 to 0.87-0.93. The classical decoders
@@ -112,7 +114,7 @@ def fit_decoder(
         raise DecoderError(f"{reason}; record more trials or choose another decoder")
     started = time.monotonic()
     band = None if band_hz is None else BandFilter(*band_hz, tw.rate_hz)
-    x = tw.x if band is None else band(tw.x)
+    x = band_passed if band_passed is not None else tw.x if band is None else band(tw.x)
     if name in NETWORKS:
         prepared = tw.with_x(x)
         if settings.early_stopping:
@@ -140,11 +142,11 @@ def fit_decoder(
             "mdm": MdmDecoder.fit,
             "csp-lda": CspLdaDecoder.fit,
         }[name]
-        decoder = fit(align_runs(x, tw.run), tw.y)
+        alignment = Alignment.fit(x, DEFAULT_MEMORY_WINDOWS if adapt else 0)
+        decoder = fit(align_runs(x, tw.run, alignment), tw.y)
+        decoder.alignment = alignment
         info = {}
     decoder.band = band
-    if name not in NETWORKS:
-        decoder.alignment = Alignment.fit(x, DEFAULT_MEMORY_WINDOWS if adapt else 0)
     info["train_seconds"] = round(time.monotonic() - started, 2)
     return FitResult(decoder, name, info)
 
@@ -205,14 +207,18 @@ def _fold_scores(
     settings: TrainSettings,
     adapt: bool,
     step: Callable[[str], None],
+    band_passed: np.ndarray,
 ) -> _Scores:
-    """Fit ``name`` on all but each fold, predict the fold's trials (fold ``k`` with seed + k)."""
+    """Fit ``name`` on all but each fold, predict the fold's trials (fold ``k`` with seed + k);
+    ``band_passed``: ``tw.x`` filtered to :data:`BAND_HZ`."""
     scores = _Scores()
     for k, test_ids in enumerate(folds):
         step(f"{name} fold {k + 1}/{len(folds)}")
-        rest = windows_of(tw, np.setdiff1d(np.unique(tw.trial), test_ids))
+        training = ~np.isin(tw.trial, test_ids)
         fold_settings = settings.model_copy(update={"seed": settings.seed + k})
-        fitted = fit_decoder(name, rest, fold_settings, adapt)
+        fitted = fit_decoder(
+            name, tw.subset(training), fold_settings, adapt, band_passed=band_passed[training]
+        )
         trial_probs = _trial_probabilities(fitted.decoder, windows_of(tw, test_ids))
         scores.probabilities.update(trial_probs)
         scores.seconds.append(fitted.info["train_seconds"])
@@ -230,7 +236,8 @@ def cross_validate(
     adapt: bool = True,
 ) -> dict:
     """Held-out per-trial scores of decoder ``name`` over ``folds`` (trial ids per test fold)."""
-    scores = _fold_scores(name, tw, folds, settings, adapt, lambda _: None)
+    band_passed = BandFilter(*BAND_HZ, tw.rate_hz)(tw.x)
+    scores = _fold_scores(name, tw, folds, settings, adapt, lambda _: None, band_passed)
     return {**_score(scores, tw), "n_folds": len(folds)}
 
 
@@ -290,6 +297,7 @@ def select_decoder(
     # of a few trials of the training session has no drift to follow, and adapting to it would
     # re-centre on those trials' own classes (riemann on S001R08: 0.32 with, 0.73 without).
     fold_adapt = adapt and protocol == LEAVE_ONE_RUN_OUT
+    band_passed = BandFilter(*BAND_HZ, tw.rate_hz)(tw.x)
     scores: dict[str, _Scores] = {}
     for name in usable:
         if name in NETWORKS and budget_s is not None:
@@ -304,7 +312,7 @@ def select_decoder(
                 )
                 bar.step(f"{name} left out")
                 continue
-        scores[name] = _fold_scores(name, tw, folds, settings, fold_adapt, bar.step)
+        scores[name] = _fold_scores(name, tw, folds, settings, fold_adapt, bar.step, band_passed)
     usable = [name for name in usable if name in scores]
     for name in usable:
         report["candidates"][name] = _score(scores[name], tw)
@@ -324,7 +332,10 @@ def select_decoder(
     chosen = _choose(report["candidates"])
     report["chosen"] = chosen
     bar.step(f"refit {chosen}")
-    fitted = [fit_decoder(name, tw, settings, adapt) for name in chosen.split("+")]
+    fitted = [
+        fit_decoder(name, tw, settings, adapt, band_passed=band_passed)
+        for name in chosen.split("+")
+    ]
     bar.close()
     if len(fitted) == 1:
         return fitted[0], report
