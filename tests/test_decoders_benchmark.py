@@ -15,7 +15,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.mark.slow
-@pytest.mark.timeout(300)
+@pytest.mark.timeout(420)
 def test_decoding_benchmark_json_contract() -> None:
     result = subprocess.run(
         [
@@ -29,11 +29,12 @@ def test_decoding_benchmark_json_contract() -> None:
             "riemann (no adaptation)",
             "--epochs",
             "3",
+            "--timing",
             "--json",
         ],
         capture_output=True,
         text=True,
-        timeout=280,
+        timeout=400,
         check=False,
     )
     assert result.returncode == 0, result.stderr[-3000:]
@@ -55,6 +56,9 @@ def test_decoding_benchmark_json_contract() -> None:
         for fold in figures["folds"]:
             assert 0.0 <= fold["accuracy"] <= 1.0 and fold["n_trials"] >= 10
             assert fold["train_seconds"] >= 0.0
+    timing = summary["training_seconds_45_trials"]
+    assert timing["n_trials"] == 45 and len(timing["runs"]) == 3
+    assert timing["se_seconds"] > 0 and timing["riemann_seconds"] > 0 and timing["auto_seconds"] > 0
     assert task["best_peer"] in {"pyriemann_ts_lr", "pyriemann_mdm", "csp_lda"}
     assert task["se_minus_best_peer"] == round(
         methods["se"]["mean_accuracy"] - methods[task["best_peer"]]["mean_accuracy"], 4

@@ -209,6 +209,31 @@ def run_task(
 
 
 ALL_METHODS = [*NETWORKS, *CLASSICAL, ADAPTATION_OFF, "auto"]
+#: ``--timing``: a calibration of this many trials, from the first runs found (15 trials each).
+TIMING_TRIALS = 45
+
+
+def training_seconds(folder: Path, subject: str, settings: TrainSettings) -> dict:
+    """Wall seconds to train the SE network, riemann and ``auto`` on 45 trials x 64 channels
+    (the first three runs found, T1 / T2 as two classes), one after the other on this machine."""
+    files = [folder / f"{subject}R{run}.edf" for _, (runs, _) in TASKS.items() for run in runs]
+    files = [f for f in files if f.is_file()][: TIMING_TRIALS // 15]
+    config = load_config(CONFIG)
+    classes = {"T1": "first", "T2": "second"}
+    tw = TrialWindows.concatenate(
+        [extract_trials([load_recording(f)], classes, config) for f in files]
+    )
+    figures: dict = {"runs": [f.name for f in files], "n_trials": tw.n_trials}
+    for name in ("se", "riemann", "auto"):
+        started = time.monotonic()
+        if name == "auto":
+            _, report = select_decoder(tw, settings)
+            figures["auto_chosen"] = report["chosen"]
+            figures["auto_left_out"] = report["left_out"]
+        else:
+            fit_decoder(name, tw, settings)
+        figures[f"{name}_seconds"] = round(time.monotonic() - started, 2)
+    return figures
 
 
 def main(
@@ -220,9 +245,11 @@ def main(
     seed: int = 0,
     as_json: bool = False,
     ablation: bool = False,
+    timing: bool = False,
 ) -> int:
     """Run the benchmark and print per-fold lines, then (``as_json``) one JSON object;
-    ``ablation`` adds the SE recipe's variants (:data:`ABLATION`)."""
+    ``ablation`` adds the SE recipe's variants (:data:`ABLATION`), ``timing`` the training
+    seconds on 45 trials (:func:`training_seconds`)."""
     import mne
 
     mne.set_log_level("WARNING")
@@ -247,6 +274,9 @@ def main(
             for task in tasks or list(TASKS)
         },
     }
+    if timing:
+        result["training_seconds_45_trials"] = training_seconds(folder, subject, settings)
+        print(f"training on 45 trials: {result['training_seconds_45_trials']}", flush=True)
     if as_json:
         print(json.dumps(result))
     return 0

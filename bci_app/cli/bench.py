@@ -32,6 +32,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     decoding.add_argument(
         "--ablation", action="store_true", help="add the SE recipe with each choice taken back"
     )
+    decoding.add_argument(
+        "--timing",
+        action="store_true",
+        help="add training seconds on 45 trials (se, riemann, auto)",
+    )
     parser.add_argument("--json", action="store_true", help="last line: one JSON object")
     parser.set_defaults(func=cmd_bench)
     return parser
@@ -68,5 +73,6 @@ def cmd_bench(args: argparse.Namespace) -> int:
             epochs=args.epochs,
             as_json=args.json,
             ablation=args.ablation,
+            timing=args.timing,
         )
     raise SystemExit(f"unknown benchmark {args.what!r}")

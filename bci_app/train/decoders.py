@@ -62,8 +62,8 @@ LEAVE_ONE_RUN_OUT = "leave one run out"
 BLOCKS = 3
 #: Every decoder's own band inside each window (Hz): sensorimotor mu and beta.
 BAND_HZ = (8.0, 30.0)
-#: Trials per class each decoder needs at least (a network also holds some back for early
-#: stopping); fewer: left out of ``auto`` with this reason, or refused when asked for by name.
+#: Trials per class each decoder needs at least; fewer: left out of ``auto`` with this reason,
+#: or refused when asked for by name.
 MIN_TRIALS = {"se": 5, "eca": 5, "cbam": 5, "riemann": 4, "mdm": 3, "csp-lda": 4}
 
 
