@@ -228,6 +228,22 @@ def test_missing_truncated_and_corrupt_files_are_refused(tmp_path, r06_xdf):
         read_session(bad_edf)
 
 
+def test_the_xdf_formats_own_example_files_load(caplog):
+    """libxdf's reader tests (../shared/data/xdf/example-files): a minimal file, a clock reset
+    mid-file, and streams declared without samples (the one with data is taken)."""
+    folder = SHARED_DATA / "xdf" / "example-files"
+    minimal = load_recording(folder / "minimal.xdf")
+    assert minimal.data.shape == (9, 3) and minimal.rate_hz == 10.0
+    resets = load_recording(folder / "clock_resets.xdf")
+    assert resets.data.shape[1] == 8 and resets.data.shape[0] > 20_000
+    assert np.all(np.diff(resets.timestamps) > 0)  # synchronised across the reset
+    assert np.all(np.isfinite(resets.data))
+    with caplog.at_level("WARNING"):
+        empty = load_recording(folder / "empty_streams.xdf")
+    assert empty.data.shape == (10, 1)
+    assert "left out streams without samples: 'Empty data stream" in caplog.text
+
+
 def test_xdf_without_numeric_stream_is_refused(tmp_path):
     _, markers, _ = synthetic_xdf_streams()
     path = tmp_path / "markers-only.xdf"

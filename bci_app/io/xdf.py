@@ -163,8 +163,9 @@ def check_xdf_complete(path: Path, stream: dict) -> None:
 
 
 def load_xdf(path: Path, run: str) -> Recording:
-    """The EEG stream (type 'EEG' preferred, else the first regular numeric stream) and the
-    marker stream of an XDF file as one :class:`Recording` in µV, timestamps dejittered."""
+    """The EEG stream (type 'EEG' preferred, else the first regular numeric stream; streams
+    without samples only when no other has any) and the marker stream of an XDF file as one
+    :class:`Recording` in µV, timestamps dejittered."""
     streams = read_xdf_streams(path, dejitter=True)
     numeric = [s for s in streams if xdf_info(s, "channel_format") != "string" and xdf_rate(s) > 0]
     if not numeric:
@@ -174,6 +175,16 @@ def load_xdf(path: Path, run: str) -> Recording:
         )
     typed = [s for s in numeric if xdf_info(s, "type").lower() == "eeg"]
     candidates = typed or numeric
+    # A stream the recorder saw but that sent nothing (XDF allows it) is no candidate when
+    # another one holds samples; with none holding any, the error below names the first.
+    filled = [s for s in candidates if len(s["time_stamps"]) > 0]
+    if filled and len(filled) < len(candidates):
+        log.warning(
+            "%s: left out streams without samples: %s",
+            path,
+            describe_xdf_streams([s for s in candidates if len(s["time_stamps"]) == 0]),
+        )
+        candidates = filled
     eeg = candidates[0]
     if len(candidates) > 1:
         log.warning(
