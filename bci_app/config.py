@@ -24,6 +24,8 @@ PositiveHz = Annotated[float, Field(gt=0, allow_inf_nan=False)]
 #: ``bci-app train --decoder`` and calibration: se/eca/cbam are the attention network, the rest
 #: classical decoders; ``auto`` chooses on the calibration data alone.
 DECODER_CHOICES = ("se", "eca", "cbam", "riemann", "mdm", "csp-lda", "auto")
+#: Seconds ``auto`` may take; a network whose folds would not fit is left out, with the reason.
+AUTO_BUDGET_S = 30.0
 #: Re-referencing: "none" keeps the amplifier's reference, "car" subtracts the common average.
 Reference = Literal["none", "car"]
 

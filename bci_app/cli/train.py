@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 
 from bci_app.cli._common import fold_count, positive_float, print_json
-from bci_app.config import DECODER_CHOICES, load_config
+from bci_app.config import AUTO_BUDGET_S, DECODER_CHOICES, load_config
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -33,8 +33,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     parser.add_argument(
         "--time-budget",
         type=positive_float,
-        default=30.0,
-        help="auto: seconds it may take; a network that would not fit is left out (default 30)",
+        default=AUTO_BUDGET_S,
+        help=f"auto: seconds it may take; a network that would not fit is left out (default "
+        f"{AUTO_BUDGET_S:g})",
     )
     parser.add_argument(
         "--no-adapt",

@@ -7,7 +7,14 @@ import shutil
 from collections.abc import Sequence
 from pathlib import Path
 
-from bci_app.config import DECODER_CHOICES, AppConfig, DspConfig, WindowsConfig, parse_config
+from bci_app.config import (
+    AUTO_BUDGET_S,
+    DECODER_CHOICES,
+    AppConfig,
+    DspConfig,
+    WindowsConfig,
+    parse_config,
+)
 from bci_app.decoders import DecoderError, decoder_spec, load_decoder, save_decoder
 from bci_app.errors import UserError
 from bci_app.io import Recording, load_recording
@@ -20,7 +27,7 @@ from bci_app.nn.checkpoint import (
 )
 from bci_app.sources.simulator import EEGSimulator, SimulatorSettings
 from bci_app.train.data import extract_trials, parse_class_map, trials_per_class
-from bci_app.train.decoders import AUTO_BUDGET_S, cross_validate, fit_decoder, select_decoder
+from bci_app.train.decoders import cross_validate, fit_decoder, select_decoder
 from bci_app.train.trainer import TrainSettings, evaluate_trials, stratified_folds
 
 log = logging.getLogger(__name__)

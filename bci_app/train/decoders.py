@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from bci_app.config import DECODER_CHOICES
+from bci_app.config import AUTO_BUDGET_S, DECODER_CHOICES
 from bci_app.decoders import (
     DEFAULT_MEMORY_WINDOWS,
     Alignment,
@@ -54,8 +54,6 @@ DECODERS = (*NETWORKS, *CLASSICAL)
 assert (*DECODERS, "auto") == DECODER_CHOICES
 #: What ``auto`` tries, in this order (the SE network stands for the networks).
 AUTO_CANDIDATES = ("riemann", "mdm", "csp-lda", "se")
-#: Seconds ``auto`` may take; a network whose folds would not fit is left out, with the reason.
-AUTO_BUDGET_S = 30.0
 LEAVE_ONE_RUN_OUT = "leave one run out"
 #: Test folds of ``auto`` in a single run: blocks of consecutive trials (time moves on between
 #: them, as between calibration and feedback).
