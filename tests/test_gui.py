@@ -26,6 +26,7 @@ from bci_app.io.montage import EEGMMIDB_64
 from bci_app.pipeline import Pipeline
 from bci_app.sources.simulator import SimulatorSettings
 from bci_app.sources.simulator_stream import SimulatorStream
+from bci_app.train.commands import simulated_recording, train_command
 
 CLASSES = ["left_hand", "right_hand", "feet", "rest"]
 PIPELINE_THREADS = {"bci-inlet", "bci-dsp", "bci-infer"}
@@ -138,6 +139,38 @@ def test_weight_bars_match_the_latest_prediction(qtbot, model_dir: Path) -> None
     assert signals.columns_redrawn == signals.columns_drawn
     assert (scrolled != 0).mean() > 0.01
     assert (scrolled == signals.traces.pixels).mean() > 0.999
+
+
+def test_a_classical_checkpoint_runs_in_the_window_with_its_weights_explained(
+    qtbot, tmp_path: Path
+) -> None:
+    """An MDM checkpoint trained on the simulator goes through the same pipeline and window:
+    its electrode weights are drawn, and the panel says which decoder gave them and what
+    they mean."""
+    config = sim_config()
+    settings = SimulatorSettings.from_config(config.simulator)
+    checkpoint = tmp_path / "mdm"
+    train_command(
+        [simulated_recording(settings, 240.0)],
+        CLASSES,
+        checkpoint,
+        config,
+        decoder="mdm",
+        progress=False,
+    )
+    pipeline = Pipeline(config, with_model=True, model_path=checkpoint)
+    window = open_window(qtbot, config, pipeline)
+    qtbot.waitUntil(lambda: len(window.feed.since(0.0)) >= 3, timeout=20_000)
+    pipeline.stop()
+    window.refresh()
+    latest = pipeline.latest_prediction()
+    panel = window.weights_panel
+    assert panel.title() == "Electrode weights (mdm)"
+    assert "log-maps of the class means" in panel.toolTip()
+    np.testing.assert_allclose(panel.bar_heights(), latest.weights, rtol=1e-6)
+    assert max(panel.bar_heights()) == pytest.approx(1.0)
+    assert window.frame_errors == 0
+    window.close()
 
 
 def test_closing_the_window_joins_every_thread_within_2_s(qtbot, model_dir: Path) -> None:
