@@ -99,14 +99,17 @@ def load_decoder(
     """
     directory = Path(directory)
     metadata, tensors = read_checkpoint(directory)
-    arrays = {name: tensor.numpy() for name, tensor in tensors.items()}
-    decoder = _build(metadata.decoder, arrays, metadata, directory / WEIGHTS_FILE, adapt)
+    decoder = _build(metadata.decoder, tensors, metadata, directory / WEIGHTS_FILE, adapt)
     return decoder, metadata
+
+
+def _numpy(tensors: Mapping[str, torch.Tensor]) -> dict[str, np.ndarray]:
+    return {name: tensor.numpy() for name, tensor in tensors.items()}
 
 
 def _build(
     spec: DecoderSpec,
-    arrays: Mapping[str, np.ndarray],
+    tensors: Mapping[str, torch.Tensor],
     metadata: CheckpointMetadata,
     path: Path,
     adapt: bool | None,
@@ -115,39 +118,35 @@ def _build(
         members = []
         for i, member in enumerate(spec.members()):
             prefix = f"member{i}."
-            own = {k[len(prefix) :]: v for k, v in arrays.items() if k.startswith(prefix)}
+            own = {k[len(prefix) :]: v for k, v in tensors.items() if k.startswith(prefix)}
             members.append(_build(member, own, metadata, path, adapt))
         known = {f"member{i}." for i in range(len(members))}
-        strays = [k for k in arrays if not any(k.startswith(p) for p in known)]
+        strays = [k for k in tensors if not any(k.startswith(p) for p in known)]
         if strays:
             raise CheckpointError(f"{path}: arrays of no ensemble member: {', '.join(strays[:8])}")
         return EnsembleDecoder(members)
     n_channels, n_classes = len(metadata.channel_labels), len(metadata.classes)
-    own = {k: v for k, v in arrays.items() if not k.startswith("alignment.")}
+    own = {k: v for k, v in tensors.items() if not k.startswith("alignment.")}
     cls = decoder_class(spec.kind)
     expected = cls.expected_tensors(spec.params, n_channels, n_classes)
-    check_tensors(_as_tensors(own), expected, path, f"{spec.kind} decoder")
+    check_tensors(own, expected, path, f"{spec.kind} decoder")
     try:
-        decoder = cls.rebuild(own, spec.params, n_channels, n_classes)
+        decoder = cls.rebuild(_numpy(own), spec.params, n_channels, n_classes)
     except DecoderError as exc:
         raise CheckpointError(f"{path}: {exc}") from None
     if spec.band_hz is not None:
         decoder.band = BandFilter(*spec.band_hz, metadata.model_rate_hz)
-    aligned = {k: v for k, v in arrays.items() if k.startswith("alignment.")}
+    aligned = {k: v for k, v in tensors.items() if k.startswith("alignment.")}
     if spec.alignment is None:
         if aligned:
             raise CheckpointError(f"{path} has alignment arrays but its metadata no alignment")
         return decoder
     shapes = {"alignment.reference": (n_channels, n_channels), "alignment.scale": (1,)}
-    check_tensors(_as_tensors(aligned), float_tensors(shapes), path, "alignment")
+    check_tensors(aligned, float_tensors(shapes), path, "alignment")
     memory = spec.alignment.memory_windows
     if adapt is False:
         memory = 0
     elif adapt and not memory:
         memory = DEFAULT_MEMORY_WINDOWS
-    decoder.alignment = Alignment.from_tensors(aligned, memory)
+    decoder.alignment = Alignment.from_tensors(_numpy(aligned), memory)
     return decoder
-
-
-def _as_tensors(arrays: Mapping[str, np.ndarray]) -> dict[str, torch.Tensor]:
-    return {name: torch.from_numpy(np.asarray(array)) for name, array in arrays.items()}

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -10,6 +9,7 @@ import numpy as np
 import torch
 
 from bci_app.decoders.base import Decoder, DecoderError
+from bci_app.nn.checkpoint import network_state_problems
 from bci_app.nn.classifier import ClassifierConfig, EEGClassifier
 
 __all__ = ["NetworkDecoder"]
@@ -68,18 +68,9 @@ class NetworkDecoder(Decoder):
     ) -> NetworkDecoder:
         model = cls.build(params)
         state = {k: torch.as_tensor(np.asarray(v)) for k, v in tensors.items()}
-        config = model.config
-        order = state.get("attention.order")
-        if order is not None and sorted(order.tolist()) != list(range(config.n_electrodes)):
-            raise DecoderError("attention.order is not a permutation of the electrodes")
-        scale = state.get("input_scale_uv")
-        if scale is not None and not math.isclose(
-            float(scale), config.input_scale_uv, rel_tol=1e-6
-        ):
-            raise DecoderError(
-                f"input_scale_uv is {float(scale)} but the architecture says "
-                f"{config.input_scale_uv}"
-            )
+        problems = network_state_problems(state, model.config)
+        if problems:
+            raise DecoderError("; ".join(problems))
         model.load_state_dict(state, strict=True)
         return cls(model.eval())
 

@@ -43,6 +43,7 @@ __all__ = [
     "apply_checkpoint",
     "check_stream_compatibility",
     "check_tensors",
+    "network_state_problems",
     "current_versions",
     "load_checkpoint",
     "model_dir",
@@ -268,20 +269,32 @@ def check_tensors(
         )
 
 
+def network_state_problems(
+    tensors: Mapping[str, torch.Tensor], config: ClassifierConfig
+) -> list[str]:
+    """What in a network's saved state disagrees with its architecture beyond shapes: the
+    input scale, and an electrode order that is not a permutation."""
+    problems = []
+    scale = tensors.get("input_scale_uv")
+    if scale is not None and not math.isclose(float(scale), config.input_scale_uv, rel_tol=1e-6):
+        problems.append(
+            f"input_scale_uv is {float(scale)} but the architecture in {METADATA_FILE} says "
+            f"{config.input_scale_uv}"
+        )
+    order = tensors.get("attention.order")
+    if order is not None and sorted(order.tolist()) != list(range(config.n_electrodes)):
+        problems.append("attention.order is not a permutation of the electrodes")
+    return problems
+
+
 def _check_state(
     model: EEGClassifier, tensors: dict[str, torch.Tensor], path: Path, config: ClassifierConfig
 ) -> None:
     """The saved tensors against the built architecture, plus its scale and electrode order."""
     check_tensors(tensors, model.state_dict(), path, f"architecture ({config})")
-    scale = tensors.get("input_scale_uv")
-    if scale is not None and not math.isclose(float(scale), config.input_scale_uv, rel_tol=1e-6):
-        raise CheckpointError(
-            f"{path}: input_scale_uv is {float(scale)} but {METADATA_FILE} says "
-            f"{config.input_scale_uv}"
-        )
-    order = tensors.get("attention.order")
-    if order is not None and sorted(order.tolist()) != list(range(config.n_electrodes)):
-        raise CheckpointError(f"{path}: attention.order is not a permutation of the electrodes")
+    problems = network_state_problems(tensors, config)
+    if problems:
+        raise CheckpointError(f"{path}: " + "; ".join(problems))
 
 
 def resolve_device(device: str | torch.device = "cpu") -> torch.device:

@@ -225,9 +225,10 @@ class TrialWindows:
         return "\n".join(lines)
 
 
-def trials_per_class(tw: TrialWindows) -> dict[str, int]:
-    """Number of trials (with at least one window in ``tw``) per class, in class order."""
-    ids = np.unique(tw.trial)
+def trials_per_class(tw: TrialWindows, trial_ids: np.ndarray | None = None) -> dict[str, int]:
+    """Number of trials (with at least one window in ``tw``; or those of ``trial_ids``) per
+    class, in class order."""
+    ids = np.unique(tw.trial) if trial_ids is None else trial_ids
     counts = np.bincount(tw.trial_classes[ids], minlength=len(tw.classes))
     return {name: int(counts[i]) for i, name in enumerate(tw.classes)}
 

@@ -74,9 +74,9 @@ class FitResult:
     info: dict = field(default_factory=dict)
 
 
-def too_few_trials(name: str, tw: TrialWindows) -> str | None:
-    """Why ``name`` cannot be fitted on ``tw`` (too few trials of a class), else None."""
-    counts = trials_per_class(tw)
+def too_few_trials(name: str, counts: dict[str, int]) -> str | None:
+    """Why ``name`` cannot be fitted on trials of these ``counts`` per class (too few of a
+    class), else None."""
     need = MIN_TRIALS[name]
     short = {c: n for c, n in counts.items() if n < need}
     if short:
@@ -107,7 +107,7 @@ def fit_decoder(
     """
     if name not in DECODERS:
         raise DecoderError(f"unknown decoder {name!r}; choose one of {', '.join(DECODER_CHOICES)}")
-    reason = too_few_trials(name, tw)
+    reason = too_few_trials(name, trials_per_class(tw))
     if reason:
         raise DecoderError(f"{reason}; record more trials or choose another decoder")
     started = time.monotonic()
@@ -275,12 +275,12 @@ def select_decoder(
     report: dict = {"protocol": protocol, "candidates": {}, "left_out": {}}
     usable = []
     trial_ids = np.unique(tw.trial)
+    # A fold's training part has fewer trials than the whole: check each one.
+    counts = [trials_per_class(tw)] + [
+        trials_per_class(tw, np.setdiff1d(trial_ids, test_ids)) for test_ids in folds
+    ]
     for name in candidates:
-        # A fold's training part has fewer trials than the whole: check each one.
-        reasons = [too_few_trials(name, tw)] + [
-            too_few_trials(name, windows_of(tw, np.setdiff1d(trial_ids, test_ids)))
-            for test_ids in folds
-        ]
+        reasons = [too_few_trials(name, fold_counts) for fold_counts in counts]
         reason = next((r for r in reasons if r), None)
         if reason:
             report["left_out"][name] = f"{reason} (in a training fold of {protocol})"

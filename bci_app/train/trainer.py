@@ -117,6 +117,25 @@ def windows_of(tw: TrialWindows, trial_ids: np.ndarray) -> TrialWindows:
     return tw.subset(np.isin(tw.trial, trial_ids))
 
 
+def _optimiser(model: EEGClassifier, settings: TrainSettings) -> torch.optim.Optimizer:
+    return torch.optim.AdamW(
+        model.parameters(), lr=settings.learning_rate, weight_decay=settings.weight_decay
+    )
+
+
+def _step(
+    model: EEGClassifier, optimiser: torch.optim.Optimizer, x: torch.Tensor, y: torch.Tensor
+) -> tuple[torch.Tensor, float]:
+    """One optimiser step on cross-entropy for windows ``x (B, C, T)`` and classes ``y (B,)``;
+    returns the logits and the loss."""
+    logits, _ = model.forward_logits(x)
+    loss = nn.functional.cross_entropy(logits, y)
+    optimiser.zero_grad()
+    loss.backward()
+    optimiser.step()
+    return logits, loss.item()
+
+
 def _epoch_order(
     trial: np.ndarray, crops_per_trial: int | None, generator: torch.Generator
 ) -> torch.Tensor:
@@ -150,9 +169,7 @@ def train_classifier(
         torch.set_num_threads(settings.threads)
     _seed_everything(settings.seed)
     model = EEGClassifier(classifier, channel_labels=labels or train.labels)
-    optimiser = torch.optim.AdamW(
-        model.parameters(), lr=settings.learning_rate, weight_decay=settings.weight_decay
-    )
+    optimiser = _optimiser(model, settings)
     loss_fn = nn.CrossEntropyLoss()
     x = torch.from_numpy(np.ascontiguousarray(train.x))
     y = torch.from_numpy(train.y)
@@ -168,12 +185,8 @@ def train_classifier(
             batch = order[start : start + settings.batch_size]
             if len(batch) < 2:  # BatchNorm needs two samples in training mode
                 continue
-            logits, _ = model.forward_logits(x[batch])
-            loss = loss_fn(logits, y[batch])
-            optimiser.zero_grad()
-            loss.backward()
-            optimiser.step()
-            total += loss.item() * len(batch)
+            logits, loss = _step(model, optimiser, x[batch], y[batch])
+            total += loss * len(batch)
             correct += int((logits.argmax(1) == y[batch]).sum())
             seen += len(batch)
         record = {
@@ -213,17 +226,13 @@ def seconds_per_window(
     if settings.threads is not None:
         torch.set_num_threads(settings.threads)
     model = EEGClassifier(classifier).train()
-    optimiser = torch.optim.AdamW(model.parameters(), lr=settings.learning_rate)
+    optimiser = _optimiser(model, settings)
     batch = torch.from_numpy(np.ascontiguousarray(x[: max(2, settings.batch_size)]))
     labels = torch.zeros(len(batch), dtype=torch.long)
     elapsed = 0.0
     for step in range(3):
         started = time.perf_counter()
-        logits, _ = model.forward_logits(batch)
-        loss = nn.functional.cross_entropy(logits, labels)
-        optimiser.zero_grad()
-        loss.backward()
-        optimiser.step()
+        _step(model, optimiser, batch, labels)
         if step:
             elapsed += time.perf_counter() - started
     return elapsed / (2 * len(batch))
