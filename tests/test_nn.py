@@ -34,6 +34,7 @@ from bci_app.nn import (
     render_model_card,
     save_checkpoint,
 )
+from bci_app.nn.classifier import upgrade_state
 
 DSP = {"bandpass": [1.0, 40.0], "order": 4, "notch": 50, "notch_quality": 30.0, "reference": "none"}
 
@@ -361,6 +362,71 @@ def test_spatial_filters_are_max_norm_capped() -> None:
     torch.testing.assert_close(a, b)
     uncapped = EEGClassifier(_config(n_electrodes=8, max_norm=None))
     assert uncapped.spatial.max_norm is None
+
+
+def _time_first_forward(state: dict, config: ClassifierConfig, x: torch.Tensor) -> torch.Tensor:
+    """EEGNet's own layer order (temporal conv on every electrode, BN, grouped spatial conv), as
+    checkpoints before the space-first layout computed it: logits for ``x (B, C, T)``."""
+    import torch.nn.functional as F
+
+    def bn(h: torch.Tensor, name: str) -> torch.Tensor:
+        return F.batch_norm(
+            h, state[f"{name}.running_mean"], state[f"{name}.running_var"],
+            state[f"{name}.weight"], state[f"{name}.bias"], training=False,
+        )  # fmt: skip
+
+    k = state["temporal.weight"].shape[-1]
+    h = bn(F.conv2d((x / config.input_scale_uv).unsqueeze(1), state["temporal.weight"],
+                    padding=(0, k // 2)), "bn1")  # fmt: skip
+    spatial = torch.renorm(state["spatial.weight"], p=2, dim=0, maxnorm=config.max_norm)
+    h = F.avg_pool2d(F.elu(bn(F.conv2d(h, spatial, groups=config.f1), "bn2")), (1, 4))
+    h = F.conv2d(F.pad(h, (7, 8)), state["separable_depthwise.weight"], groups=h.shape[1])
+    h = F.elu(bn(F.conv2d(h, state["separable_pointwise.weight"]), "bn3"))
+    h = F.avg_pool2d(h, (1, 8)).flatten(1)
+    return F.linear(h, state["head.weight"], state["head.bias"])
+
+
+def test_time_first_checkpoints_load_with_the_same_outputs() -> None:
+    """An older checkpoint (temporal filters before spatial ones, with ``bn1``) is folded into
+    today's space-first layout and gives the logits EEGNet's own order gives."""
+    config = _config(n_electrodes=8, attention="none")
+    generator = torch.Generator().manual_seed(3)
+    state = {k: v.clone() for k, v in EEGClassifier(config).state_dict().items()}
+    for key, value in list(state.items()):
+        if value.is_floating_point() and value.dim():
+            state[key] = torch.randn(value.shape, generator=generator) * 0.5
+    f1 = config.f1
+    state["bn1.weight"] = torch.randn(f1, generator=generator)
+    state["bn1.bias"] = torch.randn(f1, generator=generator)
+    state["bn1.running_mean"] = torch.randn(f1, generator=generator)
+    state["bn1.running_var"] = torch.rand(f1, generator=generator) + 0.5
+    state["bn1.num_batches_tracked"] = torch.tensor(7)
+    for name in ("bn2", "bn3"):
+        state[f"{name}.running_var"] = state[f"{name}.running_var"].abs() + 0.5
+    x = torch.randn(4, 8, 320, generator=generator) * 20
+    expected = _time_first_forward(state, config, x)
+    model = EEGClassifier(config)
+    model.load_state_dict(upgrade_state(state, config))
+    with torch.no_grad():
+        logits, _ = model.eval().forward_logits(x)
+    torch.testing.assert_close(logits, expected, rtol=1e-4, atol=1e-4)
+    assert upgrade_state(model.state_dict(), config).keys() == model.state_dict().keys()
+
+
+@pytest.mark.parametrize("attention", ["se", "none"])
+def test_training_forward_matches_evaluation_filters(attention: str) -> None:
+    """Training filters in time through the FFT, evaluation through a convolution: with dropout
+    and batch statistics out of the way both give the same output."""
+    model = EEGClassifier(_config(n_electrodes=8, attention=attention, dropout=0.0))
+    x = torch.randn(6, 8, 320) * 20
+    model.train()
+    for module in model.modules():
+        if isinstance(module, torch.nn.BatchNorm2d):
+            module.eval()
+    with torch.no_grad():
+        trained, _ = model.forward_logits(x)
+        evaluated, _ = model.eval().forward_logits(x)
+    torch.testing.assert_close(trained, evaluated, rtol=1e-4, atol=1e-4)
 
 
 def test_classifier_rejects_wrong_input_shape() -> None:

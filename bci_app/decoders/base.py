@@ -127,6 +127,14 @@ class Decoder(ABC):
         raise NotImplementedError(f"{cls.__name__} is rebuilt from its members")
 
     @classmethod
+    def upgrade_tensors(
+        cls, tensors: Mapping[str, torch.Tensor], params: Mapping[str, Any]
+    ) -> dict[str, torch.Tensor]:
+        """Saved tensors of an older layout of this decoder in today's layout (before they
+        are checked); unchanged by default."""
+        return dict(tensors)
+
+    @classmethod
     def expected_tensors(
         cls, params: Mapping[str, Any], n_channels: int, n_classes: int
     ) -> dict[str, torch.Tensor]:

@@ -128,6 +128,7 @@ def _build(
     n_channels, n_classes = len(metadata.channel_labels), len(metadata.classes)
     own = {k: v for k, v in tensors.items() if not k.startswith("alignment.")}
     cls = decoder_class(spec.kind)
+    own = cls.upgrade_tensors(own, spec.params)
     expected = cls.expected_tensors(spec.params, n_channels, n_classes)
     check_tensors(own, expected, path, f"{spec.kind} decoder")
     try:

@@ -10,7 +10,7 @@ import torch
 
 from bci_app.decoders.base import Decoder, DecoderError
 from bci_app.nn.checkpoint import network_state_problems
-from bci_app.nn.classifier import ClassifierConfig, EEGClassifier
+from bci_app.nn.classifier import ClassifierConfig, EEGClassifier, upgrade_state
 
 __all__ = ["NetworkDecoder"]
 
@@ -73,6 +73,12 @@ class NetworkDecoder(Decoder):
             raise DecoderError("; ".join(problems))
         model.load_state_dict(state, strict=True)
         return cls(model.eval())
+
+    @classmethod
+    def upgrade_tensors(
+        cls, tensors: Mapping[str, torch.Tensor], params: Mapping[str, Any]
+    ) -> dict[str, torch.Tensor]:
+        return upgrade_state(tensors, ClassifierConfig(**params["classifier"]))
 
     @classmethod
     def expected_tensors(

@@ -22,7 +22,7 @@ import torch
 
 from bci_app.config import AppConfig, WindowsConfig
 from bci_app.io.labels import label_key
-from bci_app.nn.classifier import ClassifierConfig, EEGClassifier
+from bci_app.nn.classifier import ClassifierConfig, EEGClassifier, upgrade_state
 from bci_app.nn.metadata import (
     FORMAT_VERSION,
     CheckpointError,
@@ -332,6 +332,7 @@ def load_checkpoint(
     target = resolve_device(device)
     path = directory / WEIGHTS_FILE
     model = EEGClassifier(config, channel_labels=metadata.channel_labels)
+    tensors = upgrade_state(tensors, config)
     _check_state(model, tensors, path, config)
     model.load_state_dict(tensors, strict=True)
     return model.to(target).eval(), metadata
