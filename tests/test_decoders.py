@@ -88,7 +88,7 @@ def test_rebuilt_classical_decoders_predict_as_their_libraries(runs) -> None:
         ),
         MdmDecoder: make_pipeline(covariances, MDM(metric="riemann")),
         CspLdaDecoder: make_pipeline(
-            CSP(n_components=4, reg="oas", log=True, norm_trace=False),
+            CSP(n_components=4, reg="oas", log=True, norm_trace=False, rank="full"),
             LinearDiscriminantAnalysis(),
         ),
     }
