@@ -122,6 +122,31 @@ def test_shipped_eegmmidb_model_beats_chance_on_its_runs(shared_data):
     assert metrics["accuracy"] > metrics["chance_95"]
 
 
+def test_damaged_recordings_in_evaluate_and_run_replay(shared_data, tmp_path):
+    """A cut EDF is evaluated on what it holds and the JSON says what was lost; --strict
+    refuses it as a user error (exit 2) naming the file. A cut XDF replays in fast mode."""
+    model = str(MODELS / "eegmmidb-s001-hands-feet")
+    edf = shared_data / "eegmmidb" / "S001" / "S001R06.edf"
+    cut_edf = tmp_path / "cut.edf"
+    cut_edf.write_bytes(edf.read_bytes()[: int(edf.stat().st_size * 0.6)])
+    result = bci_app("evaluate", model, str(cut_edf), "--json")
+    assert result.returncode == 0, result.stderr[-3000:]
+    metrics = json.loads(result.stdout.strip().splitlines()[-1])
+    assert metrics["n_trials"] < 15 and "lost 51.0 s (8160 samples)" in metrics["damage"][0]
+    assert "is damaged" in result.stderr
+    refused = bci_app("evaluate", model, str(cut_edf), "--strict")
+    assert refused.returncode == 2 and "Traceback" not in refused.stderr
+    assert "cut.edf" in refused.stderr and "--strict" in refused.stderr
+    xdf = shared_data / "xdf" / "S001R06-labrecorder.xdf"
+    cut_xdf = tmp_path / "cut.xdf"
+    cut_xdf.write_bytes(xdf.read_bytes()[: int(xdf.stat().st_size * 0.6)])
+    replayed = bci_app("run", "--replay", str(cut_xdf), "--fast", "--model", model, "--json")
+    assert replayed.returncode == 0, replayed.stderr[-3000:]
+    summary = json.loads(replayed.stdout.strip().splitlines()[-1])
+    assert 70 < summary["duration_s"] < 80 and len(summary["damage"]) == 2
+    assert summary["trials"]["n_trials"] >= 8
+
+
 @pytest.mark.slow
 def test_headless_pipeline_with_the_default_model_predicts_the_cued_class():
     """The demo: simulator + shipped model; windows inside an imagery period are classified

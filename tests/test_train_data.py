@@ -23,6 +23,7 @@ from bci_app.train.data import TrialWindows, extract_trials, parse_class_map, tr
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 EDF = DATA / "eegmmidb" / "S001"
 XDF_R06 = DATA / "xdf" / "S001R06-labrecorder.xdf"
+EDF_R06 = EDF / "S001R06.edf"
 HANDS_FEET = {"T1": "hands", "T2": "feet"}
 
 
@@ -340,21 +341,70 @@ def test_parse_class_map_errors(items, message):
 # -- errors ----------------------------------------------------------------------------------
 
 
-def test_truncated_xdf_is_refused(tmp_path):
+def test_xdf_cut_mid_chunk_gives_every_intact_chunk(tmp_path, caplog):
+    """LabRecorder's R06 cut at 60 %: the 74.5 s and 18 markers before the cut, a warning per
+    stream with what was recovered; --strict refuses with the same figures."""
     data = XDF_R06.read_bytes()
     path = tmp_path / "cut.xdf"
     path.write_bytes(data[: int(len(data) * 0.6)])
-    with pytest.raises(RecordingError, match="truncated") as info:
-        load_recording(path)
+    with caplog.at_level(logging.WARNING):
+        recording = load_recording(path)
+    assert recording.n_samples == 11924 and len(recording.events) == 18
+    assert 74.0 < recording.duration_s < 75.0
+    assert len(recording.damage) == 2
+    eeg_note = next(n for n in recording.damage if "'EEGMMIDB-S001'" in n)
+    assert "no footer" in eeg_note and "recovered 74.5 s (11924 samples)" in eeg_note
+    assert any("recovered 18 markers" in n for n in recording.damage)
+    warned = [r.getMessage() for r in caplog.records if "damaged" in r.getMessage()]
+    assert len(warned) == 2 and all("--strict refuses" in w for w in warned)
+    with pytest.raises(RecordingError, match=r"recovered 74\.5 s.*Refused \(--strict\)") as info:
+        load_recording(path, strict=True)
     assert str(path) in str(info.value)
 
 
-def test_xdf_without_footer_or_numeric_stream_is_refused(tmp_path):
+def test_xdf_with_fewer_samples_than_its_footer_counts_says_what_is_lost(tmp_path):
+    eeg, markers, _ = synthetic_xdf_streams()
+    path = tmp_path / "short.xdf"
+    write_xdf(path, [eeg, markers], footer_counts=[len(eeg["times"]) + 250, len(markers["times"])])
+    recording = load_recording(path)
+    assert recording.n_samples == len(eeg["times"])
+    (note,) = recording.damage
+    assert "'synthetic-eeg'" in note and "footer counts 2250" in note
+    assert "lost 2.5 s (250 samples)" in note
+    with pytest.raises(RecordingError, match="lost 2.5 s"):
+        load_recording(path, strict=True)
+
+
+def test_whole_xdf_has_no_damage():
+    assert load_recording(XDF_R06).damage == ()
+
+
+def test_truncated_edf_is_read_in_part_with_what_was_lost(tmp_path, caplog):
+    """An EDF shorter than its header declares loaded whole before, with only MNE's warning."""
+    data = EDF_R06.read_bytes()
+    path = tmp_path / "cut.edf"
+    path.write_bytes(data[: int(len(data) * 0.6)])
+    with caplog.at_level(logging.WARNING):
+        recording = load_recording(path)
+    assert recording.duration_s == pytest.approx(74.0)
+    (note,) = recording.damage
+    assert "shorter than the 125 s its header declares" in note
+    assert "recovered 74.0 s (11840 samples) and 18 markers; lost 51.0 s (8160 samples)" in note
+    assert any("--strict refuses" in r.getMessage() for r in caplog.records)
+    with pytest.raises(RecordingError, match=r"lost 51\.0 s.*Refused \(--strict\)"):
+        load_recording(path, strict=True)
+    assert load_recording(EDF_R06).damage == ()
+
+
+def test_xdf_without_footer_or_numeric_stream(tmp_path):
     eeg, markers, _ = synthetic_xdf_streams()
     no_footer = tmp_path / "no_footer.xdf"
     write_xdf(no_footer, [eeg, markers], footers=False)
+    recording = load_recording(no_footer)
+    assert recording.n_samples == len(eeg["times"])
+    assert all("no footer" in note for note in recording.damage)
     with pytest.raises(RecordingError, match="no footer"):
-        load_recording(no_footer)
+        load_recording(no_footer, strict=True)
     only_markers = tmp_path / "markers.xdf"
     write_xdf(only_markers, [markers])
     with pytest.raises(RecordingError, match="no numeric stream") as info:

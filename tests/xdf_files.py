@@ -20,9 +20,12 @@ def _chunk(tag: int, content: bytes) -> bytes:
     return _varlen(len(content) + 2) + struct.pack("<H", tag) + content
 
 
-def write_xdf(path: Path, streams: list[dict], footers: bool = True) -> None:
+def write_xdf(
+    path: Path, streams: list[dict], footers: bool = True, footer_counts: list[int] | None = None
+) -> None:
     """A minimal XDF 1.0 writer: each stream ``{name, type, rate, fmt, channels, times,
-    values}``; ``channels`` are ``(label, unit, type)`` tuples for the header ``desc``."""
+    values}``; ``channels`` are ``(label, unit, type)`` tuples for the header ``desc``;
+    ``footer_counts``: the sample counts the footers claim (default: the true ones)."""
     out = bytearray(b"XDF:")
     out += _chunk(1, b'<?xml version="1.0"?><info><version>1.0</version></info>')
     for sid, s in enumerate(streams, 1):
@@ -50,11 +53,12 @@ def write_xdf(path: Path, streams: list[dict], footers: bool = True) -> None:
                     body += np.asarray(v, dtype="<f4").tobytes()
             out += _chunk(3, bytes(body))
     if footers:
+        counts = footer_counts or [len(s["times"]) for s in streams]
         for sid, s in enumerate(streams, 1):
             footer = (
                 f'<?xml version="1.0"?><info><first_timestamp>{s["times"][0]}</first_timestamp>'
                 f"<last_timestamp>{s['times'][-1]}</last_timestamp>"
-                f"<sample_count>{len(s['times'])}</sample_count></info>"
+                f"<sample_count>{counts[sid - 1]}</sample_count></info>"
             )
             out += _chunk(6, struct.pack("<I", sid) + footer.encode())
     path.write_bytes(bytes(out))

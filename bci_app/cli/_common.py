@@ -18,6 +18,16 @@ if TYPE_CHECKING:
     from bci_app.pipeline.view import PipelineStatus
 
 
+def add_strict_argument(parser: argparse.ArgumentParser) -> None:
+    """``--strict``: refuse a damaged recording instead of using what can be recovered."""
+    parser.add_argument(
+        "--strict",
+        action="store_true",
+        help="refuse a damaged recording (an XDF cut short or with corrupt chunks, an EDF/BDF "
+        "shorter than its header) instead of using what can be recovered",
+    )
+
+
 def positive_float(text: str) -> float:
     """argparse type: a finite number > 0 (seconds, a speed factor)."""
     try:
@@ -86,7 +96,8 @@ def format_status(status: PipelineStatus) -> str:
     line = (
         f"state={stream.state.value:<10} rate={rate} Hz windows/s={status.windows_per_s:5.2f} "
         f"windows={status.windows} flagged={status.flagged_windows} gaps={stream.gaps} "
-        f"nonfinite={stream.nonfinite_samples} overruns={stream.overruns + status.dsp_overruns} "
+        f"missing={stream.missing_samples} nonfinite={stream.nonfinite_samples} "
+        f"overruns={stream.overruns + status.dsp_overruns} "
         f"age={age} ms"
     )
     worker = status.worker
@@ -96,6 +107,8 @@ def format_status(status: PipelineStatus) -> str:
             f" predicted={worker.predicted} stale={worker.dropped_stale} "
             f"e2e_p99={e2e.get('p99', float('nan')):.2f} ms"
         )
+    if stream.foreign_source:
+        line += f" | {stream.foreign_source}"
     return line
 
 

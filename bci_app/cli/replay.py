@@ -6,7 +6,7 @@ import argparse
 import sys
 import time
 
-from bci_app.cli._common import positive_float, print_json, stop_signals
+from bci_app.cli._common import add_strict_argument, positive_float, print_json, stop_signals
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -23,6 +23,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     )
     parser.add_argument("--duration", type=positive_float, help="stop after this many seconds")
     parser.add_argument("--json", action="store_true", help="last line: summary as JSON")
+    add_strict_argument(parser)
     parser.set_defaults(func=cmd_replay)
     return parser
 
@@ -35,7 +36,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
     from bci_app.io.session import read_session
     from bci_app.sources.replay import Replayer, format_progress
 
-    session = read_session(args.file, args.streams)
+    session = read_session(args.file, args.streams, args.strict)
     replayer = Replayer(
         session,
         speed=args.speed,
@@ -73,6 +74,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
         "passes": replayer.passes + 1,
         "pushed": replayer.pushed,
         "push_lateness_ms": {"p50": lateness["p50"], "p99": lateness["p99"]},
+        "damage": list(session.damage),
     }
     print(format_progress(replayer.progress()) + " - done", file=sys.stderr, flush=True)
     if args.json:

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from bci_app.cli._common import (
+    add_strict_argument,
     format_status,
     metrics_lines,
     positive_float,
@@ -42,6 +43,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     parser.add_argument(
         "--json", action="store_true", help="replay: last line JSON (per-trial accuracy)"
     )
+    add_strict_argument(parser)
     parser.set_defaults(func=cmd_run)
     return parser
 
@@ -57,6 +59,8 @@ def run_summary(status: PipelineStatus, seconds: float) -> dict[str, Any]:
         "windows": status.windows,
         "flagged_windows": status.flagged_windows,
         "gaps": stream.gaps,
+        "missing_samples": stream.missing_samples,
+        "foreign_refusals": stream.foreign_refusals,
         "nonfinite_samples": stream.nonfinite_samples,
         "backward_timestamps": stream.backward_timestamps,
         "overruns": stream.overruns + status.dsp_overruns,
@@ -146,16 +150,16 @@ def cmd_run_replay(args: argparse.Namespace) -> int:
     config = load_config(args.config)
     model_path = Path(args.model) if args.model else model_dir(config)
     if args.fast:
-        run = run_fast(args.replay, config, model_path)
+        run = run_fast(args.replay, config, model_path, args.strict)
     else:
         print(f"replaying {args.replay} over LSL at speed {args.speed:g}...", flush=True)
-        run = run_paced(args.replay, config, model_path, speed=args.speed)
+        run = run_paced(args.replay, config, model_path, speed=args.speed, strict=args.strict)
     if args.out:
         write_jsonl(run, args.out)
     summary = run.summary()
     summary["model"] = str(model_path)
     summary["out"] = args.out
-    trials = pseudo_online_metrics(run, run.recording or load_recording(args.replay))
+    trials = pseudo_online_metrics(run, run.recording or load_recording(args.replay, args.strict))
     summary["trials"] = trials
     print(
         f"{summary['n_windows']} windows ({summary['n_flagged']} flagged) from "

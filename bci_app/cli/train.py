@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from bci_app.cli._common import fold_count, positive_float, print_json
+from bci_app.cli._common import add_strict_argument, fold_count, positive_float, print_json
 from bci_app.config import AUTO_BUDGET_S, DECODER_CHOICES, load_config
 
 
@@ -66,6 +66,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     parser.add_argument("--description", default="", help="text for the model card")
     parser.add_argument("--overwrite", action="store_true")
     parser.add_argument("--json", action="store_true", help="last line: metrics as JSON")
+    add_strict_argument(parser)
     parser.set_defaults(func=cmd_train)
     return parser
 
@@ -77,7 +78,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     from bci_app.train.trainer import TrainSettings
 
     config = load_config(args.config)
-    recordings = [load_recording(f) for f in args.files]
+    recordings = [load_recording(f, args.strict) for f in args.files]
     if args.simulated:
         sim = SimulatorSettings.from_config(config.simulator)
         recordings += [

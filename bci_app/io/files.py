@@ -7,10 +7,12 @@ EDF/BDF/FIF annotation -> sample: ``floor((onset_s - raw.first_time) * rate + 0.
 from __future__ import annotations
 
 import logging
+import warnings
 from pathlib import Path
 
 import numpy as np
 
+from bci_app.io.damage import StreamDamage, edf_declared_seconds, report_damage
 from bci_app.io.labels import canonical_label
 from bci_app.io.recording import Recording, RecordingError
 from bci_app.io.xdf import XDF_EXTENSIONS, load_xdf
@@ -32,11 +34,14 @@ def file_format(path: Path) -> str:
     return path.suffix.lower()
 
 
-def load_recording(path: str | Path) -> Recording:
+def load_recording(path: str | Path, strict: bool = False) -> Recording:
     """Read an EDF/BDF/FIF (via MNE) or XDF (via pyxdf) file into a :class:`Recording`.
 
-    Raises :class:`RecordingError` for a missing file, an unsupported extension, a truncated or
-    corrupt file, or a file without usable EEG.
+    A file read in part (an XDF cut short or with corrupt chunks, an EDF/BDF shorter than its
+    header declares) gives what was recovered, with one warning per damaged stream in
+    ``Recording.damage``; ``strict`` refuses it (:mod:`bci_app.io.damage`). Raises
+    :class:`RecordingError` for a missing file, an unsupported extension, an unreadable file,
+    or a file without usable EEG.
     """
     path = Path(path)
     ext = file_format(path)
@@ -50,11 +55,11 @@ def load_recording(path: str | Path) -> Recording:
         raise RecordingError(f"{path}: the file {what}; check the path")
     run = path.name[: len(path.name) - len(ext)]
     if ext in XDF_EXTENSIONS:
-        return load_xdf(path, run)
-    return _load_mne(path, ext, run)
+        return load_xdf(path, run, strict)
+    return _load_mne(path, ext, run, strict)
 
 
-def _load_mne(path: Path, ext: str, run: str) -> Recording:
+def _load_mne(path: Path, ext: str, run: str, strict: bool) -> Recording:
     import mne
 
     readers = {
@@ -64,7 +69,11 @@ def _load_mne(path: Path, ext: str, run: str) -> Recording:
         ".fif.gz": mne.io.read_raw_fif,
     }
     try:
-        raw = readers[ext](path, preload=True, verbose=False)
+        with warnings.catch_warnings():
+            # a short EDF/BDF is measured against its header below, in the app's own words
+            warnings.filterwarnings("ignore", message="Number of records from the header")
+            warnings.filterwarnings("ignore", message=".*annotation.*outside the data range")
+            raw = readers[ext](path, preload=True, verbose=False)
     except Exception as exc:
         raise RecordingError(
             f"{path}: cannot be read as {ext.lstrip('.').upper()} ({type(exc).__name__}: {exc}); "
@@ -92,4 +101,24 @@ def _load_mne(path: Path, ext: str, run: str) -> Recording:
             data.shape[0],
         )
     events_sorted = tuple(sorted(inside, key=lambda e: e[0]))
-    return Recording(data, rate, labels, events_sorted, None, str(path), run)
+    damage = report_damage(_edf_damage(path, ext, rate, data.shape[0], len(inside)), strict)
+    return Recording(data, rate, labels, events_sorted, None, str(path), run, damage)
+
+
+def _edf_damage(
+    path: Path, ext: str, rate: float, n_samples: int, n_events: int
+) -> list[StreamDamage]:
+    """The EEG of an EDF/BDF that holds fewer samples than its header declares (the recorder
+    did not finish it, or the copy was cut): what MNE recovered and what is lost."""
+    if ext not in (".edf", ".bdf"):
+        return []
+    declared_s = edf_declared_seconds(path)
+    if declared_s is None:
+        reason = "its header does not count its data records: the recorder did not finish it"
+        lost = None
+    else:
+        lost = round(declared_s * rate) - n_samples
+        if lost <= 0:
+            return []
+        reason = f"the file is shorter than the {declared_s:g} s its header declares"
+    return [StreamDamage(path, "EEG", reason, n_samples, rate, lost, markers=n_events)]

@@ -29,7 +29,8 @@ class Recording:
     ``data``: ``(n_samples, n_channels)`` float32 µV. ``rate_hz``: nominal sample rate.
     ``labels``: canonical channel labels. ``events``: ``(sample_index, label)`` in time order.
     ``timestamps``: ``(n_samples,)`` float64 LSL seconds (XDF) or None. ``source``: file path.
-    ``run``: short run name (file stem).
+    ``run``: short run name (file stem). ``damage``: one description per damaged stream of a
+    file read in part (:mod:`bci_app.io.damage`), empty for a whole file.
     """
 
     data: np.ndarray
@@ -39,6 +40,7 @@ class Recording:
     timestamps: np.ndarray | None
     source: str
     run: str
+    damage: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if self.data.ndim != 2:

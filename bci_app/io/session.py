@@ -19,8 +19,8 @@ from bci_app.io.files import load_recording
 from bci_app.io.lslinfo import CHANNEL_FORMATS, make_stream_info
 from bci_app.io.recording import RecordingError
 from bci_app.io.xdf import (
+    DAMAGE_KEY,
     XDF_EXTENSIONS,
-    check_xdf_complete,
     describe_xdf_streams,
     read_xdf_streams,
     xdf_channels,
@@ -76,29 +76,35 @@ class ReplayStream:
 
 @dataclass(frozen=True)
 class ReplaySession:
-    """The streams of one file; ``origin``/``end`` bound their timestamps (file clock, s)."""
+    """The streams of one file; ``origin``/``end`` bound their timestamps (file clock, s);
+    ``damage``: one description per damaged stream of a file read in part."""
 
     source: str
     streams: tuple[ReplayStream, ...]
     origin: float
     end: float
+    damage: tuple[str, ...] = ()
 
     @property
     def duration_s(self) -> float:
         return self.end - self.origin
 
 
-def read_session(path: str | Path, streams: Sequence[str] | None = None) -> ReplaySession:
+def read_session(
+    path: str | Path, streams: Sequence[str] | None = None, strict: bool = False
+) -> ReplaySession:
     """Read ``path`` (XDF, EDF, BDF, FIF) for replay; ``streams`` keeps only those names.
 
-    Raises :class:`RecordingError` for a missing, truncated or corrupt file, a file without a
-    numeric stream, or a stream name that is not in the file.
+    A file read in part gives what was recovered, with a warning per damaged stream
+    (``ReplaySession.damage``); ``strict`` refuses it (:mod:`bci_app.io.damage`). Raises
+    :class:`RecordingError` for a missing or unreadable file, a file without a numeric stream,
+    or a stream name that is not in the file.
     """
     path = Path(path)
     if not path.exists():
         raise RecordingError(f"{path}: the file does not exist; check the path")
     is_xdf = path.name.lower().endswith(XDF_EXTENSIONS)
-    found = _xdf_streams(path) if is_xdf else _mne_streams(path)
+    found, damage = _xdf_streams(path, strict) if is_xdf else _mne_streams(path, strict)
     if streams:
         names = [s.name for s in found]
         missing = [name for name in streams if name not in names]
@@ -113,13 +119,11 @@ def read_session(path: str | Path, streams: Sequence[str] | None = None) -> Repl
         raise RecordingError(f"{path}: nothing to replay: no numeric stream with samples selected")
     origin = min(float(s.timestamps[0]) for s in found)
     end = max(s.end for s in found)
-    return ReplaySession(str(path), tuple(found), origin, end)
+    return ReplaySession(str(path), tuple(found), origin, end, damage)
 
 
-def _xdf_streams(path: Path) -> list[ReplayStream]:
-    raw_streams = read_xdf_streams(path)
-    for stream in raw_streams:
-        check_xdf_complete(path, stream)
+def _xdf_streams(path: Path, strict: bool) -> tuple[list[ReplayStream], tuple[str, ...]]:
+    raw_streams = read_xdf_streams(path, strict=strict)
     numeric = [
         s
         for s in raw_streams
@@ -163,11 +167,11 @@ def _xdf_streams(path: Path) -> list[ReplayStream]:
                 desc=desc,
             )
         )
-    return out
+    return out, tuple(s[DAMAGE_KEY] for s in raw_streams if DAMAGE_KEY in s)
 
 
-def _mne_streams(path: Path) -> list[ReplayStream]:
-    recording = load_recording(path)  # RecordingError for unsupported / corrupt files
+def _mne_streams(path: Path, strict: bool) -> tuple[list[ReplayStream], tuple[str, ...]]:
+    recording = load_recording(path, strict)  # RecordingError for unsupported / corrupt files
     timestamps = recording.sample_times()
     channels = tuple(
         {"label": label, "unit": "microvolts", "type": "EEG"} for label in recording.labels
@@ -197,7 +201,7 @@ def _mne_streams(path: Path) -> list[ReplayStream]:
                 channels=({"label": "marker", "unit": "", "type": "Markers"},),
             )
         )
-    return streams
+    return streams, recording.damage
 
 
 def stream_info(stream: ReplayStream, source_id: str) -> pylsl.StreamInfo:

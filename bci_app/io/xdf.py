@@ -14,12 +14,13 @@ from pathlib import Path
 import numpy as np
 
 from bci_app.config import HealthConfig
+from bci_app.io.damage import StreamDamage, report_damage
 from bci_app.io.labels import canonical_label, microvolt_factor
 from bci_app.io.recording import Recording, RecordingError
 
 __all__ = [
+    "DAMAGE_KEY",
     "XDF_EXTENSIONS",
-    "check_xdf_complete",
     "describe_xdf_streams",
     "load_xdf",
     "read_xdf_streams",
@@ -34,6 +35,8 @@ XDF_EXTENSIONS: tuple[str, ...] = (".xdf", ".xdfz")
 
 # A timestamp step longer than this starts a new dejitter segment: the live inlet's gap rule.
 _GAP_TOLERANCE_S = HealthConfig().gap_tolerance
+#: Key of a damaged stream's description in the stream dicts :func:`read_xdf_streams` returns.
+DAMAGE_KEY = "bci_app_damage"
 
 
 class _Collect(logging.Handler):
@@ -92,14 +95,17 @@ def xdf_channels(stream: dict, n_channels: int) -> list[dict[str, str]]:
     return channels if len(channels) == n_channels else []
 
 
-def read_xdf_streams(path: Path, dejitter: bool = False) -> list[dict]:
+def read_xdf_streams(path: Path, dejitter: bool = False, strict: bool = False) -> list[dict]:
     """All streams of an XDF file as pyxdf returns them, clock-synchronised.
 
     ``dejitter``: pyxdf fits a line through each regular stream's timestamps, breaking the fit
     where a step exceeds the live inlet's gap tolerance (so a short dropout stays a gap instead
-    of being smeared over the segment); replay keeps the recorded stamps (False). Raises
-    :class:`RecordingError` when the file is not XDF, cannot be parsed, or pyxdf reports a
-    truncated or corrupt chunk.
+    of being smeared over the segment); replay keeps the recorded stamps (False).
+
+    A file cut short (no footers) or with corrupt chunks gives every intact chunk, and each
+    damaged stream's description under :data:`DAMAGE_KEY` (also logged, see
+    :mod:`bci_app.io.damage`); ``strict`` refuses it. Raises :class:`RecordingError` when the
+    file is not XDF or nothing in it can be read.
     """
     import pyxdf
 
@@ -117,6 +123,7 @@ def read_xdf_streams(path: Path, dejitter: bool = False) -> list[dict]:
     collect = _Collect()
     pyxdf_log = logging.getLogger("pyxdf.pyxdf")
     pyxdf_log.addHandler(collect)
+    propagate, pyxdf_log.propagate = pyxdf_log.propagate, False  # reported below, in our words
     try:
         streams, _ = pyxdf.load_xdf(
             str(path),
@@ -132,41 +139,64 @@ def read_xdf_streams(path: Path, dejitter: bool = False) -> list[dict]:
         ) from exc
     finally:
         pyxdf_log.removeHandler(collect)
-    if collect.messages:
+        pyxdf_log.propagate = propagate
+    corrupt = collect.messages[0] if collect.messages else None
+    if corrupt and not any(len(s["time_stamps"]) for s in streams):
         raise RecordingError(
-            f"{path}: the XDF file is truncated or corrupt ({collect.messages[0]}); copy it "
-            "again from the recording machine, or re-record"
+            f"{path}: the XDF file is truncated or corrupt ({corrupt}) and no samples could be "
+            "recovered; copy it again from the recording machine, or re-record"
         )
+    damaged = [(s, _stream_damage(path, s, corrupt is not None)) for s in streams]
+    damaged = [(s, d) for s, d in damaged if d is not None]
+    if corrupt and not damaged:
+        whole = StreamDamage(path, "(whole file)", f"corrupt chunks skipped: {corrupt}", 0, 0, 0)
+        report_damage([whole], strict)
+    notes = report_damage([d for _, d in damaged], strict)
+    for (stream, _), note in zip(damaged, notes, strict=True):
+        stream[DAMAGE_KEY] = note
     return streams
 
 
-def check_xdf_complete(path: Path, stream: dict) -> None:
-    """Raise :class:`RecordingError` when ``stream`` lacks its footer or holds fewer or more
-    samples than its footer says (the recorder did not close the file: truncated)."""
-    name = xdf_info(stream, "name")
-    footer = stream.get("footer")
-    if not footer:
-        raise RecordingError(
-            f"{path}: stream {name!r} has no footer, so the file was cut short (the recorder "
-            "did not close it); copy it again or re-record"
-        )
-    try:
-        expected = int(footer["info"]["sample_count"][0])
-    except (KeyError, IndexError, TypeError, ValueError):
-        return
+def _stream_damage(path: Path, stream: dict, corrupt: bool) -> StreamDamage | None:
+    """What ``stream`` lost, by its footer's sample count and, in a file with corrupt chunks,
+    the gaps in its timestamps; None when it is whole."""
     held = len(stream["time_stamps"])
-    if expected != held:
-        raise RecordingError(
-            f"{path}: stream {name!r} holds {held} samples but its footer says {expected}: "
-            "the file is truncated or corrupt; copy it again or re-record"
-        )
+    rate = xdf_rate(stream)
+    footer = stream.get("footer")
+    try:
+        expected: int | None = int(footer["info"]["sample_count"][0]) if footer else None
+    except (KeyError, IndexError, TypeError, ValueError):
+        expected = None
+    if not footer:
+        reason = "no footer: the recorder did not close the file"
+        lost = None
+    elif expected is not None and expected != held:
+        reason = f"it holds {held} samples but its footer counts {expected}"
+        lost = max(expected - held, 0)
+    elif corrupt and rate > 0:
+        lost = _gap_samples(np.asarray(stream["time_stamps"], dtype=np.float64), rate)
+        if lost == 0:
+            return None
+        reason = "corrupt chunks skipped"
+    else:
+        return None
+    return StreamDamage(path, xdf_info(stream, "name"), reason, held, rate, lost)
 
 
-def load_xdf(path: Path, run: str) -> Recording:
+def _gap_samples(stamps: np.ndarray, rate: float) -> int:
+    """Samples missing in the gaps of regular ``stamps`` (steps beyond the live gap rule)."""
+    steps = np.diff(stamps)
+    gaps = steps[steps > 1.0 / rate + _GAP_TOLERANCE_S]
+    return int(np.round(gaps * rate).sum() - len(gaps))
+
+
+def load_xdf(path: Path, run: str, strict: bool = False) -> Recording:
     """The EEG stream (type 'EEG' preferred, else the first regular numeric stream; streams
     without samples only when no other has any) and the marker stream of an XDF file as one
-    :class:`Recording` in µV, timestamps dejittered."""
-    streams = read_xdf_streams(path, dejitter=True)
+    :class:`Recording` in µV, timestamps dejittered. A damaged file: see
+    :func:`read_xdf_streams`; the EEG's and the markers' descriptions go to
+    ``Recording.damage``."""
+    streams = read_xdf_streams(path, dejitter=True, strict=strict)
     numeric = [s for s in streams if xdf_info(s, "channel_format") != "string" and xdf_rate(s) > 0]
     if not numeric:
         raise RecordingError(
@@ -198,7 +228,6 @@ def load_xdf(path: Path, run: str) -> Recording:
     timestamps = np.asarray(eeg["time_stamps"], dtype=np.float64)
     if values.ndim != 2 or values.shape[0] == 0:
         raise RecordingError(f"{path}: EEG stream {name!r} holds no samples; re-record")
-    check_xdf_complete(path, eeg)
 
     n_channels = values.shape[1]
     channels = xdf_channels(eeg, n_channels)
@@ -227,7 +256,12 @@ def load_xdf(path: Path, run: str) -> Recording:
         data = (data.astype(np.float64) * scale).astype(np.float32)
 
     events = _xdf_events(path, streams, timestamps, xdf_rate(eeg))
-    return Recording(data, xdf_rate(eeg), tuple(labels), events, timestamps, str(path), run)
+    damage = tuple(
+        s[DAMAGE_KEY]
+        for s in streams
+        if DAMAGE_KEY in s and (s is eeg or xdf_info(s, "channel_format") == "string")
+    )
+    return Recording(data, xdf_rate(eeg), tuple(labels), events, timestamps, str(path), run, damage)
 
 
 def _xdf_events(

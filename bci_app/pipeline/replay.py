@@ -75,6 +75,7 @@ class ReplayRun:
     stage: DspStage | None = None  # its window grid defines the trials' windows
     metadata: CheckpointMetadata | None = None
     recording: Recording | None = None  # fast mode: the recording it read (events for trials)
+    damage: tuple[str, ...] = ()  # the damaged streams of a file read in part
 
     @property
     def predictions(self) -> dict[int, Prediction]:
@@ -91,6 +92,7 @@ class ReplayRun:
             "n_windows": len(self.windows),
             "n_predicted": len(self.windows) - flagged,
             "n_flagged": flagged,
+            "damage": list(self.damage),
         }
 
 
@@ -109,11 +111,14 @@ def _worker(
     return InferenceWorker.from_config(decoder, metadata.classes, channel_index, config)
 
 
-def run_fast(path: str | Path, config: AppConfig, model_path: str | Path) -> ReplayRun:
-    """Classify every window of the recording at ``path`` without LSL or pacing."""
+def run_fast(
+    path: str | Path, config: AppConfig, model_path: str | Path, strict: bool = False
+) -> ReplayRun:
+    """Classify every window of the recording at ``path`` without LSL or pacing; ``strict``
+    refuses a damaged file (:mod:`bci_app.io.damage`)."""
     decoder, metadata = load_decoder(Path(model_path), adapt=config.model.adapt)
     config = apply_checkpoint(config, metadata)
-    recording = load_recording(path)
+    recording = load_recording(path, strict)
     columns = recording.columns(config.channels.pick)
     labels = [recording.labels[i] for i in columns]
     worker = _worker(decoder, metadata, config, labels, recording.rate_hz)
@@ -127,6 +132,7 @@ def run_fast(path: str | Path, config: AppConfig, model_path: str | Path) -> Rep
         0.0,
         metadata=metadata,
         recording=recording,
+        damage=recording.damage,
     )
     for window in _windows(recording, columns, config, run):
         prediction = worker.classify(window) if window.usable else None
@@ -156,10 +162,15 @@ def _eeg_stream_name(session: ReplaySession) -> str:
 
 
 def run_paced(
-    path: str | Path, config: AppConfig, model_path: str | Path, speed: float = 1.0
+    path: str | Path,
+    config: AppConfig,
+    model_path: str | Path,
+    speed: float = 1.0,
+    strict: bool = False,
 ) -> ReplayRun:
-    """Replay ``path`` over LSL in real time (times ``speed``) and run the live pipeline on it."""
-    session = read_session(path)
+    """Replay ``path`` over LSL in real time (times ``speed``) and run the live pipeline on it;
+    ``strict`` refuses a damaged file (:mod:`bci_app.io.damage`)."""
+    session = read_session(path, strict=strict)
     eeg_name = _eeg_stream_name(session)
     eeg = next(s for s in session.streams if s.name == eeg_name)
     replayer = Replayer(session, speed=speed, wait_for_consumers=5.0)
@@ -203,6 +214,7 @@ def run_paced(
         sorted(records, key=lambda r: r.seq),
         pipeline.stage,
         metadata,
+        damage=session.damage,
     )
     return run
 

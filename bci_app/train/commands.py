@@ -173,8 +173,9 @@ def train_command(
     return metrics
 
 
-def evaluate_command(checkpoint: Path, files: Sequence[str | Path]) -> dict:
-    """Per-trial accuracy of a checkpoint on recordings, with its own dsp and trial definition."""
+def evaluate_command(checkpoint: Path, files: Sequence[str | Path], strict: bool = False) -> dict:
+    """Per-trial accuracy of a checkpoint on recordings, with its own dsp and trial definition;
+    ``strict`` refuses damaged files (:mod:`bci_app.io.damage`)."""
     decoder, metadata = load_decoder(checkpoint)
     training = metadata.training
     if not isinstance(training.get("class_map"), dict):
@@ -184,7 +185,7 @@ def evaluate_command(checkpoint: Path, files: Sequence[str | Path]) -> dict:
             "`bci-app train` (it records the class map) or add training.class_map, e.g. "
             '{"T1": "hands", "T2": "feet"}'
         )
-    recordings = [load_recording(f) for f in files]
+    recordings = [load_recording(f, strict) for f in files]
     start, stop = training.get("trial_window_s", [0.0, 4.0])
     tw = extract_trials(
         recordings,
@@ -202,4 +203,5 @@ def evaluate_command(checkpoint: Path, files: Sequence[str | Path]) -> dict:
     metrics = evaluate_trials(decoder, tw)
     metrics["checkpoint"] = str(checkpoint)
     metrics["files"] = [str(f) for f in files]
+    metrics["damage"] = [note for r in recordings for note in r.damage]
     return metrics
