@@ -54,8 +54,9 @@ class PacedOutlet:
         labels: list[str] | None = None,
         channel_format: int = pylsl.cf_float32,
         transform=None,
+        name: str = "test-eeg",
     ) -> None:
-        info = pylsl.StreamInfo("test-eeg", "EEG", n_channels, rate, channel_format, source_id)
+        info = pylsl.StreamInfo(name, "EEG", n_channels, rate, channel_format, source_id)
         channels = info.desc().append_child("channels")
         for label in labels or [f"E{i + 1}" for i in range(n_channels)]:
             node = channels.append_child("channel")

@@ -37,9 +37,11 @@ def test_headless_run_prints_status_lines_and_a_json_summary(tmp_path):
     status_lines = [line for line in lines if line.startswith("state=")]
     assert len(status_lines) >= 2
     assert "state=live" in status_lines[-1] and "windows/s=" in status_lines[-1]
+    assert "missing=0" in status_lines[-1]
     summary = json.loads(lines[-1])
     assert summary["windows"] >= 5
     assert summary["flagged_windows"] == 0 and summary["gaps"] == 0
+    assert summary["missing_samples"] == 0 and summary["foreign_refusals"] == 0
     assert summary["samples"] > 500
     assert summary["realtime_priority"] in (10, None)  # None where the system refuses it
 

@@ -174,6 +174,58 @@ def test_outlet_killed_and_restarted_recovers_with_the_gap_marked(outlet_factory
         inlet.stop()
 
 
+def test_several_streams_matching_at_start_are_refused_with_the_list(outlet_factory):
+    name = f"dup-{unique_id()}"
+    first = outlet_factory(name=name)
+    second = outlet_factory(name=name)
+    with pytest.raises(StreamError) as error:
+        resolve_stream(StreamConfig(name=name, resolve_timeout=2.0))
+    message = str(error.value)
+    assert f"2 LSL streams match name='{name}'" in message
+    for source in (first, second):
+        assert source.outlet.get_info().source_id() in message
+    assert "Set stream.source_id in the config" in message
+
+
+def test_reconnect_never_adopts_another_source_of_the_same_name(outlet_factory):
+    """Bound by name to A; A dies and B (same name, other source_id) is there: B is named in
+    the health and never read; when A comes back it is adopted."""
+    name = f"amp-{unique_id()}"
+    first = outlet_factory(name=name)
+    inlet = make_inlet(None, stream={"name": name})
+    bound = inlet.connect().source_id
+    assert bound == first.outlet.get_info().source_id()
+    inlet.start()
+    try:
+        first.push(50)
+        assert wait_until(lambda: inlet.ring.written == 250)
+        first.stop()
+        impostor = outlet_factory(name=name, n_channels=4)
+        impostor.make_chunk = lambda first_index, n: (
+            np.full((n, 4), -7.0, dtype=np.float32),
+            impostor.t0 + np.arange(first_index, first_index + n) / impostor.rate,
+        )
+        impostor.start()
+        assert wait_until(lambda: inlet.health().foreign_source is not None, 8.0)
+        health = inlet.health()
+        other = impostor.outlet.get_info().source_id()
+        assert f"source_id {other!r}" in health.foreign_source
+        assert f"not from {bound!r}" in health.foreign_source
+        assert "not adopted" in health.foreign_source
+        time.sleep(1.0)
+        assert inlet.ring.written == 250 and health.reconnects == 0
+        back = outlet_factory(name=name, source_id=bound)
+        back.pushed = 300  # its ramp continues where it left off, stamped from now on
+        back.t0 = pylsl.local_clock() - 300 / back.rate
+        back.start()
+        assert wait_until(lambda: inlet.ring.written >= 300, 8.0)
+        assert inlet.health().reconnects == 1 and inlet.health().foreign_source is None
+        out = inlet.ring.read(0, inlet.ring.written)
+        assert not (out.data == -7.0).any()
+    finally:
+        inlet.stop()
+
+
 def test_states_go_stale_then_lost_when_data_stops(outlet_factory):
     source = outlet_factory()
     health = HealthConfig(stale_after=0.1, recover_after=0.5, lost_after=1.0)

@@ -137,4 +137,5 @@ class StreamPanel(QtWidgets.QGroupBox):
             f"gaps {health.gaps} ({health.missing_samples} missing), "
             f"overruns {health.overruns + status.dsp_overruns}, "
             f"reconnects {health.reconnects}, NaN samples {health.nonfinite_samples}"
+            + (f"\n{health.foreign_source}" if health.foreign_source else "")
         )

@@ -23,6 +23,7 @@ from bci_app.config import HealthConfig, StreamConfig
 from bci_app.lifecycle import Background
 from bci_app.scheduling import check_priority, realtime_for_new_threads, set_realtime_priority
 from bci_app.stream.resolve import (
+    SETTLE_S,
     StreamDescription,
     StreamError,
     describe_stream,
@@ -64,6 +65,9 @@ class StreamHealth:
     newest_sample_age_s: float | None  # local_clock() - newest LSL timestamp
     error: str | None
     realtime_priority: int | None = None  # SCHED_FIFO priority of the inlet thread, if raised
+    # A stream matching the selector but from another source, seen while the bound one is away
+    foreign_source: str | None = None
+    foreign_refusals: int = 0  # reconnect attempts that found only another source
 
 
 class TimestampDejitter:
@@ -156,6 +160,8 @@ class InletThread(Background):
         self._last_raw_timestamp: float | None = None
         self._gap_pending = False
         self._rate_marks: deque[tuple[float, int]] = deque(maxlen=8)
+        self._foreign: str | None = None
+        self._foreign_refusals = 0
 
     # -- set-up -------------------------------------------------------------------------------
     def connect(self) -> StreamDescription:
@@ -225,6 +231,8 @@ class InletThread(Background):
             newest_sample_age_s=None if newest is None else pylsl.local_clock() - newest,
             error=self._error,
             realtime_priority=self._granted_priority,
+            foreign_source=self._foreign,
+            foreign_refusals=self._foreign_refusals,
         )
 
     # -- acquisition loop ---------------------------------------------------------------------
@@ -356,19 +364,54 @@ class InletThread(Background):
         self._state = StreamState.FAILED
         self._stop_event.set()  # the thread ends; the pipeline's stop() still joins it
 
+    def _is_bound_source(self, info: pylsl.StreamInfo) -> bool:
+        """Whether ``info`` is the stream first bound to: its source_id, or (an outlet without
+        one) its host and name."""
+        old = self.description
+        if old.source_id:
+            return info.source_id() == old.source_id
+        return (info.hostname(), info.name()) == (old.hostname, old.name)
+
+    def _find_bound_source(self) -> pylsl.StreamInfo | None:
+        """The bound stream if it is back; notes another source that matches the selector."""
+        # No listing of the visible streams on failure (resolve_stream does that for the user
+        # at start): it costs a second and would delay a stop request.
+        predicate = stream_selector(self._stream_config).predicate()
+        found = pylsl.resolve_bypred(predicate, 1, RECOVERY_RESOLVE_S)
+        if found and not self._is_bound_source(found[0]):
+            # the first answer came from another source: is the bound one there as well?
+            found = pylsl.resolve_bypred(predicate, 0, SETTLE_S)
+        bound = [info for info in found if self._is_bound_source(info)]
+        if bound:
+            return bound[0]
+        if found:
+            self._refuse_foreign(found[0])
+        return None
+
+    def _refuse_foreign(self, info: pylsl.StreamInfo) -> None:
+        old = self.description
+        note = (
+            f"stream {info.name()!r} is back from source_id {info.source_id()!r} (host "
+            f"{info.hostname()!r}), not from {old.source_id!r} (host {old.hostname!r}) it was "
+            f"bound to: not adopted. Waiting for {old.source_id!r}; restart the acquisition to "
+            "read the other source"
+        )
+        if note != self._foreign:
+            log.warning("%s", note)
+        self._foreign = note
+        self._foreign_refusals += 1
+
     def _try_reconnect(self) -> bool:
         try:
-            # No listing of the visible streams on failure (resolve_stream does that for the
-            # user at start): it costs a second and would delay a stop request.
-            predicate = stream_selector(self._stream_config).predicate()
-            found = pylsl.resolve_bypred(predicate, 1, RECOVERY_RESOLVE_S)
-            if not found or self.stopping:
+            info = self._find_bound_source()
+            if info is None or self.stopping:
                 return False
-            inlet = self._open(found[0])
+            inlet = self._open(info)
             full = inlet.info(timeout=self._stream_config.resolve_timeout)
         except (StreamError, LostError, TimeoutError) as exc:
             log.debug("stream not back yet: %s", exc)
             return False
+        self._foreign = None
         old = self.description
         if full.channel_count() != old.stream_channel_count or not math.isclose(
             full.nominal_srate(), old.rate_hz

@@ -32,6 +32,10 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
+#: Seconds to listen for every stream that matches the selector: two matches are refused, so
+#: the first answer alone is not enough (on loopback all outlets answer within 0.1 s).
+SETTLE_S = 0.3
+
 
 class StreamError(UserError, RuntimeError):
     """A stream could not be used; the message says what was found and what to change."""
@@ -83,10 +87,17 @@ def stream_selector(config: StreamConfig) -> StreamSelector:
 
 
 def resolve_stream(config: StreamConfig, timeout: float | None = None) -> pylsl.StreamInfo:
-    """Find the stream the config selects, or raise :class:`StreamError` listing what is visible."""
+    """Find the one stream the config selects. Raises :class:`StreamError` listing what is
+    visible when nothing matches, and listing the matches when several do (the app never
+    guesses which amplifier to read)."""
     predicate = stream_selector(config).predicate()
     wait = config.resolve_timeout if timeout is None else timeout
-    found = pylsl.resolve_bypred(predicate, 1, wait)
+    found = pylsl.resolve_bypred(predicate, 0, min(SETTLE_S, wait))
+    if not found and wait > SETTLE_S:
+        # not there yet: wait for the first, then listen a moment longer for others
+        found = pylsl.resolve_bypred(predicate, 1, wait - SETTLE_S)
+        if found:
+            found = pylsl.resolve_bypred(predicate, 0, SETTLE_S) or found
     if not found:
         visible = pylsl.resolve_streams(wait_time=1.0)
         raise StreamError(
@@ -95,7 +106,17 @@ def resolve_stream(config: StreamConfig, timeout: float | None = None) -> pylsl.
             "Fix stream.source_id / name / type in the config, or start the amplifier's outlet."
         )
     if len(found) > 1:
-        log.warning("%d streams match %s; using the first (set source_id)", len(found), predicate)
+        ids = sorted({info.source_id() for info in found})
+        if len(ids) == len(found):
+            fix = (
+                f"Set stream.source_id in the config to the one to read, e.g. source_id: {ids[0]!r}"
+            )
+        else:
+            fix = "They share a source_id: stop every outlet but the amplifier's own"
+        raise StreamError(
+            f"{len(found)} LSL streams match {predicate}:\n{format_stream_list(found)}\n"
+            f"The app will not guess which one to read. {fix}."
+        )
     return found[0]
 
 
