@@ -257,6 +257,25 @@ def test_exactly_the_pushed_samples_and_markers_are_recorded(tmp_path: Path) -> 
     outlet.stop()
 
 
+def test_record_duration_writes_that_many_seconds(tmp_path: Path) -> None:
+    """``record --duration 3`` holds 3 s of EEG (within one LabRecorder pull, 0.5 s); it held
+    4 s when the last flush came after the duration."""
+    eeg_id = unique_id("rec-dur")
+    outlet = PacedOutlet(eeg_id, n_channels=4, rate=250.0, chunk=10).start()
+    out = tmp_path / "three.xdf"
+    args = parser().parse_args(
+        ["record", str(out), "--stream", f"source_id={eeg_id}", "--no-app-outlets"]
+        + ["--duration", "3"]
+    )
+    try:
+        assert cmd_record(args) == 0
+    finally:
+        outlet.stop()
+    stamps = read_xdf(out)[eeg_id]["time_stamps"]
+    span = stamps[-1] - stamps[0] + 1 / 250.0
+    assert abs(span - 3.0) <= 0.5, span
+
+
 def test_records_a_simulated_session_with_markers_and_the_app_outlets(
     tmp_path: Path, small_model: Path
 ) -> None:

@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from bci_app.cli._common import positive_float, stop_signals
 from bci_app.config import OutletsConfig, load_config
 from bci_app.record import (
+    FLUSH_S,
     RESOLVE_TIMEOUT_S,
     RecordError,
     SessionRecorder,
@@ -120,9 +121,13 @@ def cmd_record(args: argparse.Namespace) -> int:
                 flush=True,
             )
             next_status = STATUS_PERIOD_S
+            # The file holds the data up to the stop request, which comes a flush after the
+            # loop ends: end the loop that much earlier, so --duration S writes S seconds.
+            flush_s = FLUSH_S if args.duration is None else min(FLUSH_S, args.duration)
+            loop_s = None if args.duration is None else args.duration - flush_s
             while not stop.is_set():
                 elapsed = recorder.elapsed
-                if args.duration is not None and elapsed >= args.duration:
+                if loop_s is not None and elapsed >= loop_s:
                     break
                 if not recorder.running:
                     break
@@ -132,11 +137,11 @@ def cmd_record(args: argparse.Namespace) -> int:
                         flush=True,
                     )
                     next_status += STATUS_PERIOD_S
-                wait = 0.5 if args.duration is None else min(0.5, args.duration - elapsed)
+                wait = 0.5 if loop_s is None else min(0.5, loop_s - elapsed)
                 stop.wait(max(wait, 0.0))
             if recorder.running:
                 print("stopping: LabRecorder is finishing the file…", flush=True)
-            result = recorder.stop()
+            result = recorder.stop(flush_s=flush_s)
         finally:
             if recorder.pid is not None and recorder.result is None:
                 recorder.request_stop()  # interrupted by an exception: let it finish the file
