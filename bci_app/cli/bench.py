@@ -1,5 +1,5 @@
 """``bci-app bench WHAT``: the benchmarks that print figures (acquisition, latency, gui, replay,
-decoding)."""
+decoding, faults)."""
 
 from __future__ import annotations
 
@@ -8,14 +8,24 @@ from pathlib import Path
 
 from bci_app.cli._common import positive_float
 
+CASE_S = 20.0
+FAULTS_S = 600.0  # ten minutes of fault cycles (about 75 s each)
+
 
 def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     parser = subparsers.add_parser("bench", help="benchmarks that print figures")
-    parser.add_argument("what", choices=["acquisition", "latency", "gui", "replay", "decoding"])
+    parser.add_argument(
+        "what", choices=["acquisition", "latency", "gui", "replay", "decoding", "faults"]
+    )
     parser.add_argument(
         "--device", nargs="+", choices=["cpu", "cuda"], help="latency: devices (default: all)"
     )
-    parser.add_argument("--duration", type=positive_float, default=20.0, help="seconds per case")
+    parser.add_argument(
+        "--duration",
+        type=positive_float,
+        help=f"seconds per case (default {CASE_S:g}); faults: seconds in all (default "
+        f"{FAULTS_S:g})",
+    )
     parser.add_argument(
         "--no-realtime",
         action="store_true",
@@ -43,6 +53,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
+    if args.what == "faults":
+        from bci_app.bench.faults import main as bench_faults
+
+        return bench_faults(duration=args.duration or FAULTS_S, as_json=args.json)
+    args.duration = args.duration or CASE_S
     if args.what == "acquisition":
         from bci_app.bench.acquisition import main as bench_acquisition
 
