@@ -138,3 +138,25 @@ def test_bench_replay_json_contract():
     assert ours["stamped_in_future"] == 0.0 and ours["samples"] > 200
     assert summary["replay_timing_error_p99_ms"] == ours["push_lateness_ms"]["p99"]
     assert peer["abs_error_ms"]["n"] > 200 and summary["ratio_reader_abs_error_p99"] > 0
+
+
+def test_fast_replay_across_a_clock_reset_flags_the_gap_not_a_rate_change(tmp_path):
+    """clock_resets.xdf (libxdf's example): synchronised, the EEG has one 274 s gap where the
+    sending machine's clock was reset. Replayed, the windows across it are flagged as a gap,
+    every other window is classified, and the time base keeps its nominal 100 Hz."""
+    from bci_app.bench.latency import make_checkpoint
+    from bci_app.config import DspConfig
+
+    path = SHARED_DATA / "xdf" / "example-files" / "clock_resets.xdf"
+    labels = tuple(f"ch{i}" for i in range(1, 9))
+    config = parse_config({"model_rate": 100.0, "filters": {"notch": None}})
+    model = make_checkpoint(tmp_path / "model", labels, 100.0, DspConfig.from_config(config))
+    run = run_fast(path, config, model)
+    flagged = [w for w in run.windows if w.prediction is None]
+    assert flagged and all(w.flags == ["gap"] for w in flagged)
+    assert len(flagged) <= 2 / 0.25 + 1  # only windows holding samples from both sides
+    stamps = np.array([w.time for w in run.windows])
+    steps = np.diff(stamps)
+    assert np.sum(steps > 10) == 1  # the one gap
+    regular = steps[steps < 10]
+    assert np.allclose(regular, 0.25, atol=0.02)  # the hop at the nominal rate on both sides

@@ -36,8 +36,11 @@ WINDOW_S = 2.0
 HOP_S = 0.1
 
 
-def make_checkpoint(directory: Path, labels: tuple[str, ...], model_rate: float) -> Path:
-    """An untrained checkpoint for ``labels`` at ``model_rate`` with 2 s windows."""
+def make_checkpoint(
+    directory: Path, labels: tuple[str, ...], model_rate: float, dsp: DspConfig | None = None
+) -> Path:
+    """An untrained checkpoint for ``labels`` at ``model_rate`` with 2 s windows and ``dsp``
+    (default: the default chain)."""
     torch.manual_seed(0)
     classifier = ClassifierConfig(
         n_electrodes=len(labels),
@@ -51,7 +54,7 @@ def make_checkpoint(directory: Path, labels: tuple[str, ...], model_rate: float)
         model_rate_hz=model_rate,
         window_s=WINDOW_S,
         hop_s=HOP_S,
-        dsp=DspConfig.from_config(AppConfig()),  # the default chain
+        dsp=dsp or DspConfig.from_config(AppConfig()),
         classifier=classifier,
         training={"description": "untrained, for latency benchmarks"},
     )
