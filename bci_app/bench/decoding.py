@@ -7,7 +7,10 @@ vs right fist (runs 4, 8, 12); the runs present under ``DATA/SUBJECT`` are used 
 ``../shared/data`` has 6/10 and 4/8, so there each fold trains on one run and tests on the
 other). The peers, as their libraries define them, on MNE epochs 0.5-2.5 s after the cue of a
 zero-phase 8-30 Hz FIR band-pass: pyRiemann's OAS covariances + tangent space + logistic
-regression, pyRiemann's MDM, and mne.decoding.CSP (4 components, log) + LDA. Ours: each decoder
+regression, pyRiemann's MDM, and mne.decoding.CSP (4 components, log) + LDA; and two networks,
+braindecode's EEGNet and ShallowFBCSPNet, each trained through braindecode's EEGClassifier (skorch)
+on the same epochs in microvolts with its motor-imagery examples' recipe (:func:`network_peers`;
+when braindecode cannot be imported the task's ``peers_missing`` says why). Ours: each decoder
 through the app's own causal dsp and online windows (``benchmarks/eegmmidb.yaml``), per-trial
 decision from the mean window probability, windows fed in time order (an adapting decoder follows
 the test run without its labels, as it would live); ``riemann (no adaptation)`` measures what the
@@ -15,7 +18,8 @@ adaptation adds, and with three runs or more ``riemann (adapted on another run)`
 run, adapts on a second without labels and tests on the third. ``auto`` chooses on the training
 runs alone. ``--ablation`` adds the SE network's recipe with one choice taken back at a time,
 and the previous recipe. Per fold: accuracy, balanced accuracy, kappa and training seconds; per
-method the means. The last line is one JSON object.
+method the means; ``best_peer`` is the best classical peer, ``best_network_peer`` the better
+braindecode network. The last line is one JSON object.
 """
 
 from __future__ import annotations
@@ -45,7 +49,20 @@ TASKS = {
 }
 EPOCH_S = (0.5, 2.5)  # peers' epoch after the cue (s)
 BAND_HZ = (8.0, 30.0)
+#: The classical peers; ``best_peer`` (and ``se_minus_best_peer``) is the best of these.
 PEERS = ("pyriemann_ts_lr", "pyriemann_mdm", "csp_lda")
+#: braindecode's networks (:func:`network_peers`); ``best_network_peer`` is the better of these.
+NETWORK_PEERS = ("braindecode_eegnet", "braindecode_shallow")
+#: Their training, after braindecode's motor-imagery examples (AdamW, cosine annealing, a fixed
+#: number of epochs, no validation split) at the size of these folds (on S001 one run of 15
+#: trials): batches of 8, as a batch of 16 or more with braindecode's drop_last trains on nothing.
+#: 50 epochs (100 steps) is a time budget, not a figure tuned on the held-out runs: both fit
+#: their training run (training accuracy 1.0), and on a 2-core machine one fold takes about
+#: 5-14 s for EEGNet and 4-7 s for Shallow. Torch keeps its own thread count (2 there): one
+#: thread was slower (Shallow 4.2 s against 1.6 s for 20 epochs), except on a machine busy
+#: with other work.
+BRAINDECODE_EPOCHS = 50
+BRAINDECODE_BATCH = 8
 ADAPTATION_OFF = "riemann (no adaptation)"
 ADAPTED_ELSEWHERE = "riemann (adapted on another run)"
 #: The SE network's recipe with one choice taken back (``--ablation``), and the recipe before
@@ -87,6 +104,96 @@ def peers() -> dict:
             LinearDiscriminantAnalysis(),
         ),
     }
+
+
+def network_peers(
+    n_chans: int, n_times: int, n_classes: int, n_trials: int
+) -> dict[str, Callable[[], object]]:
+    """Builders of fresh braindecode classifiers, as braindecode defines them: EEGNet (v4) with
+    AdamW at lr 1e-3 and ShallowFBCSPNet with AdamW at lr 0.0625 * 0.01 (its examples' rates),
+    each in braindecode's ``EEGClassifier`` with cosine annealing over
+    :data:`BRAINDECODE_EPOCHS`, batches of :data:`BRAINDECODE_BATCH`, no validation split, on
+    the CPU, for ``n_trials`` training trials of ``(n_chans, n_times)`` samples in microvolts.
+    Raises what importing braindecode raises (ImportError, or OSError from its torchaudio)."""
+    import torch
+    from braindecode import EEGClassifier
+    from braindecode.models import ShallowFBCSPNet
+    from skorch.callbacks import LRScheduler
+
+    try:
+        from braindecode.models import EEGNet  # braindecode >= 1.0
+    except ImportError:
+        from braindecode.models import EEGNetv4 as EEGNet  # braindecode 0.8: the same network
+
+    epochs = BRAINDECODE_EPOCHS
+
+    def classifier(module: torch.nn.Module, lr: float) -> object:
+        return EEGClassifier(
+            module,
+            optimizer=torch.optim.AdamW,
+            optimizer__lr=lr,
+            optimizer__weight_decay=0.0,
+            batch_size=BRAINDECODE_BATCH,
+            # braindecode drops the last batch; keep it, unless it is one trial (BatchNorm)
+            iterator_train__drop_last=n_trials % BRAINDECODE_BATCH == 1,
+            train_split=None,
+            max_epochs=epochs,
+            callbacks=[
+                ("lr_scheduler", LRScheduler("CosineAnnealingLR", T_max=max(epochs - 1, 1)))
+            ],
+            device="cpu",
+            verbose=0,
+        )
+
+    shape = {"n_chans": n_chans, "n_outputs": n_classes, "n_times": n_times}
+    return {
+        "braindecode_eegnet": lambda: classifier(EEGNet(**shape), 1e-3),
+        "braindecode_shallow": lambda: classifier(
+            ShallowFBCSPNet(**shape, final_conv_length="auto"), 0.0625 * 0.01
+        ),
+    }
+
+
+def _fit_network_peers(
+    x_train: np.ndarray,
+    y_train: np.ndarray,
+    x_test: np.ndarray,
+    n_classes: int,
+    seed: int,
+) -> dict[str, tuple[np.ndarray, float]]:
+    """Each braindecode network trained on one fold (epochs in volts, scaled to microvolts as
+    braindecode's examples do): name -> (predicted classes of ``x_test``, training seconds).
+    Seeds with braindecode's ``set_random_seeds`` before each network."""
+    from braindecode.util import set_random_seeds
+
+    x_train = np.asarray(x_train * 1e6, dtype=np.float32)
+    x_test = np.asarray(x_test * 1e6, dtype=np.float32)
+    builders = network_peers(x_train.shape[1], x_train.shape[2], n_classes, len(y_train))
+    out = {}
+    for name, build in builders.items():
+        with warnings.catch_warnings():
+            # braindecode 0.8 announces that its models' LogSoftmax output will go
+            warnings.filterwarnings("ignore", message="LogSoftmax final layer")
+            set_random_seeds(seed, cuda=False)
+            model = build()
+        started = time.monotonic()
+        model.fit(x_train, y_train)
+        seconds = time.monotonic() - started
+        out[name] = (np.asarray(model.predict(x_test)), seconds)
+    return out
+
+
+def _network_peers_missing() -> str | None:
+    """Why braindecode's networks cannot run here, or None when braindecode imports."""
+    try:
+        import braindecode  # noqa: F401
+        import braindecode.models  # noqa: F401
+        import skorch  # noqa: F401
+    except ModuleNotFoundError as error:
+        return f"braindecode not installed: {error}"
+    except Exception as error:  # e.g. OSError: a torchaudio built for CUDA beside CPU torch
+        return f"braindecode not importable: {type(error).__name__}: {error}"
+    return None
 
 
 def peer_epochs(path: Path, class_map: dict[str, str]) -> tuple[np.ndarray, np.ndarray]:
@@ -151,10 +258,12 @@ def run_task(
     config = load_config(CONFIG)
     trials = [extract_trials([load_recording(f)], class_map, config) for f in files]
     epochs_by_run = [peer_epochs(f, class_map) for f in files]
-    ours = [m for m in methods if m not in PEERS]
+    ours = [m for m in methods if m not in (*PEERS, *NETWORK_PEERS)]
     if len(files) >= 3 and ADAPTATION_OFF in ours:
         ours.append(ADAPTED_ELSEWHERE)
-    folds: dict[str, list[dict]] = {name: [] for name in [*PEERS, *ours]}
+    missing = _network_peers_missing()
+    networks = [] if missing else list(NETWORK_PEERS)
+    folds: dict[str, list[dict]] = {name: [] for name in [*PEERS, *networks, *ours]}
     for held_out in range(len(files)):
         train_runs = [i for i in range(len(files)) if i != held_out]
         x_train = np.concatenate([epochs_by_run[i][0] for i in train_runs])
@@ -166,6 +275,11 @@ def run_task(
             seconds = time.monotonic() - started
             metrics = classification_metrics(y_test, model.predict(x_test), classes)
             folds[name].append(row(metrics, seconds))
+        if networks:
+            fitted = _fit_network_peers(x_train, y_train, x_test, len(classes), settings.seed)
+            for name, (predicted, seconds) in fitted.items():
+                metrics = classification_metrics(y_test, predicted, classes)
+                folds[name].append(row(metrics, seconds))
         train = TrialWindows.concatenate([trials[i] for i in train_runs])
         for name in ours:
             if name == ADAPTED_ELSEWHERE:
@@ -201,10 +315,20 @@ def run_task(
         "chance": 1 / len(classes),
         "methods": summary,
         "best_peer": best_peer,
+        "best_network_peer": None,
+        "peers_missing": {name: missing for name in NETWORK_PEERS} if missing else {},
     }
     for name in ("se", "auto"):
         if name in summary:
             result[f"{name}_minus_best_peer"] = round(summary[name]["mean_accuracy"] - best, 4)
+    if networks:
+        best_network = max(networks, key=lambda n: summary[n]["mean_accuracy"])
+        result["best_network_peer"] = best_network
+        for name in ("se", "auto"):
+            if name in summary:
+                result[f"{name}_minus_best_network_peer"] = round(
+                    summary[name]["mean_accuracy"] - summary[best_network]["mean_accuracy"], 4
+                )
     return result
 
 
