@@ -23,7 +23,6 @@ from bci_app.config import HealthConfig, StreamConfig
 from bci_app.lifecycle import Background
 from bci_app.scheduling import check_priority, realtime_for_new_threads, set_realtime_priority
 from bci_app.stream.resolve import (
-    SETTLE_S,
     StreamDescription,
     StreamError,
     describe_stream,
@@ -37,7 +36,11 @@ from bci_app.stream.ring import FLAG_GAP, FLAG_NONFINITE, RingBuffer
 log = logging.getLogger(__name__)
 
 PULL_TIMEOUT_S = 0.05  # longest blocking wait; bounds state-update and stop latency
-RECOVERY_RESOLVE_S = 0.5
+#: While a stream is away, how often the background resolver's list is looked at (s).
+RECOVERY_POLL_S = 0.1
+#: Longest wait to open a stream that came back, and again for its full description (s): a
+#: stream seen a moment ago may be gone again, and stop() must still join within 2 s.
+RECOVERY_OPEN_S = 0.5
 
 
 class StreamState(enum.Enum):
@@ -162,6 +165,10 @@ class InletThread(Background):
         self._rate_marks: deque[tuple[float, int]] = deque(maxlen=8)
         self._foreign: str | None = None
         self._foreign_refusals = 0
+        # Watches for the stream while it is away. liblsl's one-shot resolve_bypred blocked
+        # 5.5 s instead of 0.5 s right after an outlet of the same name had gone (kill and
+        # restart recovered in 3-5 s); a ContinuousResolver's list is read without blocking.
+        self._resolver: pylsl.ContinuousResolver | None = None
 
     # -- set-up -------------------------------------------------------------------------------
     def connect(self) -> StreamDescription:
@@ -188,7 +195,7 @@ class InletThread(Background):
         self._inlet = inlet
         return description
 
-    def _open(self, info: pylsl.StreamInfo) -> pylsl.StreamInlet:
+    def _open(self, info: pylsl.StreamInfo, timeout: float | None = None) -> pylsl.StreamInlet:
         # Clock sync only: our own dejitter (above) is gap-aware. recover=False so that a vanished
         # outlet raises LostError and we can check the stream that comes back before using it.
         inlet = pylsl.StreamInlet(
@@ -197,7 +204,7 @@ class InletThread(Background):
             recover=False,
             processing_flags=pylsl.proc_clocksync,
         )
-        inlet.open_stream(timeout=self._stream_config.resolve_timeout)
+        inlet.open_stream(timeout=timeout or self._stream_config.resolve_timeout)
         return inlet
 
     def _setup(self) -> None:
@@ -210,6 +217,7 @@ class InletThread(Background):
         if self.ring is not None:
             self.ring.wake_readers()
         self._close_inlet()
+        self._resolver = None
 
     def report_overrun(self) -> None:
         """Called by a reader that fell behind the ring capacity."""
@@ -374,18 +382,16 @@ class InletThread(Background):
 
     def _find_bound_source(self) -> pylsl.StreamInfo | None:
         """The bound stream if it is back; notes another source that matches the selector."""
-        # No listing of the visible streams on failure (resolve_stream does that for the user
-        # at start): it costs a second and would delay a stop request.
-        predicate = stream_selector(self._stream_config).predicate()
-        found = pylsl.resolve_bypred(predicate, 1, RECOVERY_RESOLVE_S)
-        if found and not self._is_bound_source(found[0]):
-            # the first answer came from another source: is the bound one there as well?
-            found = pylsl.resolve_bypred(predicate, 0, SETTLE_S)
+        if self._resolver is None:  # a fresh one: it has never heard from the lost outlet
+            predicate = stream_selector(self._stream_config).predicate()
+            self._resolver = pylsl.ContinuousResolver(pred=predicate)
+        found = self._resolver.results()
         bound = [info for info in found if self._is_bound_source(info)]
         if bound:
             return bound[0]
         if found:
             self._refuse_foreign(found[0])
+        self._wait_stop(RECOVERY_POLL_S)
         return None
 
     def _refuse_foreign(self, info: pylsl.StreamInfo) -> None:
@@ -406,12 +412,13 @@ class InletThread(Background):
             info = self._find_bound_source()
             if info is None or self.stopping:
                 return False
-            inlet = self._open(info)
-            full = inlet.info(timeout=self._stream_config.resolve_timeout)
+            inlet = self._open(info, RECOVERY_OPEN_S)
+            full = inlet.info(timeout=RECOVERY_OPEN_S)
         except (StreamError, LostError, TimeoutError) as exc:
             log.debug("stream not back yet: %s", exc)
             return False
         self._foreign = None
+        self._resolver = None
         old = self.description
         if full.channel_count() != old.stream_channel_count or not math.isclose(
             full.nominal_srate(), old.rate_hz
