@@ -71,15 +71,18 @@ class ChannelsConfig(_Section):
 
 class FiltersConfig(_Section):
     """Causal filters: band-pass edges [low, high] (Hz, null: that side open), Butterworth
-    order, notch (Hz, null: off) and its quality factor."""
+    order, notch (Hz, null: off) and its quality factor, and the phase of the resampler's
+    anti-aliasing FIR ("minimum": a few ms of delay in the EEG bands, "linear": half its length,
+    40 ms at 1 kHz -> 250 Hz)."""
 
     bandpass: Annotated[list[PositiveHz | None], Field(min_length=2, max_length=2)] | None = [
         1.0,
         40.0,
     ]
-    order: Annotated[int, Field(ge=1, le=8)] = 4
+    order: Annotated[int, Field(ge=1, le=8)] = 3
     notch: Literal[50, 60] | None = 50
     notch_quality: Annotated[float, Field(gt=0, le=200)] = 30.0
+    resampler_phase: Literal["minimum", "linear"] = "minimum"
 
     @field_validator("bandpass")
     @classmethod

@@ -136,6 +136,7 @@ def test_dsp_settings_are_the_filters_section_plus_the_reference():
         "order": 2,
         "notch": 60,
         "notch_quality": 30.0,
+        "resampler_phase": "minimum",
         "reference": "car",
     }
     assert set(DspConfig.model_fields) == {*FiltersConfig.model_fields, "reference"}

@@ -36,6 +36,7 @@ from bci_app.nn import (
 )
 from bci_app.nn.classifier import upgrade_state
 
+ROOT = Path(__file__).resolve().parents[1]
 DSP = {"bandpass": [1.0, 40.0], "order": 4, "notch": 50, "notch_quality": 30.0, "reference": "none"}
 
 
@@ -825,3 +826,10 @@ def test_model_card_lists_the_essentials(saved) -> None:
 def _arch(metadata: dict) -> dict:
     """The network architecture inside a checkpoint's metadata dict."""
     return metadata["decoder"]["params"]["classifier"]
+
+
+def test_a_checkpoint_from_before_the_resampler_phase_keeps_the_linear_resampler() -> None:
+    """Its model was trained through the linear-phase anti-aliasing FIR: that is what it gets."""
+    data = json.loads((ROOT / "models" / "sim-motor-imagery" / "metadata.json").read_text())
+    assert data["dsp"].pop("resampler_phase") == "minimum"
+    assert CheckpointMetadata.model_validate(data).dsp.resampler_phase == "linear"

@@ -53,9 +53,13 @@ def test_default_config_runs_the_embedded_simulator_into_windows():
         assert w.first_timestamp < w.last_timestamp <= w.arrival_time + 1e-3
         # The window is cut right after its newest sample arrived.
         assert w.cut_time - w.arrival_time < 0.1
-    # Resampler FIR (20 taps of 500 Hz each side: 40 ms) plus the band-pass group delay.
+    # Minimum-phase resampler FIR (a few ms in the EEG bands) plus the band-pass and notch.
     assert status.filter_delay_s == pipeline.stage.delay_seconds
-    assert 0.04 < status.filter_delay_s < 0.1
+    assert 0.005 < status.filter_delay_s < 0.03
+    delays = status.filter_delays
+    assert set(delays.group_delay_ms) == {"10", "20"}
+    assert abs(max(delays.group_delay_ms.values()) - status.filter_delay_s * 1e3) < 0.01
+    assert 0.0 < delays.settling_s < 3.0
 
 
 def test_nan_burst_from_the_source_flags_windows_but_keeps_running():

@@ -65,7 +65,7 @@ def test_windows_equal_offline_filtering_whatever_the_chunking(chunks):
         stream_rate_hz=rate,
         model_rate_hz=250.0,
         bandpass_hz=(1.0, 40.0),
-        order=4,
+        order=config.filters.order,
         notch_hz=50.0,
     )
     assert [w.seq for w in windows] == list(range(len(windows)))

@@ -129,6 +129,8 @@ def run_case(
         "budget_misses": worker.budget_misses,
         "cpu_fraction": round(cpu / wall, 3),
         "filter_delay_ms": round(status.filter_delay_s * 1e3, 2),
+        "group_delay_ms": status.filter_delays.group_delay_ms,
+        "settling_s": status.filter_delays.settling_s,
         "window_s": WINDOW_S,
         "outlet_lateness": outlet.lateness,
     }
@@ -147,8 +149,9 @@ def main(duration: float = 20.0, as_json: bool = False, devices: list[str] | Non
                 f"({case['runner']}): e2e p50/p99 {case['e2e_p50_ms']:.2f}/"
                 f"{case['e2e_p99_ms']:.2f} ms, inference {case['inference_p50_ms']:.3f}/"
                 f"{case['inference_p99_ms']:.3f} ms, dropped {case['dropped_windows']}, CPU "
-                f"{case['cpu_fraction']:.2f}; fixed: filter {case['filter_delay_ms']} ms, "
-                f"window {WINDOW_S:g} s",
+                f"{case['cpu_fraction']:.2f}; fixed: filter "
+                + ", ".join(f"{ms} ms at {hz} Hz" for hz, ms in case["group_delay_ms"].items())
+                + f", settles in {case['settling_s']} s, window {WINDOW_S:g} s",
                 flush=True,
             )
             for stage, figures in case["stages_ms"].items():

@@ -51,7 +51,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
 def run_summary(status: PipelineStatus, seconds: float) -> dict[str, Any]:
     """The JSON last line of ``run --headless``: stream health and worker figures after
     ``seconds`` of running."""
-    stream = status.stream
+    stream, delays = status.stream, status.filter_delays
     summary: dict[str, Any] = {
         "seconds": round(seconds, 3),
         "state": stream.state.value,
@@ -67,6 +67,8 @@ def run_summary(status: PipelineStatus, seconds: float) -> dict[str, Any]:
         "reconnects": stream.reconnects,
         "realtime_priority": stream.realtime_priority,
         "filter_delay_ms": round(status.filter_delay_s * 1e3, 3),
+        "group_delay_ms": None if delays is None else delays.group_delay_ms,
+        "settling_s": None if delays is None else delays.settling_s,
         "window_s": status.window_s,
     }
     worker = status.worker
@@ -110,9 +112,13 @@ def cmd_run(args: argparse.Namespace) -> int:
             f"{pipeline.config.windows.length:g} s every {pipeline.config.windows.hop:g} s at "
             f"{pipeline.trace('filtered').rate_hz:g} Hz"
             + ("" if pipeline.metadata is None else f"; model {pipeline.model_path}")
-            + ". Fixed delays, not processing latency: filter "
-            f"{started_status.filter_delay_s * 1e3:.1f} ms,"
-            f" window {pipeline.config.windows.length:g} s",
+            + ". Fixed delays, not processing latency: "
+            + (
+                f"filter {started_status.filter_delay_s * 1e3:.1f} ms"
+                if started_status.filter_delays is None
+                else started_status.filter_delays.describe()
+            )
+            + f", window {pipeline.config.windows.length:g} s",
             flush=True,
         )
         worker = started_status.worker

@@ -65,9 +65,16 @@ class PolyphaseResampler:
 
     Input samples before the first one (and before the first one after ``reset()``) are taken
     to equal it, so a DC signal has no start transient.
+
+    ``phase`` "minimum" turns the FIR into its minimum-phase version of the same length and
+    magnitude response (``scipy.signal.minimum_phase(..., half=False)``): the same
+    anti-aliasing, but most of its energy in the first taps, so EEG frequencies are delayed by
+    a few ms (1 kHz -> 250 Hz: 6 ms at 10 Hz) instead of half the FIR (40 ms).
     """
 
-    def __init__(self, in_rate_hz: float, out_rate_hz: float) -> None:
+    def __init__(self, in_rate_hz: float, out_rate_hz: float, phase: str = "minimum") -> None:
+        if phase not in ("minimum", "linear"):
+            raise ValueError(f"phase must be 'minimum' or 'linear', got {phase!r}")
         self._in_rate = check_rate(in_rate_hz, "resampler input rate")
         self._out_rate = check_rate(out_rate_hz, "resampler output rate")
         ratio = _rate_ratio(self._in_rate, self._out_rate)
@@ -87,6 +94,9 @@ class PolyphaseResampler:
             max_rate = max(up, down)
             n_taps = 2 * _HALF_LEN_FACTOR * max_rate + 1
             h = signal.firwin(n_taps, 1.0 / max_rate, window=("kaiser", _KAISER_BETA)) * up
+            if phase == "minimum":
+                h = signal.minimum_phase(h, method="homomorphic", half=False)
+                h *= up / h.sum()  # the cepstral design's DC gain is off by up to 2e-6
         taps_per_phase = -(-h.size // up)
         phases = np.zeros(taps_per_phase * up)
         phases[: h.size] = h
@@ -141,13 +151,14 @@ class PolyphaseResampler:
     def taps_per_phase(self) -> int:
         return self._taps_per_phase
 
-    @property
-    def delay_seconds(self) -> float:
-        """Group delay of the linear-phase FIR in seconds: ``(len(h) - 1) / 2 / (L * in_rate)``.
-        Zero for the identity."""
+    def group_delay_seconds(self, freq_hz: float) -> float:
+        """Group delay of the anti-aliasing FIR at ``freq_hz`` (Hz), in seconds; zero for the
+        identity. A linear-phase FIR delays every frequency by ``(len(h) - 1) / 2`` samples."""
         if self._identity:
             return 0.0
-        return (self._h.size - 1) / 2.0 / (self._up * self._in_rate)
+        fs = self._up * self._in_rate
+        _, delay = signal.group_delay((self._h, [1.0]), w=[freq_hz], fs=fs)
+        return float(delay[0]) / fs
 
     @property
     def n_in(self) -> int:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from bci_app.config import AppConfig
-from bci_app.dsp.filters import Preprocessor
+from bci_app.dsp.filters import ChainDelays, Preprocessor
 from bci_app.dsp.windows import Window, WindowCutter
 from bci_app.stream.ring import FLAG_GAP, FLAG_NONFINITE, RingBuffer, RingOverrun
 
@@ -28,6 +28,7 @@ def build_preprocessor(config: AppConfig, stream_rate_hz: float, n_channels: int
         notch_hz=None if filters.notch is None else float(filters.notch),
         notch_quality=filters.notch_quality,
         reference=config.channels.reference,
+        resampler_phase=filters.resampler_phase,
     )
 
 
@@ -44,7 +45,8 @@ class DspStage:
         self.stream_rate_hz = stream_rate_hz
         self.rate_hz = model_rate(config, stream_rate_hz)
         self.preprocessor = build_preprocessor(config, stream_rate_hz, raw_ring.n_channels)
-        self._delay_seconds = self.preprocessor.delay_seconds  # a scipy computation: once
+        self._delay_seconds = self.preprocessor.delay_seconds  # scipy computations: once
+        self.delays: ChainDelays = self.preprocessor.delays()
         capacity = max(1, round(config.ring.capacity * self.rate_hz))
         self.ring = RingBuffer(capacity, raw_ring.n_channels)
         self.cutter = WindowCutter(

@@ -68,9 +68,13 @@ class LatencyPanel(QtWidgets.QGroupBox):
         status = frame.status
         if status is None:
             return
+        filters = (
+            f"filter {status.filter_delay_s * 1e3:.1f} ms"
+            if status.filter_delays is None
+            else status.filter_delays.describe()
+        )
         self.fixed.setText(
-            f"fixed delays (not processing latency): filter {status.filter_delay_s * 1e3:.1f} ms,"
-            f" window {status.window_s:g} s"
+            f"fixed delays (not processing latency): {filters}, window {status.window_s:g} s"
         )
         worker = status.worker
         if worker is None:

@@ -21,6 +21,7 @@ import safetensors.torch
 import torch
 
 from bci_app.config import AppConfig, WindowsConfig
+from bci_app.dsp.filters import Preprocessor
 from bci_app.io.labels import label_key
 from bci_app.nn.classifier import ClassifierConfig, EEGClassifier, upgrade_state
 from bci_app.nn.metadata import (
@@ -454,6 +455,18 @@ def _decoder_section(metadata: CheckpointMetadata) -> list[str]:
     return lines
 
 
+def _delays(metadata: CheckpointMetadata) -> str:
+    """The dsp chain's group delays and settling time at the model rate, as text."""
+    dsp = metadata.dsp
+    rate = metadata.model_rate_hz
+    chain = Preprocessor(
+        rate, rate, 1, None if dsp.bandpass is None else tuple(dsp.bandpass), dsp.order,
+        None if dsp.notch is None else float(dsp.notch), dsp.notch_quality,
+        resampler_phase=dsp.resampler_phase,
+    )  # fmt: skip
+    return chain.delays().describe()
+
+
 def render_model_card(metadata: CheckpointMetadata, extra: str = "") -> str:
     """Markdown model card: classes, channels, rates, dsp, decoder, data, metrics."""
     dsp = metadata.dsp
@@ -482,6 +495,10 @@ def render_model_card(metadata: CheckpointMetadata, extra: str = "") -> str:
         f"- Band-pass: {band_text}, order {dsp.order}",
         f"- Notch: {notch}",
         f"- Reference: {dsp.reference}",
+        f"- Resampler anti-aliasing FIR: {dsp.resampler_phase} phase",
+        f"- Fixed delay at {metadata.model_rate_hz:g} Hz: {_delays(metadata)}"
+        " (a stream at another rate adds its resampler's delay; `bci-app run` prints the whole "
+        "chain's)",
         "",
         *_decoder_section(metadata),
         "## Training data",

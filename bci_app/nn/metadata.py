@@ -225,8 +225,12 @@ class CheckpointMetadata(BaseModel):
     @field_validator("dsp", mode="before")
     @classmethod
     def _every_dsp_key(cls, dsp: Any) -> Any:
-        """A checkpoint states all of its preprocessing: no key falls back to a default."""
+        """A checkpoint states all of its preprocessing: no key falls back to a default.
+        Checkpoints from before ``resampler_phase`` existed were trained through the
+        linear-phase resampler, so that is what they lack."""
         if isinstance(dsp, Mapping):
+            if "resampler_phase" not in dsp:
+                dsp = {**dsp, "resampler_phase": "linear"}
             missing = [key for key in DspConfig.model_fields if key not in dsp]
             if missing:
                 raise ValueError(

@@ -114,6 +114,7 @@ class Pipeline(PipelineBase):
             window_s=self.config.windows.length,
             worker=None if self.worker is None else self.worker.stats(),
             samples_processed=0 if stage is None else stage.cursor,
+            filter_delays=None if stage is None else stage.delays,
         )
 
     # -- in-process extras ---------------------------------------------------------------------

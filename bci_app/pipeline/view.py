@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Literal, Protocol
 
 from bci_app.config import AppConfig
+from bci_app.dsp.filters import ChainDelays
 from bci_app.infer.outlets import outlet_selectors
 from bci_app.infer.worker import Prediction, WorkerStats
 from bci_app.lifecycle import Background
@@ -55,6 +56,7 @@ class PipelineStatus:
     window_s: float  # window length: a fixed delay of the decision, not processing latency
     worker: WorkerStats | None  # None when running without a model
     samples_processed: int = 0  # raw samples the dsp stage has consumed
+    filter_delays: ChainDelays | None = None  # group delay per band and settling time
 
 
 @dataclass(frozen=True)
