@@ -226,6 +226,25 @@ def test_reconnect_never_adopts_another_source_of_the_same_name(outlet_factory):
         inlet.stop()
 
 
+def test_the_first_pull_marks_the_connection_backlog(outlet_factory):
+    """Samples pushed between connect() and start() wait in liblsl and arrive in the first
+    pull: first_arrival marks them, so the worker can keep them out of its latency figures."""
+    source = outlet_factory()
+    inlet = make_inlet(source.outlet.get_info().source_id())
+    inlet.connect()
+    source.push(40)  # 200 samples, 0.8 s, before the inlet pulls anything
+    inlet.start()
+    try:
+        assert wait_until(lambda: inlet.first_arrival is not None)
+        source.push(20)
+        assert wait_until(lambda: inlet.ring.written == 300)
+        out = inlet.ring.read(0, 300)
+        backlog = np.flatnonzero(out.arrival <= inlet.first_arrival)
+        assert backlog.tolist() == list(range(200))
+    finally:
+        inlet.stop()
+
+
 def test_states_go_stale_then_lost_when_data_stops(outlet_factory):
     source = outlet_factory()
     health = HealthConfig(stale_after=0.1, recover_after=0.5, lost_after=1.0)

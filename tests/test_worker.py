@@ -129,6 +129,22 @@ def test_flagged_and_stale_windows_are_counted_not_classified():
     assert set(prediction.latency_ms) == set(STAGE_NAMES)
 
 
+def test_connection_backlog_is_classified_but_kept_out_of_the_latency_figures():
+    """Windows whose newest sample came in the inlet's first pull (liblsl buffered it while the
+    app started) are predicted, even when old, but their latency is not the app's."""
+    worker = make_worker(BudgetsConfig(staleness_ms=100.0))
+    backlog = [window(k, age_s=0.3 - 0.1 * k) for k in range(3)]  # up to 300 ms old
+    worker.backlog_until = backlog[-1].arrival_time
+    for w in backlog:
+        assert worker.process(w) is not None
+    live = worker.process(window(3))
+    stats = worker.stats()
+    assert stats.backlog_windows == 3 and stats.dropped_stale == 0 and stats.predicted == 4
+    assert stats.latency_ms["e2e"]["max"] < 100.0  # only the live window was recorded
+    assert live.latency_ms["e2e"] < 100.0
+    assert worker.stats().budget_misses["total"] == 0
+
+
 def test_worker_output_equals_the_model_on_reordered_channels():
     model = small_model()
     worker = InferenceWorker(NetworkDecoder(model), CLASSES, [2, 0, 3, 1], "cpu", BudgetsConfig())

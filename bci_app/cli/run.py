@@ -80,6 +80,7 @@ def run_summary(status: PipelineStatus, seconds: float) -> dict[str, Any]:
                 "dropped_stale": worker.dropped_stale,
                 "skipped_flagged": worker.skipped_flagged,
                 "errors": worker.errors,
+                "backlog_windows": worker.backlog_windows,
                 "budget_misses": worker.budget_misses,
                 "device": worker.device,
                 "runner": worker.runner,

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import copy
 import logging
+import math
 import threading
 import warnings
 from collections.abc import Callable, Sequence
@@ -237,6 +238,9 @@ class WorkerStats:
     fallback: str | None  # why the worker is not on the requested device/runner
     budget_misses: dict
     latency_ms: dict  # stage -> {p50, p95, p99, max}
+    # predicted from the connection backlog (samples buffered before the first pull): their
+    # latency says how long the app took to start, not how fast it is, so it is kept apart
+    backlog_windows: int = 0
 
 
 class InferenceWorker(Background):
@@ -302,6 +306,10 @@ class InferenceWorker(Background):
         decoder.reset()  # warm-up windows must not have moved an adapting reference
         self.slot = LatestSlot()
         self._windows = self._predicted = self._stale = self._flagged = self._errors = 0
+        self._backlog = 0
+        #: Windows whose newest sample reached the ring at or before this local_clock time are
+        #: the connection backlog (set by the pipeline from the inlet's first pull).
+        self.backlog_until = -math.inf
         self.latest: Prediction | None = None
 
     @classmethod
@@ -359,6 +367,7 @@ class InferenceWorker(Background):
             fallback=self.fallback,
             budget_misses=self.latency.misses(),
             latency_ms=self.latency.percentiles(),
+            backlog_windows=self._backlog,
         )
 
     def _run(self) -> None:
@@ -373,7 +382,8 @@ class InferenceWorker(Background):
             self._flagged += 1
             return None
         claimed = pylsl.local_clock()
-        if (claimed - window.last_timestamp) * 1e3 > self.budgets.staleness_ms:
+        backlog = window.arrival_time <= self.backlog_until
+        if not backlog and (claimed - window.last_timestamp) * 1e3 > self.budgets.staleness_ms:
             self._stale += 1
             return None
         started = pylsl.local_clock()
@@ -394,7 +404,11 @@ class InferenceWorker(Background):
             infer_end=finished,
             emitted=pylsl.local_clock(),
         )
-        prediction.latency_ms.update(self.latency.record(times))
+        if backlog:
+            self._backlog += 1
+            prediction.latency_ms.update(times.durations_ms())
+        else:
+            prediction.latency_ms.update(self.latency.record(times))
         self._predicted += 1
         self.latest = prediction
         for callback in self._callbacks:

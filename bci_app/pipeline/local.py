@@ -205,6 +205,8 @@ class Pipeline(PipelineBase):
             if not ring.wait_for(stage.cursor, WAKE_TIMEOUT_S):
                 continue
             overruns_before = stage.overruns
+            if self.worker is not None and self.inlet.first_arrival is not None:
+                self.worker.backlog_until = self.inlet.first_arrival
             for window in stage.process(pylsl.local_clock()):
                 self._windows += 1
                 self._flagged += not window.usable

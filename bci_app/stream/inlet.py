@@ -169,6 +169,9 @@ class InletThread(Background):
         # 5.5 s instead of 0.5 s right after an outlet of the same name had gone (kill and
         # restart recovered in 3-5 s); a ContinuousResolver's list is read without blocking.
         self._resolver: pylsl.ContinuousResolver | None = None
+        #: local_clock when the first pull after start() reached the ring: everything it
+        #: brought liblsl had buffered since connect() (the connection backlog)
+        self.first_arrival: float | None = None
 
     # -- set-up -------------------------------------------------------------------------------
     def connect(self) -> StreamDescription:
@@ -286,6 +289,8 @@ class InletThread(Background):
     def _ingest(self, timestamps: np.ndarray) -> None:
         n = timestamps.shape[0]
         arrival = pylsl.local_clock()
+        if self.first_arrival is None:
+            self.first_arrival = arrival
         data = self._staging[:n]
         if self._pick_index is not None:
             np.take(data, self._pick_index, axis=1, out=self._picked[:n], mode="clip")
