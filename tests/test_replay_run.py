@@ -160,3 +160,30 @@ def test_fast_replay_across_a_clock_reset_flags_the_gap_not_a_rate_change(tmp_pa
     assert np.sum(steps > 10) == 1  # the one gap
     regular = steps[steps < 10]
     assert np.allclose(regular, 0.25, atol=0.02)  # the hop at the nominal rate on both sides
+
+
+@pytest.mark.parametrize("model", [EEGMMIDB_MODEL, "riemann"])
+def test_batched_fast_replay_equals_window_by_window(model, tmp_path):
+    """Fast replay classifies its windows in batches (ONNX Runtime for a network, the decoder's
+    own arrays otherwise); the decisions equal the live worker's one window at a time."""
+    if model == "riemann":
+        from bci_app.train.commands import train_command
+
+        recordings = [load_recording(R06_XDF)]
+        train_command(
+            recordings, ["T1:hands", "T2:feet"], tmp_path / "riemann", parse_config({}),
+            decoder="riemann", progress=False,
+        )  # fmt: skip
+        model = tmp_path / "riemann"
+    one = run_fast(R06_XDF, parse_config({}), model, batch_size=1)
+    batched = run_fast(R06_XDF, parse_config({}), model, batch_size=64)
+    assert [w.seq for w in one.windows] == [w.seq for w in batched.windows]
+    for a, b in zip(one.windows, batched.windows, strict=True):
+        assert (a.prediction is None) == (b.prediction is None)
+        if a.prediction is not None:
+            for field in ("probabilities", "weights"):
+                np.testing.assert_allclose(
+                    getattr(a.prediction, field), getattr(b.prediction, field), atol=1e-5
+                )
+    with pytest.raises(ValueError, match="batch_size"):
+        run_fast(R06_XDF, parse_config({}), model, batch_size=0)

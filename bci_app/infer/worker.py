@@ -86,8 +86,12 @@ class DecoderRunner:
         self.decoder = decoder
 
     def __call__(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        probabilities, weights = self.decoder.predict_aligned(x[np.newaxis])
+        probabilities, weights = self.batch(x[np.newaxis])
         return probabilities[0], weights[0]
+
+    def batch(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Prepared windows ``x (n, C, T)`` -> ``(probabilities (n, K), weights (n, C))``."""
+        return self.decoder.predict_aligned(x)
 
 
 class EagerRunner:
@@ -101,10 +105,15 @@ class EagerRunner:
 
     def __call__(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """``x (n_electrodes, n_samples)`` float32 -> ``(probabilities (K,), weights (C,))``."""
+        probabilities, weights = self.batch(x[np.newaxis])
+        return probabilities[0], weights[0]
+
+    def batch(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """``x (n, n_electrodes, n_samples)`` -> ``(probabilities (n, K), weights (n, C))``."""
         with torch.inference_mode():
-            batch = torch.from_numpy(x).unsqueeze(0).to(self.device, non_blocking=True)
+            batch = torch.from_numpy(np.ascontiguousarray(x)).to(self.device, non_blocking=True)
             probabilities, weights = self.model(batch)
-            return probabilities[0].cpu().numpy(), weights[0].cpu().numpy()
+            return probabilities.cpu().numpy(), weights.cpu().numpy()
 
 
 class OnnxRunner:
@@ -133,6 +142,7 @@ class OnnxRunner:
                 buffer,
                 input_names=["x"],
                 output_names=["probabilities", "weights"],
+                dynamic_axes={name: {0: "batch"} for name in ("x", "probabilities", "weights")},
                 dynamo=False,
             )
         options = onnxruntime.SessionOptions()
@@ -144,8 +154,13 @@ class OnnxRunner:
         )
 
     def __call__(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        probabilities, weights = self.session.run(None, {"x": x[np.newaxis]})
+        probabilities, weights = self.batch(x[np.newaxis])
         return probabilities[0], weights[0]
+
+    def batch(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """``x (n, C, T)`` -> ``(probabilities (n, K), weights (n, C))`` (a dynamic batch axis)."""
+        probabilities, weights = self.session.run(None, {"x": np.ascontiguousarray(x)})
+        return probabilities, weights
 
 
 class CudaGraphRunner:
@@ -182,6 +197,13 @@ class CudaGraphRunner:
         self.host_weights.copy_(self.device_weights, non_blocking=True)
         torch.cuda.current_stream(self.device).synchronize()
         return self.host_probabilities[0].numpy().copy(), self.host_weights[0].numpy().copy()
+
+    def batch(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Many windows at once: the graph holds one, so batches run eager on the GPU."""
+        with torch.inference_mode():
+            batch = torch.from_numpy(np.ascontiguousarray(x)).to(self.device)
+            probabilities, weights = self.model(batch)
+            return probabilities.cpu().numpy(), weights.cpu().numpy()
 
 
 Runner = EagerRunner | OnnxRunner | CudaGraphRunner | DecoderRunner
@@ -420,9 +442,25 @@ class InferenceWorker(Background):
 
     def classify(self, window: Window) -> Prediction:
         """The model's decision on one window, without budgets, sinks or latency records: the
-        worker thread's path via :meth:`process`, and deterministic offline replay directly."""
+        worker thread's path via :meth:`process`."""
         np.take(window.data, self.channel_index, axis=1, out=self._input.T)
         probabilities, weights = self._infer(self.decoder.prepare(self._input[np.newaxis])[0])
+        return self._prediction(window, probabilities, weights)
+
+    def classify_batch(self, windows: Sequence[Window]) -> list[Prediction]:
+        """The decisions on many windows at once, in time order (an adapting decoder follows
+        them as it would live): offline replay. Equal to :meth:`classify` one by one within
+        float rounding; CPU batches run through ONNX Runtime, GPU batches through CUDA."""
+        if not windows:
+            return []
+        x = np.stack([w.data[:, self.channel_index].T for w in windows]).astype(np.float32)
+        probabilities, weights = self.runner.batch(self.decoder.prepare(x))
+        outputs = zip(windows, probabilities, weights, strict=True)
+        return [self._prediction(window, p, w) for window, p, w in outputs]
+
+    def _prediction(
+        self, window: Window, probabilities: np.ndarray, weights: np.ndarray
+    ) -> Prediction:
         index = int(np.argmax(probabilities))
         return Prediction(
             seq=window.seq,
