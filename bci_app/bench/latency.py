@@ -7,7 +7,13 @@ the predictions outlet (the outlet pushes 10 ms chunks, so a window's newest sam
 the source for the rest of its chunk: the in-app "acquire" stage, measured from the sample's
 timestamp, includes that wait; the reported ``e2e`` does not). The model is an untrained
 classifier of the right shape for each case (cost does not depend on the weights). Filter delay
-and window length are fixed delays, reported apart. The last line is one JSON object with ``cases``.
+(group delay at 10 and 20 Hz, ``group_delay_ms``, and the step settling time) and window length
+are fixed delays, reported apart.
+
+In the same run, on the same outlet and model, the pipeline a user would otherwise build (see
+:func:`run_peer`: mne-lsl's ``StreamLSL`` with its filter, ``get_data`` polled every hop, ONNX
+Runtime) is timed the same way; ``ratio_e2e_p99`` is ours over it. The last line is one JSON
+object with ``cases``.
 """
 
 from __future__ import annotations
@@ -19,6 +25,7 @@ import threading
 import time
 from pathlib import Path
 
+import pylsl
 import torch
 
 from bci_app.bench.outlet import BenchOutlet
@@ -62,13 +69,58 @@ def make_checkpoint(
     return save_checkpoint(directory, model, metadata, render_model_card(metadata))
 
 
+def run_peer(
+    outlet: BenchOutlet, checkpoint: Path, rate_hz: float, model_rate: float, duration: float
+) -> dict:
+    """The pipeline a user would otherwise build, on the same outlet and model: mne-lsl's
+    ``StreamLSL`` with its own causal band-pass (1-40 Hz), ``get_data(winsize)`` polled every
+    hop, scipy's ``resample_poly`` to the model rate, the same ONNX Runtime session type.
+    e2e: from the push of the window's newest sample to the model's output."""
+    from fractions import Fraction
+
+    import numpy as np
+    from scipy.signal import resample_poly
+
+    try:
+        from mne_lsl.stream import StreamLSL
+    except ImportError as exc:
+        return {"missing": f"mne-lsl not installed ({exc}); pip install -e '.[dev]'"}
+    from bci_app.infer.worker import OnnxRunner
+    from bci_app.nn.checkpoint import load_checkpoint
+
+    model, _ = load_checkpoint(checkpoint)
+    runner = OnnxRunner(model.fold_max_norm(), threads=1)
+    ratio = Fraction(model_rate / rate_hz).limit_denominator(1000)
+    n_model = round(WINDOW_S * model_rate)
+    stream = StreamLSL(bufsize=WINDOW_S + 1.0, source_id=outlet.source_id)
+    stream.connect(acquisition_delay=0.001)
+    from_push: list[float] = []
+    try:
+        stream.filter(1.0, 40.0, verbose="error")
+        time.sleep(WINDOW_S + 0.5)
+        started, n = time.monotonic(), 0
+        while time.monotonic() - started < duration:
+            n += 1
+            time.sleep(max(0.0, started + n * HOP_S - time.monotonic()))
+            data, stamps = stream.get_data(WINDOW_S)
+            x = resample_poly(data, ratio.numerator, ratio.denominator, axis=1)[:, -n_model:]
+            runner(np.ascontiguousarray(x, dtype=np.float32))  # cost does not depend on scale
+            done = pylsl.local_clock()
+            from_push.append((done - outlet.clock.pushed_at(float(stamps[-1]))) * 1e3)
+    finally:
+        stream.disconnect()
+    e2e = summarize_ms(from_push, digits=4, per_ms=1.0)
+    return {"pipeline": "mne-lsl StreamLSL + filter + get_data", "e2e_p50_ms": e2e["p50"],
+            "e2e_p99_ms": e2e["p99"], "windows": len(from_push)}  # fmt: skip
+
+
 def run_case(
     n_channels: int, rate_hz: float, model_rate: float, device: str, duration: float
 ) -> dict:
     labels = channel_set(n_channels)
     with (
         tempfile.TemporaryDirectory() as tmp,
-        BenchOutlet(n_channels, rate_hz, duration + 30.0) as outlet,
+        BenchOutlet(n_channels, rate_hz, 2 * duration + 30.0) as outlet,  # ours, then the peer
     ):
         checkpoint = make_checkpoint(Path(tmp) / "model", labels, model_rate)
         config = parse_config(
@@ -105,6 +157,7 @@ def run_case(
             status = pipeline.status()
         finally:
             pipeline.stop()
+        peer = run_peer(outlet, checkpoint, rate_hz, model_rate, duration)
     worker = status.worker
     latency = worker.latency_ms
     e2e = summarize_ms(from_push, digits=4, per_ms=1.0)
@@ -128,6 +181,10 @@ def run_case(
         "errors": worker.errors,
         "budget_misses": worker.budget_misses,
         "cpu_fraction": round(cpu / wall, 3),
+        "peer": peer,
+        "ratio_e2e_p99": None
+        if not peer.get("e2e_p99_ms")
+        else round(e2e["p99"] / peer["e2e_p99_ms"], 4),
         "filter_delay_ms": round(status.filter_delay_s * 1e3, 2),
         "group_delay_ms": status.filter_delays.group_delay_ms,
         "settling_s": status.filter_delays.settling_s,
@@ -154,6 +211,16 @@ def main(duration: float = 20.0, as_json: bool = False, devices: list[str] | Non
                 + f", settles in {case['settling_s']} s, window {WINDOW_S:g} s",
                 flush=True,
             )
+            peer = case["peer"]
+            if "missing" in peer:
+                print(f"    peer: {peer['missing']}", flush=True)
+            else:
+                print(
+                    f"    peer ({peer['pipeline']}): e2e p50/p99 {peer['e2e_p50_ms']:.2f}/"
+                    f"{peer['e2e_p99_ms']:.2f} ms; ratio_e2e_p99 ours/peer "
+                    f"{case['ratio_e2e_p99']}",
+                    flush=True,
+                )
             for stage, figures in case["stages_ms"].items():
                 print(f"    {stage:<10} p50 {figures['p50']:8.3f}  p99 {figures['p99']:8.3f} ms")
     if as_json:

@@ -1,0 +1,36 @@
+"""``bci-app bench latency``: ours and the mne-lsl pipeline side by side, and the fixed delays."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.mark.slow
+def test_bench_latency_reports_the_peer_ratio_and_the_group_delays() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "bci_app", "bench", "latency", "--duration", "2", "--json"],
+        capture_output=True,
+        text=True,
+        timeout=400,
+        cwd=ROOT,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    figures = json.loads(result.stdout.strip().splitlines()[-1])
+    assert len(figures["cases"]) >= 3
+    for case in figures["cases"]:
+        for key in ("e2e_p99_ms", "inference_p99_ms", "device", "dropped_windows"):
+            assert key in case  # the keys outside checks read
+        peer = case["peer"]
+        assert peer["windows"] > 5 and peer["e2e_p99_ms"] > 0
+        assert case["ratio_e2e_p99"] == pytest.approx(case["e2e_p99_ms"] / peer["e2e_p99_ms"], 1e-3)
+        assert set(case["group_delay_ms"]) == {"10", "20"}
+        assert case["settling_s"] > 0
+    one_khz = next(c for c in figures["cases"] if c["stream_rate_hz"] == 1000.0)
+    assert max(one_khz["group_delay_ms"].values()) <= 20.0  # the default chain's target
