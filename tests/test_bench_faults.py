@@ -2,16 +2,11 @@
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
-from pathlib import Path
-
 import pytest
+from conftest import last_json, run_cli
 
 from bci_app.bench.faults import Figures, corrupt_windows, straddles
 
-ROOT = Path(__file__).resolve().parents[1]
 WINDOW_S = 2.5  # the benchmark's 2 s windows plus slack
 
 
@@ -44,15 +39,7 @@ def test_corrupt_windows_count_the_unflagged_ones() -> None:
 @pytest.mark.slow
 def test_one_fault_cycle_loses_nothing_and_adopts_no_other_source() -> None:
     """One cycle (about a minute) of every fault on real outlets with the model running."""
-    result = subprocess.run(
-        [sys.executable, "-m", "bci_app", "bench", "faults", "--duration", "1", "--json"],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        cwd=ROOT,
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-    figures = json.loads(result.stdout.strip().splitlines()[-1])
+    figures = last_json(run_cli("bench", "faults", "--duration", "1", "--json", timeout=300))
     assert figures["cycles"] == 1 and figures["crashes"] == 0, figures["crash_reasons"]
     assert figures["corrupt_windows"] > 0 and figures["unflagged_corrupt_windows"] == 0
     assert figures["wrong_source_adoptions"] == 0

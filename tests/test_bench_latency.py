@@ -2,27 +2,13 @@
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
-from pathlib import Path
-
 import pytest
-
-ROOT = Path(__file__).resolve().parents[1]
+from conftest import last_json, run_cli
 
 
 @pytest.mark.slow
 def test_bench_latency_reports_the_peer_ratio_and_the_group_delays() -> None:
-    result = subprocess.run(
-        [sys.executable, "-m", "bci_app", "bench", "latency", "--duration", "2", "--json"],
-        capture_output=True,
-        text=True,
-        timeout=400,
-        cwd=ROOT,
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-    figures = json.loads(result.stdout.strip().splitlines()[-1])
+    figures = last_json(run_cli("bench", "latency", "--duration", "2", "--json", timeout=400))
     assert len(figures["cases"]) >= 3
     for case in figures["cases"]:
         for key in ("e2e_p99_ms", "inference_p99_ms", "device", "dropped_windows"):

@@ -9,19 +9,13 @@ from pathlib import Path
 
 import pylsl
 import pytest
-from conftest import unique_id
+from conftest import run_cli, unique_id
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 def bci_app(*args: str, timeout: float = 60) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "bci_app", *args],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        cwd=ROOT,
-    )
+    return run_cli(*args, timeout=timeout)
 
 
 def test_headless_run_prints_status_lines_and_a_json_summary(tmp_path):

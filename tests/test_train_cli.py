@@ -5,13 +5,13 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import run_cli
 
 from bci_app.config import parse_config
 from bci_app.decoders import load_decoder
@@ -24,13 +24,7 @@ MODELS = ROOT / "models"
 
 
 def bci_app(*args: str, timeout: float = 600) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "bci_app", *args],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        cwd=ROOT,
-    )
+    return run_cli(*args, timeout=timeout)
 
 
 @pytest.mark.slow
