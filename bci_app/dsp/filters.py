@@ -260,7 +260,6 @@ class Preprocessor:
         self._reference = reference
 
         self._resampler = PolyphaseResampler(stream_rate, model_rate, resampler_phase)
-        self._settings = (bandpass_hz, order, notch_hz, notch_quality, resampler_phase)
 
         self._band: tuple[float | None, float | None] | None = None
         self._bandpass: SosFilter | None = None
@@ -351,16 +350,15 @@ class Preprocessor:
 
     def settling_seconds(self) -> float:
         """Seconds after a step at the input until the output stays within 2 % of its largest
-        excursion from the final value (a fresh chain of the same settings, one channel)."""
-        bandpass, order, notch, quality, phase = self._settings
-        chain = Preprocessor(
-            self._stream_rate, self._model_rate, 1, bandpass, order, notch, quality,
-            resampler_phase=phase,
-        )  # fmt: skip
+        excursion from the final value (fresh copies of this chain's stages, one channel)."""
         n = round(20.0 * self._stream_rate)
         step = np.ones((n, 1))
         step[: round(self._stream_rate)] = 0.0  # 1 s at rest, then the step
-        y, _ = chain.process(step)
+        resampler = PolyphaseResampler(self._stream_rate, self._model_rate, self._resampler.phase)
+        y, _ = resampler.process(step)
+        for stage in (self._bandpass, self._notch):
+            if stage is not None:
+                y = SosFilter(stage.sos, 1).process(y)
         response = y[round(self._model_rate) :, 0]
         deviation = np.abs(response - response[-1])
         outside = np.flatnonzero(deviation > _SETTLED_FRACTION * deviation.max())

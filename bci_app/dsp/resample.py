@@ -86,6 +86,7 @@ class PolyphaseResampler:
             )
         self._up = up
         self._down = down
+        self._phase = phase
         self._identity = up == 1 and down == 1
 
         if self._identity:
@@ -127,6 +128,11 @@ class PolyphaseResampler:
     def down(self) -> int:
         """Downsampling factor M."""
         return self._down
+
+    @property
+    def phase(self) -> str:
+        """Phase of the anti-aliasing FIR: "minimum" or "linear"."""
+        return self._phase
 
     @property
     def in_rate_hz(self) -> float:

@@ -21,7 +21,7 @@ import safetensors.torch
 import torch
 
 from bci_app.config import AppConfig, WindowsConfig
-from bci_app.dsp.filters import Preprocessor
+from bci_app.dsp.stage import build_preprocessor
 from bci_app.io.labels import label_key
 from bci_app.nn.classifier import ClassifierConfig, EEGClassifier, upgrade_state
 from bci_app.nn.metadata import (
@@ -457,14 +457,8 @@ def _decoder_section(metadata: CheckpointMetadata) -> list[str]:
 
 def _delays(metadata: CheckpointMetadata) -> str:
     """The dsp chain's group delays and settling time at the model rate, as text."""
-    dsp = metadata.dsp
-    rate = metadata.model_rate_hz
-    chain = Preprocessor(
-        rate, rate, 1, None if dsp.bandpass is None else tuple(dsp.bandpass), dsp.order,
-        None if dsp.notch is None else float(dsp.notch), dsp.notch_quality,
-        resampler_phase=dsp.resampler_phase,
-    )  # fmt: skip
-    return chain.delays().describe()
+    config = apply_checkpoint(AppConfig(), metadata)
+    return build_preprocessor(config, metadata.model_rate_hz, 1).delays().describe()
 
 
 def render_model_card(metadata: CheckpointMetadata, extra: str = "") -> str:

@@ -120,10 +120,11 @@ class ClassifierConfig(BaseModel):
 
 
 class _MaxNormConv2d(nn.Conv2d):
-    """Conv2d whose effective filters are renormalised to L2 norm <= ``max_norm`` each.
+    """The spatial filters ``(F1*D, 1, C, 1)``, kept as a Conv2d for the saved state's layout,
+    applied by :class:`EEGClassifier` as a matrix product of :meth:`capped_weight`.
 
-    The cap is applied functionally in every forward pass (train and eval alike), so the
-    parameters are never modified in place.
+    The cap (L2 norm <= ``max_norm`` per filter) is applied functionally in every forward pass
+    (train and eval alike), so the parameters are never modified in place.
     """
 
     def __init__(self, *args: Any, max_norm: float | None = None, **kwargs: Any) -> None:
@@ -135,9 +136,6 @@ class _MaxNormConv2d(nn.Conv2d):
         if self.max_norm is None:
             return self.weight
         return torch.renorm(self.weight, p=2, dim=0, maxnorm=self.max_norm)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self._conv_forward(x, self.capped_weight(), self.bias)
 
 
 def _same_correlation_fft(signals: torch.Tensor, kernels: torch.Tensor) -> torch.Tensor:
