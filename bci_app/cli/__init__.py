@@ -14,6 +14,7 @@ from pydantic import ValidationError
 from bci_app import __version__
 from bci_app.cli import (
     bench,
+    board,
     calibrate,
     evaluate,
     gui,
@@ -30,7 +31,7 @@ from bci_app.errors import UserError
 __all__ = ["build_parser", "main"]
 
 #: The subcommands, in the order ``--help`` lists them.
-COMMANDS = (gui, calibrate, run, replay, simulate, streams, record, train, evaluate, bench)
+COMMANDS = (gui, calibrate, run, replay, simulate, board, streams, record, train, evaluate, bench)
 
 
 def build_parser() -> argparse.ArgumentParser:
