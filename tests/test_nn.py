@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 import logging
 import math
@@ -35,6 +36,7 @@ from bci_app.nn import (
     save_checkpoint,
 )
 from bci_app.nn.classifier import upgrade_state
+from bci_app.nn.metadata import FORMAT_VERSION
 
 ROOT = Path(__file__).resolve().parents[1]
 DSP = {"bandpass": [1.0, 40.0], "order": 4, "notch": 50, "notch_quality": 30.0, "reference": "none"}
@@ -554,6 +556,7 @@ def test_checkpoint_round_trip_gives_identical_outputs(saved) -> None:
     assert sorted(p.name for p in folder.iterdir()) == [
         "MODEL_CARD.md",
         "metadata.json",
+        "model.onnx",
         "model.safetensors",
     ]
     loaded, loaded_meta = load_checkpoint(folder)
@@ -567,9 +570,9 @@ def test_checkpoint_round_trip_gives_identical_outputs(saved) -> None:
     assert loaded_meta.classes == ["left_hand", "right_hand"]
     assert loaded_meta.metrics["validation"]["n_trials"] == 12
     assert len(loaded_meta.weights_sha256) == 64  # written at save, checked at load
-    assert loaded_meta.model_copy(update={"weights_sha256": None}) == CheckpointMetadata.from_json(
-        metadata.to_json()
-    )
+    assert loaded_meta.model_copy(
+        update={"weights_sha256": None, "onnx_sha256": None}
+    ) == CheckpointMetadata.from_json(metadata.to_json())
 
 
 @pytest.mark.parametrize("kind", ATTENTION_KINDS)
@@ -682,7 +685,10 @@ def test_non_finite_weights_are_refused(saved) -> None:
         (lambda d: d.update(model_rate_hz=-1.0), "model_rate_hz: Input should be greater than 0"),
         (lambda d: d.update(classes="left"), "classes: Input should be a valid list"),
         (lambda d: d.update(classes=["left", ""]), "classes.1: String should have at least 1"),
-        (lambda d: d.update(format_version=3), "format_version: .*newer bci-app.*upgrade"),
+        (
+            lambda d: d.update(format_version=FORMAT_VERSION + 1),
+            "format_version: .*newer bci-app.*upgrade",
+        ),
         (lambda d: d.update(channel_labels=["C3"] * 8), "channel_labels: has duplicates"),
         (lambda d: d["dsp"].pop("notch"), "dsp: lacks notch"),
         (lambda d: d["dsp"].update(notch=55), r"dsp.notch: Input should be 50 or 60 \(got 55\)"),
@@ -833,3 +839,42 @@ def test_a_checkpoint_from_before_the_resampler_phase_keeps_the_linear_resampler
     data = json.loads((ROOT / "models" / "sim-motor-imagery" / "metadata.json").read_text())
     assert data["dsp"].pop("resampler_phase") == "minimum"
     assert CheckpointMetadata.model_validate(data).dsp.resampler_phase == "linear"
+
+
+def test_onnx_saved_with_the_checkpoint_is_used_and_checked(saved, caplog) -> None:
+    """The worker runs the graph saved at train time; one that does not compute what the
+    weights compute is not used, a damaged one is refused, a missing one is exported."""
+    from bci_app.decoders import load_decoder
+    from bci_app.infer.worker import OnnxRunner, build_runner
+    from bci_app.nn.checkpoint import ONNX_FILE
+    from bci_app.nn.export import export_onnx
+
+    folder, model, metadata = saved
+    decoder, loaded = load_decoder(folder)
+    assert decoder.onnx == (folder / ONNX_FILE).read_bytes() and loaded.onnx_sha256
+    assert loaded.format_version == 3 and f"`{ONNX_FILE}`" in (folder / "MODEL_CARD.md").read_text()
+    runner, reason = build_runner(decoder.model, torch.device("cpu"), onnx=decoder.onnx)
+    assert isinstance(runner, OnnxRunner) and runner.from_checkpoint and reason is None
+
+    other = copy.deepcopy(model)
+    with torch.no_grad():
+        other.head.weight[0].add_(1.0)  # one logit: a shift of all would not show
+    runner, _ = build_runner(decoder.model, torch.device("cpu"), onnx=export_onnx(other))
+    assert isinstance(runner, OnnxRunner) and not runner.from_checkpoint
+    assert "does not compute what the weights compute" in caplog.text
+
+    (folder / ONNX_FILE).write_bytes(b"\x08\x07not a graph")
+    with pytest.raises(CheckpointError, match="changed or damaged after saving"):
+        load_decoder(folder)
+    (folder / ONNX_FILE).unlink()
+    decoder, _ = load_decoder(folder)
+    assert decoder.onnx is None
+
+
+def test_a_classical_checkpoint_saved_over_a_network_drops_its_graph(saved) -> None:
+    from bci_app.nn.checkpoint import ONNX_FILE, read_metadata, write_checkpoint
+
+    folder, model, metadata = saved
+    write_checkpoint(folder, model.state_dict(), metadata, "card")  # no graph given
+    assert not (folder / ONNX_FILE).exists()
+    assert read_metadata(folder).onnx_sha256 is None

@@ -18,14 +18,17 @@ from bci_app.decoders.alignment import Alignment
 from bci_app.decoders.band import BandFilter
 from bci_app.decoders.base import Decoder, DecoderError, decoder_class, float_tensors
 from bci_app.decoders.ensemble import EnsembleDecoder
+from bci_app.decoders.network import NetworkDecoder
 from bci_app.nn.checkpoint import (
     WEIGHTS_FILE,
     CheckpointError,
     CheckpointMetadata,
     check_tensors,
     read_checkpoint,
+    read_onnx,
     write_checkpoint,
 )
+from bci_app.nn.export import export_onnx
 from bci_app.nn.metadata import AlignmentSpec, DecoderSpec
 
 __all__ = [
@@ -85,7 +88,8 @@ def save_decoder(
         name: torch.as_tensor(np.asarray(array)).contiguous()  # 0-d stays 0-d
         for name, array in decoder_arrays(decoder).items()
     }
-    return write_checkpoint(directory, tensors, metadata, model_card)
+    onnx = export_onnx(decoder.model) if isinstance(decoder, NetworkDecoder) else None
+    return write_checkpoint(directory, tensors, metadata, model_card, onnx=onnx)
 
 
 def load_decoder(
@@ -100,6 +104,8 @@ def load_decoder(
     directory = Path(directory)
     metadata, tensors = read_checkpoint(directory)
     decoder = _build(metadata.decoder, tensors, metadata, directory / WEIGHTS_FILE, adapt)
+    if isinstance(decoder, NetworkDecoder):
+        decoder.onnx = read_onnx(directory, metadata)
     return decoder, metadata
 
 

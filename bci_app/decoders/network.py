@@ -29,6 +29,8 @@ class NetworkDecoder(Decoder):
     def __init__(self, model: EEGClassifier) -> None:
         super().__init__(model.config.n_electrodes, model.config.n_classes)
         self.model = model.eval()
+        #: The graph saved beside the weights (:mod:`bci_app.nn.export`), when loaded from one.
+        self.onnx: bytes | None = None
 
     @property
     def config(self) -> ClassifierConfig:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import math
 import os
 from collections.abc import Mapping, Sequence
@@ -24,6 +25,7 @@ from bci_app.config import AppConfig, WindowsConfig
 from bci_app.dsp.stage import build_preprocessor
 from bci_app.io.labels import label_key
 from bci_app.nn.classifier import ClassifierConfig, EEGClassifier, upgrade_state
+from bci_app.nn.export import ONNX_FILE, export_onnx
 from bci_app.nn.metadata import (
     FORMAT_VERSION,
     CheckpointError,
@@ -32,12 +34,15 @@ from bci_app.nn.metadata import (
     json_default,
 )
 
+log = logging.getLogger(__name__)
+
 __all__ = [
     "CHECKPOINT_FILES",
     "DEFAULT_MODEL_DIR",
     "FORMAT_VERSION",
     "METADATA_FILE",
     "MODEL_CARD_FILE",
+    "ONNX_FILE",
     "WEIGHTS_FILE",
     "CheckpointError",
     "CheckpointMetadata",
@@ -50,6 +55,7 @@ __all__ = [
     "model_dir",
     "read_checkpoint",
     "read_metadata",
+    "read_onnx",
     "render_model_card",
     "resolve_device",
     "save_checkpoint",
@@ -102,11 +108,14 @@ def write_checkpoint(
     tensors: Mapping[str, torch.Tensor],
     metadata: CheckpointMetadata,
     model_card: str,
+    onnx: bytes | None = None,
 ) -> Path:
     """Write a checkpoint folder from named tensors (any decoder kind): ``model.safetensors``,
-    ``metadata.json`` with the weights' SHA-256, and the card. Created if needed; existing
-    checkpoint files are replaced. All three are written to temp files first, then renamed into
-    place (weights, card, metadata last). Returns the folder path."""
+    ``metadata.json`` with the weights' SHA-256, and the card; with ``onnx`` (a network's
+    graph, :mod:`bci_app.nn.export`) also ``model.onnx`` and its SHA-256. Created if needed;
+    existing checkpoint files are replaced (a ``model.onnx`` of an earlier checkpoint is
+    removed). All are written to temp files first, then renamed into place (metadata last).
+    Returns the folder path."""
     directory = Path(directory)
     weights = safetensors.torch.save(
         {k: v.detach().to("cpu").contiguous() for k, v in tensors.items()},
@@ -116,13 +125,20 @@ def write_checkpoint(
             "decoder_kind": metadata.decoder.kind,
         },
     )
-    metadata = metadata.model_copy(update={"weights_sha256": hashlib.sha256(weights).hexdigest()})
+    metadata = metadata.model_copy(
+        update={
+            "format_version": FORMAT_VERSION,
+            "weights_sha256": hashlib.sha256(weights).hexdigest(),
+            "onnx_sha256": None if onnx is None else hashlib.sha256(onnx).hexdigest(),
+        }
+    )
     metadata_json = metadata.to_json()  # validates
     if directory.exists() and not directory.is_dir():
         raise CheckpointError(f"cannot save a checkpoint to {directory}: it is not a folder")
     directory.mkdir(parents=True, exist_ok=True)
     contents = (
         (WEIGHTS_FILE, weights),
+        *(() if onnx is None else ((ONNX_FILE, onnx),)),
         (MODEL_CARD_FILE, model_card.encode("utf-8")),
         (METADATA_FILE, metadata_json.encode("utf-8")),
     )
@@ -133,6 +149,8 @@ def write_checkpoint(
             temps.append((_write_temp(target, data), target))
         for tmp, target in temps:
             os.replace(tmp, target)
+        if onnx is None:
+            (directory / ONNX_FILE).unlink(missing_ok=True)
     finally:
         for tmp, _ in temps:
             tmp.unlink(missing_ok=True)
@@ -153,7 +171,9 @@ def save_checkpoint(
             "metadata 'decoder' does not describe the network being saved: metadata "
             f"{metadata.decoder.kind} {metadata.classifier} vs model {model.config}"
         )
-    return write_checkpoint(directory, model.state_dict(), metadata, model_card)
+    return write_checkpoint(
+        directory, model.state_dict(), metadata, model_card, onnx=export_onnx(model)
+    )
 
 
 def _check_folder(directory: Path) -> None:
@@ -232,6 +252,30 @@ def _read_weights(path: Path, metadata: CheckpointMetadata) -> dict[str, torch.T
             "execute arbitrary code: re-save the model with save_checkpoint"
         )
     raise CheckpointError(f"{path} is not a valid safetensors file: {reason}")
+
+
+def read_onnx(directory: str | Path, metadata: CheckpointMetadata) -> bytes | None:
+    """The network's ONNX graph saved beside its weights, checked against the SHA-256 in the
+    metadata; None when the checkpoint has none (saved before format 3, or not a network) or
+    the file is missing (logged: the worker then exports the graph itself)."""
+    if metadata.onnx_sha256 is None:
+        return None
+    path = Path(directory) / ONNX_FILE
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        log.warning("%s is missing (the metadata names it); the graph is exported at load", path)
+        return None
+    except OSError as exc:
+        raise CheckpointError(f"cannot read {path}: {exc}") from None
+    digest = hashlib.sha256(data).hexdigest()
+    if digest != metadata.onnx_sha256:
+        raise CheckpointError(
+            f"{path} has SHA-256 {digest[:12]}… but {METADATA_FILE} says "
+            f"{metadata.onnx_sha256[:12]}…: the graph was changed or damaged after saving; "
+            f"copy the checkpoint folder again, or delete {ONNX_FILE} to export it at load"
+        )
+    return data
 
 
 def read_checkpoint(directory: str | Path) -> tuple[CheckpointMetadata, dict[str, torch.Tensor]]:
@@ -511,6 +555,14 @@ def render_model_card(metadata: CheckpointMetadata, extra: str = "") -> str:
         "",
         f"- `{WEIGHTS_FILE}`: the decoder's arrays in safetensors format (loading never executes "
         f"code), SHA-256 `{metadata.weights_sha256 or 'written at save'}`",
+        *(
+            [
+                f"- `{ONNX_FILE}`: the network as an ONNX graph for ONNX Runtime on the CPU "
+                "(exported at save from the weights, checked against them at load)"
+            ]
+            if metadata.decoder.kind == "network"
+            else []
+        ),
         f"- `{METADATA_FILE}`: the metadata above, read by the app (format version "
         f"{metadata.format_version})",
         f"- `{MODEL_CARD_FILE}`: this card",

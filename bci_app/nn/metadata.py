@@ -47,7 +47,8 @@ __all__ = [
 
 #: 2: ``decoder`` (any kind) replaces ``classifier`` (network only); with its
 #: band and alignment, ``weights_sha256``. Format 1 files are read as a network decoder.
-FORMAT_VERSION = 2
+#: 3: ``onnx_sha256``: a network's ONNX graph (``model.onnx``) beside the weights.
+FORMAT_VERSION = 3
 DECODER_KINDS = ("network", "riemann", "mdm", "csp-lda", "ensemble")
 
 
@@ -194,6 +195,7 @@ class CheckpointMetadata(BaseModel):
     dsp: DspConfig
     decoder: DecoderSpec
     weights_sha256: Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")] | None = None
+    onnx_sha256: Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")] | None = None
     training: dict[str, Any] = Field(default_factory=dict)
     metrics: dict[str, Any] = Field(default_factory=dict)
     versions: dict[str, Any] = Field(default_factory=current_versions)
