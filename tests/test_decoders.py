@@ -323,3 +323,17 @@ def test_unbalanced_classes_are_judged_by_balanced_accuracy(runs) -> None:
     confusion = np.array(metrics["confusion"])
     recall = np.diag(confusion) / confusion.sum(axis=1)
     assert metrics["balanced_accuracy"] == pytest.approx(recall.mean())
+
+
+def test_band_filter_as_one_matrix_equals_the_forward_backward_pass() -> None:
+    """The in-window band-pass runs as a matrix product; it is scipy's sosfiltfilt (padding
+    and initial conditions included) within float32 rounding, for one window or a batch."""
+    from scipy.signal import sosfiltfilt
+
+    band = BandFilter(8, 30, 160.0)
+    x = (np.random.default_rng(3).standard_normal((5, 8, 320)) * 20).astype(np.float32)
+    expected = sosfiltfilt(band._sos, x.astype(np.float64), axis=-1)
+    got = band(x)
+    assert got.dtype == np.float32 and got.shape == x.shape
+    np.testing.assert_allclose(got, expected, atol=1e-4 * np.abs(expected).max())
+    np.testing.assert_allclose(band(x[2]), got[2], atol=1e-4)  # batch == window by window
