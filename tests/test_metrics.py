@@ -13,7 +13,12 @@ from bci_app.io import load_recording
 from bci_app.nn.checkpoint import DEFAULT_MODEL_DIR
 from bci_app.pipeline.replay import pseudo_online_metrics, run_fast
 from bci_app.train.commands import evaluate_command
-from bci_app.train.metrics import accuracy_over_time, classification_metrics, wolpaw_bits
+from bci_app.train.metrics import (
+    accuracy_over_time,
+    classification_metrics,
+    decision_latency,
+    wolpaw_bits,
+)
 
 EDF = Path(__file__).resolve().parents[2] / "shared" / "data" / "eegmmidb" / "S001"
 EEGMMIDB_MODEL = DEFAULT_MODEL_DIR.parent / "eegmmidb-s001-hands-feet"
@@ -65,6 +70,18 @@ def test_accuracy_over_time_uses_only_windows_that_ended() -> None:
     ]
 
 
+def test_decision_latency_counts_the_gain_over_chance() -> None:
+    curve = [
+        {"t_s": 0.5, "accuracy": 0.5, "decided": 4},
+        {"t_s": 1.0, "accuracy": 0.75, "decided": 4},  # 50 % of the way from chance to 1.0
+        {"t_s": 1.5, "accuracy": 0.875, "decided": 4},  # 75 %
+        {"t_s": 2.0, "accuracy": 1.0, "decided": 4},
+    ]
+    assert decision_latency(curve, chance=0.5) == {"70": 1.5, "90": 2.0}
+    flat = [{**p, "accuracy": 0.5} for p in curve]  # never above chance: no latency to report
+    assert decision_latency(flat, chance=0.5) == {"70": None, "90": None}
+
+
 @pytest.mark.slow
 def test_evaluate_and_fast_replay_report_the_same_metrics_on_s001() -> None:
     run_file = EDF / "S001R10.edf"  # imagined hands / feet (consistency, not generalisation)
@@ -81,3 +98,6 @@ def test_evaluate_and_fast_replay_report_the_same_metrics_on_s001() -> None:
     assert replayed["n_trials"] == evaluated["n_trials"]
     assert replayed["kappa"] == pytest.approx(evaluated["kappa"], abs=1e-6)
     assert replayed["accuracy_over_time"] == curve
+    latency = evaluated["decision_latency_s"]
+    assert replayed["decision_latency_s"] == latency
+    assert 0 < latency["70"] <= latency["90"] <= 4.0

@@ -80,6 +80,12 @@ def metrics_lines(metrics: dict) -> list[str]:
     if curve:
         points = ", ".join(f"{p['t_s']:g} s {p['accuracy']:.2f}" for p in curve)
         lines.append(f"accuracy by time since the cue: {points}")
+    latency = metrics.get("decision_latency_s") or {}
+    if any(v is not None for v in latency.values()):
+        reached = ", ".join(
+            f"{k} % at {'-' if v is None else f'{v:g} s'}" for k, v in latency.items()
+        )
+        lines.append(f"decision latency (share of the final accuracy above chance): {reached}")
     return lines
 
 

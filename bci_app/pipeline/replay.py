@@ -44,7 +44,12 @@ from bci_app.pipeline.local import Pipeline
 from bci_app.sources.replay import Replayer
 from bci_app.stream.ring import FLAG_GAP, FLAG_NONFINITE
 from bci_app.train.data import trial_window_seqs
-from bci_app.train.metrics import accuracy_over_time, classification_metrics
+from bci_app.train.metrics import (
+    DECISION_STEP_S,
+    accuracy_over_time,
+    classification_metrics,
+    decision_latency,
+)
 
 log = logging.getLogger(__name__)
 
@@ -116,20 +121,20 @@ REPLAY_BATCH = 256
 
 
 def run_fast(
-    path: str | Path,
+    source: str | Path | Recording,
     config: AppConfig,
     model_path: str | Path,
     strict: bool = False,
     batch_size: int = REPLAY_BATCH,
 ) -> ReplayRun:
-    """Classify every window of the recording at ``path`` without LSL or pacing: all windows
-    are cut first, then classified ``batch_size`` at a time (1: one by one, the live worker's
-    path); ``strict`` refuses a damaged file (:mod:`bci_app.io.damage`)."""
+    """Classify every window of a recording (a file's path, or one already read) without LSL
+    or pacing: all windows are cut first, then classified ``batch_size`` at a time (1: one by
+    one, the live worker's path); ``strict`` refuses a damaged file (:mod:`bci_app.io.damage`)."""
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
     decoder, metadata = load_decoder(Path(model_path), adapt=config.model.adapt)
     config = apply_checkpoint(config, metadata)
-    recording = load_recording(path, strict)
+    recording = source if isinstance(source, Recording) else load_recording(source, strict)
     columns = recording.columns(config.channels.pick)
     labels = [recording.labels[i] for i in columns]
     worker = _worker(decoder, metadata, config, labels, recording.rate_hz)
@@ -316,11 +321,8 @@ def pseudo_online_metrics(run: ReplayRun, recording: Recording) -> dict | None:
     metrics["trials_without_windows"] = skipped
     metrics["trial_window_s"] = [start_s, stop_s]
     metrics["hop_s"] = hop / rate
-    metrics["accuracy_over_time"] = accuracy_over_time(
-        np.asarray(window_trial),
-        np.asarray(window_end),
-        np.asarray(window_probs),
-        trial_classes,
-        horizon_s=stop_s,
-    )
+    args = (np.asarray(window_trial), np.asarray(window_end), np.asarray(window_probs))
+    metrics["accuracy_over_time"] = accuracy_over_time(*args, trial_classes, horizon_s=stop_s)
+    fine = accuracy_over_time(*args, trial_classes, horizon_s=stop_s, step_s=DECISION_STEP_S)
+    metrics["decision_latency_s"] = decision_latency(fine, metrics["chance"])
     return metrics

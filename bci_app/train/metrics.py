@@ -16,6 +16,7 @@ from sklearn.metrics import cohen_kappa_score
 __all__ = [
     "TIME_STEP_S",
     "accuracy_over_time",
+    "decision_latency",
     "classification_metrics",
     "wolpaw_bits",
 ]
@@ -112,3 +113,25 @@ def accuracy_over_time(
             }
         )
     return curve
+
+
+#: Time resolution of :func:`decision_latency` (s); the window hop is usually 0.1-0.25 s.
+DECISION_STEP_S = 0.1
+#: The fractions of the final accuracy's gain over chance that :func:`decision_latency` times.
+DECISION_FRACTIONS = (0.7, 0.9)
+
+
+def decision_latency(curve: list[dict], chance: float) -> dict[str, float | None]:
+    """Seconds after the cue until the decision first reaches 70 % and 90 % of its final
+    accuracy, counted above chance (``chance + f * (final - chance)``: a decision at chance has
+    0 % of any accuracy's worth). ``curve``: :func:`accuracy_over_time`, final = its last point.
+    Keys ``"70"`` and ``"90"``; None where the final accuracy is not above chance."""
+    points = [(p["t_s"], p["accuracy"]) for p in curve if p["accuracy"] is not None]
+    result: dict[str, float | None] = {f"{round(f * 100)}": None for f in DECISION_FRACTIONS}
+    if not points or points[-1][1] <= chance:
+        return result
+    final = points[-1][1]
+    for fraction in DECISION_FRACTIONS:
+        goal = chance + fraction * (final - chance)
+        result[f"{round(fraction * 100)}"] = next(t for t, acc in points if acc >= goal - 1e-9)
+    return result
