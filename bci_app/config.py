@@ -155,6 +155,9 @@ class SchedulingConfig(_Section):
     the dsp thread. null keeps normal scheduling. See :mod:`bci_app.scheduling`."""
 
     realtime_priority: Annotated[int, Field(ge=1, le=99)] | None = 10
+    # How long a Python thread may hold the interpreter lock while another waits for it (ms):
+    # Python's 5 ms default let a window wait up to 5 ms for the worker thread. null: Python's.
+    gil_switch_ms: Annotated[float, Field(gt=0, le=100)] | None = 0.5
 
 
 class ModelConfig(_Section):
@@ -165,6 +168,9 @@ class ModelConfig(_Section):
     cuda_graph: bool = True
     cpu_runtime: Literal["onnxruntime", "torch"] = "onnxruntime"
     cpu_threads: Annotated[int, Field(ge=1, le=64)] = 1
+    # CPU only: run the model once on the last window just before the next one is due, so
+    # that it finds the caches warm (paced batch-1 inference was 2-3x slower than back to back).
+    keep_warm: bool = True
     # Unsupervised adaptation of an aligned decoder's reference to the session (no labels):
     # null keeps the checkpoint's setting, true / false turn it on / off.
     adapt: bool | None = None

@@ -306,3 +306,41 @@ def test_stop_joins_within_two_seconds():
     worker.stop()
     assert time.monotonic() - started < 2.0
     assert "bci-infer" not in {t.name for t in threading.enumerate()}
+
+
+def test_keep_warm_runs_once_just_before_each_expected_window():
+    warm = worker_module.KeepWarm(lead_s=0.003)
+    assert warm.wait_s(0.0, 0.05) == 0.05 and not warm.take_due(0.0)  # nothing learnt yet
+    for k in range(4):
+        warm.arrived(0.1 * k)
+    assert warm.wait_s(0.31, 1.0) == pytest.approx(0.4 - 0.003 - 0.31)
+    assert warm.wait_s(0.31, 0.05) == 0.05  # never longer than the stop check allows
+    assert not warm.take_due(0.39)
+    assert warm.take_due(0.398) and not warm.take_due(0.399)  # once per interval
+    assert warm.wait_s(0.399, 0.05) == 0.05
+    irregular = worker_module.KeepWarm(min_interval_s=0.02)
+    for t in (0.0, 0.005, 0.01, 0.015):  # faster than a warm run pays for
+        irregular.arrived(t)
+    assert not irregular.take_due(1.0)
+
+
+def test_paced_worker_keeps_warm_without_touching_predictions_or_adaptation():
+    """Windows every 50 ms: the worker runs the model once between each, the predictions
+    are those of a worker that does not."""
+    cold = make_worker(keep_warm=False)
+    warm = make_worker()
+    assert cold.keep_warm is None and warm.keep_warm is not None
+    seen: list = []
+    warm._callbacks.append(seen.append)
+    warm.start()
+    try:
+        for seq in range(8):
+            warm.submit(window(seq))
+            time.sleep(0.05)
+    finally:
+        warm.stop()
+    assert warm.stats().warm_runs >= 4
+    assert [p.seq for p in seen] == list(range(8))
+    for prediction in seen:
+        expected = cold.classify(window(prediction.seq))
+        np.testing.assert_allclose(prediction.probabilities, expected.probabilities, atol=1e-6)

@@ -12,8 +12,9 @@ from __future__ import annotations
 import copy
 import logging
 import math
+import statistics
 import threading
-import warnings
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
@@ -28,6 +29,7 @@ from bci_app.infer.latency import LatencyTracker, StageTimes
 from bci_app.lifecycle import Background
 from bci_app.nn.checkpoint import resolve_device
 from bci_app.nn.classifier import EEGClassifier
+from bci_app.nn.export import check_onnx_matches, export_onnx
 
 log = logging.getLogger(__name__)
 
@@ -76,6 +78,60 @@ class LatestSlot:
             self._ready.notify_all()
 
 
+class KeepWarm:
+    """When to run the model on the last window again so that the next one finds it warm.
+
+    Called once per window every ~100 ms, a CPU model runs 2-3x slower than back to back:
+    between windows its code and data leave the caches (benchmarks/inference_cpu.py, "paced";
+    spinning instead of sleeping does not help, one run just before does). The worker learns
+    the interval between windows (median of the last :data:`HISTORY`) and asks for one warm run
+    ``lead_s`` before the next window is due; none while windows arrive irregularly or faster
+    than ``min_interval_s``. Times are ``time.perf_counter()`` seconds.
+    """
+
+    HISTORY = 9
+
+    def __init__(
+        self, lead_s: float = 0.003, hold_s: float = 0.006, min_interval_s: float = 0.02
+    ) -> None:
+        self.lead_s = lead_s
+        self.hold_s = hold_s
+        self.min_interval_s = min_interval_s
+        self._last: float | None = None
+        self._intervals: list[float] = []
+        self._interval: float | None = None
+        self._warmed = True  # nothing to warm before the first window
+        self.runs = 0
+
+    def arrived(self, now: float) -> None:
+        """A window was taken at ``now``."""
+        if self._last is not None:
+            self._intervals = [*self._intervals[-(self.HISTORY - 1) :], now - self._last]
+            interval = statistics.median(self._intervals)
+            self._interval = interval if interval >= self.min_interval_s else None
+        self._last = now
+        self._warmed = False
+
+    def _due(self) -> float | None:
+        if self._warmed or self._interval is None or self._last is None:
+            return None
+        return self._last + self._interval - self.lead_s
+
+    def wait_s(self, now: float, longest: float) -> float:
+        """How long to wait for the next window before a warm run is due (at most ``longest``)."""
+        due = self._due()
+        return longest if due is None else min(longest, max(0.0, due - now))
+
+    def take_due(self, now: float) -> bool:
+        """True (once per interval) when the warm run is due at ``now``."""
+        due = self._due()
+        if due is None or now < due:
+            return False
+        self._warmed = True
+        self.runs += 1
+        return True
+
+
 class DecoderRunner:
     """A classical decoder (or an ensemble) called on one prepared window."""
 
@@ -117,41 +173,34 @@ class EagerRunner:
 
 
 class OnnxRunner:
-    """The model exported to ONNX (in memory) and run by ONNX Runtime on the CPU.
+    """The model as an ONNX graph run by ONNX Runtime on the CPU: the graph saved with the
+    checkpoint (``onnx``, checked against the weights first), else exported in memory.
 
     Chosen for the CPU by benchmarks/inference_cpu.py: at batch 1 it ran 3-4x faster than torch
-    eager, also when called once per window rather than back to back.
+    eager, also when called once per window rather than back to back. Graph optimisation
+    level: ORT_ENABLE_ALL (its default), fastest of the four there at 64 x 500; dynamic int8
+    quantisation ran slower (its integer convolutions lose to the float NCHWc kernels).
     """
 
     kind = "onnxruntime"
 
-    def __init__(self, model: EEGClassifier, threads: int = 1) -> None:
-        import io
-
+    def __init__(self, model: EEGClassifier, threads: int = 1, onnx: bytes | None = None) -> None:
         import onnxruntime
 
         self.device = torch.device("cpu")
-        config = model.config
-        example = torch.zeros((1, config.n_electrodes, config.n_samples), dtype=torch.float32)
-        buffer = io.BytesIO()
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # tracer chatter about shape checks and exporters
-            torch.onnx.export(
-                model.cpu().eval(),
-                (example,),
-                buffer,
-                input_names=["x"],
-                output_names=["probabilities", "weights"],
-                dynamic_axes={name: {0: "batch"} for name in ("x", "probabilities", "weights")},
-                dynamo=False,
-            )
+        self.from_checkpoint = onnx is not None
         options = onnxruntime.SessionOptions()
         options.intra_op_num_threads = threads
         options.inter_op_num_threads = 1
         options.log_severity_level = 3
+        options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_ENABLE_ALL
         self.session = onnxruntime.InferenceSession(
-            buffer.getvalue(), options, providers=["CPUExecutionProvider"]
+            export_onnx(model) if onnx is None else onnx,
+            options,
+            providers=["CPUExecutionProvider"],
         )
+        if onnx is not None:
+            check_onnx_matches(model, self.batch)
 
     def __call__(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         probabilities, weights = self.batch(x[np.newaxis])
@@ -215,13 +264,20 @@ def build_runner(
     use_cuda_graph: bool = True,
     cpu_runtime: str = "onnxruntime",
     cpu_threads: int = 1,
+    onnx: bytes | None = None,
 ) -> tuple[Runner, str | None]:
     """The fastest runner for ``device``; returns it and, if the preferred one was not used, why.
 
-    CPU: ONNX Runtime (else torch eager); CUDA: a CUDA graph (else eager).
+    CPU: ONNX Runtime on ``onnx`` (the checkpoint's graph), else on a graph exported now, else
+    torch eager; CUDA: a CUDA graph (else eager).
     """
     if device.type != "cuda":
         if cpu_runtime == "onnxruntime":
+            if onnx is not None:
+                try:
+                    return OnnxRunner(model, cpu_threads, onnx), None
+                except Exception as exc:  # damaged or stale graph: the weights decide
+                    log.warning("the checkpoint's ONNX graph is not used (%s); exporting it", exc)
             try:
                 return OnnxRunner(model, cpu_threads), None
             except Exception as exc:  # missing package or export failure
@@ -263,6 +319,7 @@ class WorkerStats:
     # predicted from the connection backlog (samples buffered before the first pull): their
     # latency says how long the app took to start, not how fast it is, so it is kept apart
     backlog_windows: int = 0
+    warm_runs: int = 0  # runs on the last window to keep the CPU caches warm (KeepWarm)
 
 
 class InferenceWorker(Background):
@@ -292,12 +349,17 @@ class InferenceWorker(Background):
         cpu_runtime: str = "onnxruntime",
         cpu_threads: int = 1,
         window_samples: int | None = None,
+        keep_warm: bool = True,
     ) -> None:
         """``window_samples``: the window length in model-rate samples (read from the network
-        for a network decoder)."""
+        for a network decoder). ``keep_warm``: on the CPU, run a network once on the last
+        window just before the next one is due (:class:`KeepWarm`)."""
         super().__init__()
         self.classes = tuple(classes)
         self.channel_index = np.asarray(channel_index, dtype=np.intp)
+        self._identity_order = bool(
+            np.array_equal(self.channel_index, np.arange(len(channel_index)))
+        )
         self.budgets = budgets
         self.latency = LatencyTracker(budgets.total_ms, budgets.inference_ms)
         self._emit = emit
@@ -314,7 +376,7 @@ class InferenceWorker(Background):
             # A CPU copy made before the model moves, for the fallback after a CUDA failure.
             self._cpu_model = copy.deepcopy(model).cpu() if target.type == "cuda" else model
             self.runner, self.fallback = build_runner(
-                model, target, use_cuda_graph, cpu_runtime, cpu_threads
+                model, target, use_cuda_graph, cpu_runtime, cpu_threads, decoder.onnx
             )
             n_samples = model.config.n_samples
         else:
@@ -324,6 +386,11 @@ class InferenceWorker(Background):
         if n_samples is None:
             raise ValueError("window_samples is needed for a decoder that is not a network")
         self._input = np.zeros((decoder.n_channels, n_samples), dtype=np.float32)
+        self._prepared = self._input  # the last prepared window: what a warm run feeds
+        warm = (
+            keep_warm and isinstance(decoder, NetworkDecoder) and self.runner.device.type == "cpu"
+        )
+        self.keep_warm = KeepWarm() if warm else None
         self._warm_up()
         decoder.reset()  # warm-up windows must not have moved an adapting reference
         self.slot = LatestSlot()
@@ -359,6 +426,7 @@ class InferenceWorker(Background):
             cpu_runtime=model.cpu_runtime,
             cpu_threads=model.cpu_threads,
             window_samples=round(config.windows.length * config.model_rate),
+            keep_warm=model.keep_warm,
         )
 
     def _warm_up(self) -> None:
@@ -390,13 +458,45 @@ class InferenceWorker(Background):
             budget_misses=self.latency.misses(),
             latency_ms=self.latency.percentiles(),
             backlog_windows=self._backlog,
+            warm_runs=0 if self.keep_warm is None else self.keep_warm.runs,
         )
 
     def _run(self) -> None:
+        warm = self.keep_warm
         while not self.stopping:
-            window = self.slot.take(WAKE_TIMEOUT_S)
+            if warm is None:
+                window = self.slot.take(WAKE_TIMEOUT_S)
+            else:
+                window = self.slot.take(warm.wait_s(time.perf_counter(), WAKE_TIMEOUT_S))
+                if window is not None:
+                    warm.arrived(time.perf_counter())
+                elif warm.take_due(time.perf_counter()):
+                    self._run_warm()
+                    window = self._poll(warm.hold_s)
+                    if window is None:
+                        continue
+                    warm.arrived(time.perf_counter())
             if window is not None:
                 self.process(window)
+
+    def _poll(self, seconds: float) -> Window | None:
+        """Poll the slot for up to ``seconds`` without going to sleep (the thread stays on its
+        core), letting other threads take the interpreter lock between polls."""
+        until = time.perf_counter() + seconds
+        while not self.stopping and time.perf_counter() < until:
+            window = self.slot.take(0.0)
+            if window is not None:
+                return window
+            time.sleep(0)
+        return None
+
+    def _run_warm(self) -> None:
+        """The model on the last prepared window, result unused (the decoder's adaptation is
+        not touched: :meth:`Decoder.prepare` is not called)."""
+        try:
+            self.runner(self._prepared)
+        except Exception:  # a real window will meet the same error and count it
+            log.debug("warm run failed", exc_info=True)
 
     def process(self, window: Window) -> Prediction | None:
         """Classify one window now (worker thread); None if it was skipped or failed."""
@@ -443,8 +543,12 @@ class InferenceWorker(Background):
     def classify(self, window: Window) -> Prediction:
         """The model's decision on one window, without budgets, sinks or latency records: the
         worker thread's path via :meth:`process`."""
-        np.take(window.data, self.channel_index, axis=1, out=self._input.T)
-        probabilities, weights = self._infer(self.decoder.prepare(self._input[np.newaxis])[0])
+        if self._identity_order:  # a plain transposing copy: 2x faster than a strided take
+            self._input[...] = window.data.T
+        else:
+            self._input[...] = window.data.T[self.channel_index]
+        self._prepared = self.decoder.prepare(self._input[np.newaxis])[0]
+        probabilities, weights = self._infer(self._prepared)
         return self._prediction(window, probabilities, weights)
 
     def classify_batch(self, windows: Sequence[Window]) -> list[Prediction]:

@@ -233,11 +233,15 @@ class EEGClassifier(nn.Module):
         h = torch.matmul(self.spatial.capped_weight().flatten(1), x)  # (B, F1*D, T)
         kernels = self.temporal.weight.flatten(1).repeat_interleave(self.config.depth, dim=0)
         if self.training:
-            h = _same_correlation_fft(h, kernels)
-        else:  # a plain convolution exports to ONNX and runs in CUDA graphs
-            padding = kernels.shape[-1] // 2
-            h = F.conv1d(h, kernels.unsqueeze(1), padding=padding, groups=len(kernels))
-        h = self.drop1(self.pool1(F.elu(self.bn2(h.unsqueeze(2)))))
+            h = _same_correlation_fft(h, kernels).unsqueeze(2)
+        else:
+            # A plain convolution exports to ONNX and runs in CUDA graphs. As a 2-D (1 x K)
+            # depthwise convolution ONNX Runtime runs it 3x faster than as a 1-D one.
+            padding = (0, kernels.shape[-1] // 2)
+            h = F.conv2d(
+                h.unsqueeze(2), kernels[:, None, None, :], padding=padding, groups=len(kernels)
+            )
+        h = self.drop1(self.pool1(F.elu(self.bn2(h))))
         h = self.separable_pointwise(self.separable_depthwise(self.separable_pad(h)))
         h = self.drop2(self.pool2(F.elu(self.bn3(h))))
         return self.head(h.flatten(start_dim=1)), weights

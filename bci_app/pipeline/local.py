@@ -9,6 +9,7 @@ window to another thread through a bounded slot, never block).
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections import deque
 from collections.abc import Callable
@@ -25,7 +26,7 @@ from bci_app.infer.worker import InferenceWorker, Prediction
 from bci_app.lifecycle import STOP_TIMEOUT_S
 from bci_app.nn.checkpoint import apply_checkpoint, check_stream_compatibility
 from bci_app.pipeline.view import PipelineBase, PipelineStatus, Trace, TraceKind
-from bci_app.scheduling import set_realtime_priority
+from bci_app.scheduling import gil_switch_interval, set_realtime_priority
 from bci_app.sources.simulator import SimulatorSettings
 from bci_app.sources.simulator_stream import SimulatorClock, SimulatorStream
 from bci_app.stream.inlet import InletThread
@@ -73,6 +74,7 @@ class Pipeline(PipelineBase):
         self._flagged = 0
         self._sink_errors = 0
         self._window_times: deque[float] = deque(maxlen=64)
+        self._process_settings = contextlib.ExitStack()  # undone at teardown
 
     # -- PipelineView --------------------------------------------------------------------------
     @property
@@ -128,6 +130,9 @@ class Pipeline(PipelineBase):
     def _setup(self) -> StreamDescription:
         """Start the source (simulator when no stream is configured), inlet, dsp and worker."""
         stream_config = self.config.stream
+        self._process_settings.enter_context(
+            gil_switch_interval(self.config.scheduling.gil_switch_ms)
+        )
         decoder = None
         if self.with_model:
             decoder, self.metadata = load_decoder(self.model_path, adapt=self.config.model.adapt)
@@ -189,6 +194,7 @@ class Pipeline(PipelineBase):
             self.inlet.stop(STOP_TIMEOUT_S)  # also wakes the dsp thread waiting on the ring
 
     def _teardown(self) -> None:
+        self._process_settings.close()
         if self.worker is not None:
             self.worker.stop(STOP_TIMEOUT_S)
         if self._log is not None:
