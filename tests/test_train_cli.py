@@ -96,7 +96,8 @@ def test_train_refuses_to_overwrite_and_evaluate_refuses_a_bad_folder(tmp_path):
 @pytest.mark.parametrize("name", ["sim-motor-imagery", "eegmmidb-s001-hands-feet"])
 def test_shipped_models_load_and_carry_their_metrics(name):
     decoder, metadata = load_decoder(MODELS / name)
-    assert metadata.format_version == 2 and len(metadata.weights_sha256) == 64
+    assert metadata.format_version == 3 and len(metadata.weights_sha256) == 64
+    assert len(metadata.onnx_sha256) == 64  # the graph beside the weights
     weights = (MODELS / name / "model.safetensors").stat().st_size
     assert weights < 200_000
     held_out = metadata.metrics["cross_validation"]
