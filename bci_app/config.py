@@ -48,6 +48,10 @@ class StreamConfig(_Section):
     resolve_timeout: PositiveSeconds = 5.0
     expected_rate: PositiveHz | None = None
     expected_channels: Annotated[int, Field(gt=0)] | None = None
+    # liblsl's own configuration file (lsl_api.cfg: KnownPeers, SessionID, ResolveScope, ...),
+    # e.g. for networks that block multicast; null: liblsl's search (LSLAPICFG, ./lsl_api.cfg,
+    # ~/lsl_api/lsl_api.cfg, /etc/lsl_api/lsl_api.cfg). Also `bci-app --lsl-config F`.
+    lsl_config: str | None = None
 
     @property
     def uses_simulator(self) -> bool:
@@ -199,6 +203,9 @@ class OutletsConfig(_Section):
     name_prefix: str = "bci-app"
     source_id_prefix: str = "bci-app"
     jsonl: str | None = None  # path of a JSON-lines log of predictions; null: no log
+    # Shared by every outlet of one worker (in each source_id and description), so that a
+    # viewer binds to one worker and never mixes two. null: a new one each time a pipeline runs.
+    session_id: Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]{1,64}$")] | None = None
 
 
 class AppConfig(_Section):

@@ -10,6 +10,7 @@ from conftest import unique_id, wait_until
 
 from bci_app.config import parse_config
 from bci_app.gui.window import MainWindow
+from bci_app.infer.outlets import OUTLET_SUFFIXES
 from bci_app.pipeline import ProcessPipeline, pipeline_selectors
 from bci_app.stream.resolve import StreamError
 
@@ -69,7 +70,8 @@ def test_recording_from_the_gui_sees_the_childs_outlets_and_markers():
         pipeline.stop()
     assert description.source_id in selectors
     assert f"{description.source_id}-markers" in selectors  # the simulator's cue markers
-    assert {"bci-app-predictions", "bci-app-electrode-weights", "bci-app-latency"} <= selectors
+    session = pipeline.config.outlets.session_id  # assigned before the child started
+    assert session and {f"bci-app-{suffix}-{session}" for suffix in OUTLET_SUFFIXES} <= selectors
 
 
 def test_start_errors_of_the_child_are_raised_here():

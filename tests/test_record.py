@@ -26,7 +26,12 @@ from bci_app.bench.latency import make_checkpoint
 from bci_app.cli.record import add_parser, cmd_record, record_selectors
 from bci_app.config import OutletsConfig, parse_config
 from bci_app.infer.latency import STAGE_NAMES
-from bci_app.infer.outlets import PredictionOutlets, outlet_selectors
+from bci_app.infer.outlets import (
+    OUTLET_SUFFIXES,
+    PredictionOutlets,
+    outlet_selectors,
+    outlet_source_id,
+)
 from bci_app.io.montage import channel_set
 from bci_app.pipeline import Pipeline, pipeline_selectors
 from bci_app.record import (
@@ -120,16 +125,20 @@ def test_selector_specs_predicates_and_their_errors() -> None:
 
 
 def test_default_and_app_outlet_selection() -> None:
-    outlets = OutletsConfig(name_prefix="app", source_id_prefix="sid")
+    outlets = OutletsConfig(name_prefix="app", source_id_prefix="sid", session_id="s1")
     assert [str(s) for s in outlet_selectors(outlets)] == [
-        "name=app-predictions,source_id=sid-predictions",
-        "name=app-electrode-weights,source_id=sid-electrode-weights",
-        "name=app-latency,source_id=sid-latency",
+        "name=app-predictions,source_id=sid-predictions-s1",
+        "name=app-electrode-weights,source_id=sid-electrode-weights-s1",
+        "name=app-latency,source_id=sid-latency-s1",
+        "name=app-status,source_id=sid-status-s1",
     ]
+    # a worker of another process, session unknown: by name
+    unknown = OutletsConfig(name_prefix="app", source_id_prefix="sid")
+    assert [str(s) for s in outlet_selectors(unknown)][0] == "name=app-predictions"
     selectors = record_selectors(None, True, outlets)
     assert selectors[:2] == default_input_selectors()
     assert selectors[0] == StreamSelector(type="EEG") and selectors[1].optional
-    assert len(selectors) == 5
+    assert len(selectors) == 6
     chosen = [StreamSelector(source_id="x")]
     assert record_selectors(chosen, False, outlets) == chosen
     with pytest.raises(RecordError, match="nothing to record"):
@@ -289,7 +298,7 @@ def test_records_a_simulated_session_with_markers_and_the_app_outlets(
     out = tmp_path / "session.xdf"
     with pipeline:
         selectors = pipeline_selectors(pipeline)
-        assert len(selectors) == 5 and not any(s.optional for s in selectors)
+        assert len(selectors) == 6 and not any(s.optional for s in selectors)
         recorder = SessionRecorder(out, selectors)
         recorder.start()
         started_at, first_index = pylsl.local_clock(), sim.next_sample_index
@@ -327,9 +336,9 @@ def test_records_a_simulated_session_with_markers_and_the_app_outlets(
 
     # App outlets: every decision made while recording, in all three streams.
     inside = {ts for t, ts in seen if started_at + 0.1 < t < stop_at}
-    predictions = streams[f"{prefix}-predictions"]
-    weights = streams[f"{prefix}-electrode-weights"]
-    latency = streams[f"{prefix}-latency"]
+    predictions = streams[outlet_source_id(pipeline.config.outlets, "predictions")]
+    weights = streams[outlet_source_id(pipeline.config.outlets, "electrode-weights")]
+    latency = streams[outlet_source_id(pipeline.config.outlets, "latency")]
     for stream in (predictions, weights, latency):
         assert inside <= set(stream["time_stamps"].tolist())
     assert predictions["time_series"].shape[1] == len(CLASSES) + 1
@@ -414,11 +423,12 @@ def test_cli_records_until_ctrl_c_in_its_terminal(tmp_path: Path) -> None:
     )
     try:
         first = proc.stdout.readline()
-        assert first.startswith(f"recording 5 streams to {out}"), first + proc.stderr.read()
+        assert first.startswith(f"recording 6 streams to {out}"), first + proc.stderr.read()
         for k in range(4):
             markers.push_sample([f"cli-{k}"])
             app.push_decision(pylsl.local_clock(), np.full(4, 0.25), np.ones(3) / 3)
             app.push_latency(pylsl.local_clock(), dict.fromkeys(STAGE_NAMES, 1.0))
+            app.push_status({"trial": k})
             time.sleep(0.1)
         time.sleep(FLUSH_S)
         os.killpg(proc.pid, signal.SIGINT)
@@ -429,7 +439,7 @@ def test_cli_records_until_ctrl_c_in_its_terminal(tmp_path: Path) -> None:
         outlet.stop()
     assert proc.returncode == 0, stderr
     last = stdout.strip().splitlines()[-1]
-    assert last.startswith(f"recorded 5 streams to {out}: {out.stat().st_size} bytes"), stdout
+    assert last.startswith(f"recorded 6 streams to {out}: {out.stat().st_size} bytes"), stdout
     streams = read_xdf(out)
     assert set(streams) == {
         eeg_id,
@@ -437,6 +447,7 @@ def test_cli_records_until_ctrl_c_in_its_terminal(tmp_path: Path) -> None:
         f"{prefix}-predictions",
         f"{prefix}-electrode-weights",
         f"{prefix}-latency",
+        f"{prefix}-status",
     }
     assert len(streams[eeg_id]["time_stamps"]) > 100
     assert [m[0] for m in streams[markers_id]["time_series"]] == [f"cli-{k}" for k in range(4)]
@@ -489,12 +500,11 @@ def test_gui_record_action_starts_and_stops_a_recording(qtbot, tmp_path: Path, s
     assert set(streams) == {
         sim.source_id,
         sim.marker_source_id,
-        f"{prefix}-predictions",
-        f"{prefix}-electrode-weights",
-        f"{prefix}-latency",
+        *(outlet_source_id(pipeline.config.outlets, suffix) for suffix in OUTLET_SUFFIXES),
     }
     assert len(streams[sim.source_id]["time_stamps"]) > RATE
-    assert len(streams[f"{prefix}-predictions"]["time_stamps"]) >= 2
+    predictions = streams[outlet_source_id(pipeline.config.outlets, "predictions")]
+    assert len(predictions["time_stamps"]) >= 2
     assert window.running
 
 
@@ -520,5 +530,6 @@ def test_closing_the_window_while_recording_stops_it(qtbot, tmp_path: Path, smal
     assert wait_until(lambda: recorder.finished, timeout=12.0)
     assert recorder.result.ok, recorder.result.error
     streams = read_xdf(out)
-    assert pipeline.simulator.source_id in streams and f"{prefix}-latency" in streams
+    assert pipeline.simulator.source_id in streams
+    assert outlet_source_id(pipeline.config.outlets, "latency") in streams
     assert len(streams[pipeline.simulator.source_id]["time_stamps"]) > 0

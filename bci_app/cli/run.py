@@ -12,13 +12,13 @@ from typing import TYPE_CHECKING, Any
 from bci_app.cli._common import (
     add_strict_argument,
     format_status,
+    load_app_config,
     metrics_lines,
     positive_float,
     prediction_line,
     print_json,
     stop_signals,
 )
-from bci_app.config import load_config
 
 if TYPE_CHECKING:
     from bci_app.pipeline.view import PipelineStatus
@@ -100,7 +100,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         raise SystemExit("bci-app run: --fast, --out and --json go with --replay FILE")
     if not args.headless:
         raise SystemExit("bci-app run: for the window use `bci-app gui`; add --headless here")
-    config = load_config(args.config)
+    config = load_app_config(args.config)
     with stop_signals() as stop:
         pipeline = Pipeline(config, with_model=not args.no_model, model_path=args.model)
         if not args.no_model and not args.quiet:
@@ -124,7 +124,13 @@ def cmd_run(args: argparse.Namespace) -> int:
         )
         worker = started_status.worker
         if worker is not None:
-            print(f"inference on {worker.device} ({worker.runner})")
+            outlets = pipeline.config.outlets
+            published = (
+                f"; outlets {outlets.name_prefix}-*, session {outlets.session_id}"
+                if pipeline.publishes_outlets
+                else ""
+            )
+            print(f"inference on {worker.device} ({worker.runner}){published}", flush=True)
         started = time.monotonic()
         try:
             while not stop.is_set():
@@ -154,7 +160,7 @@ def cmd_run_replay(args: argparse.Namespace) -> int:
         raise SystemExit("bci-app run --replay classifies windows; drop --no-model")
     if args.fast and args.speed != 1.0:
         raise SystemExit("bci-app run: --speed is for paced replay; --fast runs as fast as it can")
-    config = load_config(args.config)
+    config = load_app_config(args.config)
     model_path = Path(args.model) if args.model else model_dir(config)
     if args.fast:
         run = run_fast(args.replay, config, model_path, args.strict)

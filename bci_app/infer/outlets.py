@@ -4,7 +4,7 @@ programs and LabRecorder see it), and the JSON-lines log."""
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -14,60 +14,112 @@ import pylsl
 from bci_app.config import OutletsConfig
 from bci_app.infer.latency import STAGE_NAMES
 from bci_app.io.lslinfo import make_stream_info
+from bci_app.nn.metadata import json_default
 from bci_app.stream.selector import StreamSelector
 
 if TYPE_CHECKING:  # only for annotations: the worker module loads torch
     from bci_app.infer.worker import Prediction
 
-__all__ = ["OUTLET_SUFFIXES", "JsonlLog", "PredictionOutlets", "outlet_selectors"]
+__all__ = [
+    "OUTLET_SUFFIXES",
+    "STATUS_SUFFIX",
+    "JsonlLog",
+    "PredictionOutlets",
+    "outlet_selectors",
+    "outlet_source_id",
+]
 
-#: The app's outlets: ``<name_prefix>-<suffix>`` with source_id ``<source_id_prefix>-<suffix>``.
-OUTLET_SUFFIXES: tuple[str, ...] = ("predictions", "electrode-weights", "latency")
+#: The app's outlets: ``<name_prefix>-<suffix>`` with source_id
+#: ``<source_id_prefix>-<suffix>-<session_id>``.
+OUTLET_SUFFIXES: tuple[str, ...] = ("predictions", "electrode-weights", "latency", "status")
+STATUS_SUFFIX = "status"
+
+
+def outlet_source_id(config: OutletsConfig, suffix: str) -> str:
+    """The source_id of the outlet ``suffix``: its prefix, suffix and the worker's session."""
+    base = f"{config.source_id_prefix}-{suffix}"
+    return base if config.session_id is None else f"{base}-{config.session_id}"
 
 
 def outlet_selectors(config: OutletsConfig) -> list[StreamSelector]:
-    """Selectors of the app's own outlets (by name and source_id), e.g. to record them."""
+    """Selectors of the app's own outlets, e.g. to record them: by name and source_id when the
+    session is known, else by name (any worker with that prefix)."""
     return [
         StreamSelector(
-            name=f"{config.name_prefix}-{suffix}", source_id=f"{config.source_id_prefix}-{suffix}"
+            name=f"{config.name_prefix}-{suffix}",
+            source_id=None if config.session_id is None else outlet_source_id(config, suffix),
         )
         for suffix in OUTLET_SUFFIXES
     ]
 
 
 def _outlet(
-    config: OutletsConfig, suffix: str, stream_type: str, labels: Sequence[str], unit: str
+    config: OutletsConfig,
+    suffix: str,
+    stream_type: str,
+    labels: Sequence[str],
+    unit: str,
+    worker: Mapping[str, str],
+    channel_format: str = "float32",
 ) -> pylsl.StreamOutlet:
     info = make_stream_info(
         f"{config.name_prefix}-{suffix}",
         stream_type,
-        f"{config.source_id_prefix}-{suffix}",
+        outlet_source_id(config, suffix),
         labels=labels,
         unit=unit,
+        channel_format=channel_format,
         manufacturer="bci-app",
     )
+    described = info.desc().append_child("bci_app")
+    for key, value in worker.items():
+        described.append_child_value(key, str(value))
     return pylsl.StreamOutlet(info)
 
 
 class PredictionOutlets:
     """Three irregular-rate float32 outlets, each sample stamped with the LSL time of the newest
-    EEG sample of the window it describes.
+    EEG sample of the window it describes, and a status outlet.
 
     - ``<prefix>-predictions``: one probability per class, then the argmax class index;
     - ``<prefix>-electrode-weights``: one attention weight per electrode (labels in the desc);
-    - ``<prefix>-latency``: per-stage latency of that window in milliseconds.
+    - ``<prefix>-latency``: per-stage latency of that window in milliseconds;
+    - ``<prefix>-status``: one JSON string a second (see :meth:`push_status`).
+
+    Each description holds ``<bci_app>``: ``session_id`` (also the end of every source_id),
+    ``input_name`` / ``input_source_id`` (the EEG stream the worker reads), ``hostname``; the
+    status outlet's also ``metadata`` (the checkpoint's metadata.json), for viewers.
     """
 
     def __init__(
-        self, config: OutletsConfig, classes: Sequence[str], electrodes: Sequence[str]
+        self,
+        config: OutletsConfig,
+        classes: Sequence[str],
+        electrodes: Sequence[str],
+        worker: Mapping[str, str] | None = None,
+        metadata_json: str | None = None,
     ) -> None:
         self.classes = tuple(classes)
-        predictions, weights, latency = OUTLET_SUFFIXES
+        worker = {"session_id": config.session_id or "", **(worker or {})}
+        predictions, weights, latency, status = OUTLET_SUFFIXES
         self.predictions = _outlet(
-            config, predictions, "Predictions", [*self.classes, "class_index"], "probability"
+            config,
+            predictions,
+            "Predictions",
+            [*self.classes, "class_index"],
+            "probability",
+            worker,
         )
-        self.weights = _outlet(config, weights, "ElectrodeWeights", list(electrodes), "weight")
-        self.latency = _outlet(config, latency, "Latency", list(STAGE_NAMES), "ms")
+        self.weights = _outlet(
+            config, weights, "ElectrodeWeights", list(electrodes), "weight", worker
+        )
+        self.latency = _outlet(config, latency, "Latency", list(STAGE_NAMES), "ms", worker)
+        status_desc = dict(worker)
+        if metadata_json is not None:
+            status_desc["metadata"] = metadata_json
+        self.status = _outlet(
+            config, status, "Status", ["status"], "json", status_desc, channel_format="string"
+        )
         self._prediction = np.zeros(len(self.classes) + 1, dtype=np.float32)
         self._latency = np.zeros(len(STAGE_NAMES), dtype=np.float32)
 
@@ -85,6 +137,10 @@ class PredictionOutlets:
         for i, name in enumerate(STAGE_NAMES):
             self._latency[i] = latency_ms[name]
         self.latency.push_sample(self._latency, timestamp)
+
+    def push_status(self, status: Mapping) -> None:
+        """Publish one status snapshot (a JSON-able mapping) as a JSON string, stamped now."""
+        self.status.push_sample([json.dumps(status, default=json_default)])
 
 
 class JsonlLog:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import socket
 from collections import deque
 from collections.abc import Callable
 from pathlib import Path
@@ -25,7 +26,13 @@ from bci_app.infer.outlets import JsonlLog, PredictionOutlets
 from bci_app.infer.worker import InferenceWorker, Prediction
 from bci_app.lifecycle import STOP_TIMEOUT_S
 from bci_app.nn.checkpoint import apply_checkpoint, check_stream_compatibility
-from bci_app.pipeline.view import PipelineBase, PipelineStatus, Trace, TraceKind
+from bci_app.pipeline.view import (
+    PipelineBase,
+    PipelineStatus,
+    Trace,
+    TraceKind,
+    status_to_json,
+)
 from bci_app.scheduling import gil_switch_interval, set_realtime_priority
 from bci_app.sources.simulator import SimulatorSettings
 from bci_app.sources.simulator_stream import SimulatorClock, SimulatorStream
@@ -38,6 +45,7 @@ log = logging.getLogger(__name__)
 
 WindowSink = Callable[[Window], None]
 WAKE_TIMEOUT_S = 0.05  # the dsp thread wakes on data; this only bounds its stop latency
+STATUS_PERIOD_S = 1.0  # one snapshot a second on the status outlet
 
 
 class Pipeline(PipelineBase):
@@ -170,7 +178,16 @@ class Pipeline(PipelineBase):
         emit = None
         if self.config.outlets.enabled:
             self.outlets = PredictionOutlets(
-                self.config.outlets, metadata.classes, metadata.channel_labels
+                self.config.outlets,
+                metadata.classes,
+                metadata.channel_labels,
+                worker={
+                    "input_name": description.name,
+                    "input_source_id": description.source_id or "",
+                    "hostname": socket.gethostname(),
+                    "model": str(self.model_path),
+                },
+                metadata_json=metadata.to_json(),
             )
             outlets = self.outlets
 
@@ -188,6 +205,22 @@ class Pipeline(PipelineBase):
         )
         self.worker.start()
         self._window_sinks.insert(0, self.worker.submit)
+        if self.outlets is not None:
+            self._spawn(self._publish_status, "bci-status")
+
+    def _publish_status(self) -> None:
+        """One JSON snapshot of :meth:`status` a second on the status outlet, for viewers."""
+        while not self._wait_stop(STATUS_PERIOD_S):
+            status = self.status()
+            if status is None or self.outlets is None:
+                continue
+            self.outlets.push_status(
+                {
+                    "session_id": self.config.outlets.session_id,
+                    "model": self.model_path.name,
+                    "status": status_to_json(status),
+                }
+            )
 
     def _request_stop(self) -> None:
         if self.inlet is not None:

@@ -11,7 +11,9 @@ stage or the worker.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import dataclasses
+import uuid
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal, Protocol
@@ -24,7 +26,7 @@ from bci_app.lifecycle import Background
 from bci_app.nn.checkpoint import CheckpointMetadata, model_dir
 from bci_app.sources.simulator import SimulatorSettings
 from bci_app.sources.simulator_stream import SimulatorClock
-from bci_app.stream.inlet import StreamHealth
+from bci_app.stream.inlet import StreamHealth, StreamState
 from bci_app.stream.resolve import StreamDescription
 from bci_app.stream.ring import RingBuffer
 from bci_app.stream.selector import StreamSelector
@@ -36,6 +38,8 @@ __all__ = [
     "PredictionSink",
     "Trace",
     "TraceKind",
+    "status_from_json",
+    "status_to_json",
 ]
 
 PredictionSink = Callable[[Prediction], None]
@@ -57,6 +61,32 @@ class PipelineStatus:
     worker: WorkerStats | None  # None when running without a model
     samples_processed: int = 0  # raw samples the dsp stage has consumed
     filter_delays: ChainDelays | None = None  # group delay per band and settling time
+
+
+def status_to_json(status: PipelineStatus) -> dict:
+    """``status`` as JSON-able values (the worker's status outlet sends it)."""
+    data = dataclasses.asdict(status)
+    data["stream"]["state"] = status.stream.state.value
+    return data
+
+
+def status_from_json(data: Mapping) -> PipelineStatus:
+    """The :class:`PipelineStatus` that :func:`status_to_json` made (a viewer's copy); keys a
+    newer worker adds are ignored, ones it lacks take their defaults."""
+
+    def build(cls: type, values: Mapping) -> object:
+        names = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in values.items() if k in names})
+
+    stream = dict(data["stream"])
+    stream["state"] = StreamState(stream["state"])
+    values = dict(data)
+    values["stream"] = build(StreamHealth, stream)
+    if data.get("worker") is not None:
+        values["worker"] = build(WorkerStats, data["worker"])
+    if data.get("filter_delays") is not None:
+        values["filter_delays"] = build(ChainDelays, data["filter_delays"])
+    return build(PipelineStatus, values)
 
 
 @dataclass(frozen=True)
@@ -121,6 +151,9 @@ class PipelineBase(Background):
     ) -> None:
         super().__init__()
         self.traces_wanted = traces
+        if config.outlets.session_id is None:  # one per worker: its outlets say which is which
+            outlets = config.outlets.model_copy(update={"session_id": uuid.uuid4().hex[:12]})
+            config = config.model_copy(update={"outlets": outlets})
         self.config = config
         self.with_model = with_model
         self.model_path = Path(model_path) if model_path else model_dir(config)
