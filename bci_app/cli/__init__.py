@@ -27,6 +27,7 @@ from bci_app.cli import (
 )
 from bci_app.cli._common import positive_float
 from bci_app.errors import UserError
+from bci_app.stream.lslconfig import use_lsl_config
 
 __all__ = ["build_parser", "main"]
 
@@ -44,6 +45,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--debug", action="store_true", help="show the traceback of an unexpected error"
+    )
+    parser.add_argument(
+        "--lsl-config",
+        metavar="FILE",
+        help="liblsl's config file (lsl_api.cfg: KnownPeers, SessionID, ResolveScope) for "
+        "networks without multicast; wins over stream.lsl_config (example: docs/lsl_api.cfg)",
     )
     # With no subcommand: the demo GUI; these two also work there (bci-app --screenshot x.png).
     parser.add_argument("--screenshot", help="demo: save a PNG of the window after --duration s")
@@ -66,6 +73,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command is None:
         args.command, args.func = "gui", gui.cmd_gui
     try:
+        use_lsl_config(args.lsl_config)
         return args.func(args)
     except (UserError, ValidationError) as exc:
         print(f"bci-app {args.command}: error: {exc}", file=sys.stderr)

@@ -7,8 +7,8 @@ import sys
 import time
 from pathlib import Path
 
-from bci_app.cli._common import fold_count, print_json
-from bci_app.config import DECODER_CHOICES, load_config
+from bci_app.cli._common import fold_count, load_app_config, print_json
+from bci_app.config import DECODER_CHOICES
 from bci_app.errors import InvalidArgument
 
 
@@ -52,7 +52,7 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
     from bci_app.calibrate.settings import CalibrationSettings, Timings
     from bci_app.gui.calibration import run_calibration
 
-    config = load_config(args.config)
+    config = load_app_config(args.config)
     out_dir = Path(args.out or time.strftime("calibration-%Y%m%d-%H%M%S"))
     for name in ("calibration.xdf", "feedback.xdf"):
         if (out_dir / name).exists():

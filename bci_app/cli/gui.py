@@ -13,6 +13,14 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     parser.add_argument("--model", help="checkpoint folder (default: config model.path or shipped)")
     parser.add_argument("--screenshot", help="save a PNG of the window after --duration s and exit")
     parser.add_argument("--duration", type=positive_float, help="seconds before the screenshot")
+    parser.add_argument(
+        "--attach",
+        nargs="?",
+        const="",
+        metavar="PREFIX_OR_SESSION",
+        help="view a worker running elsewhere (bci-app run --headless) by its outlets' prefix or "
+        "session id, without a pipeline here; alone: the only worker visible",
+    )
     parser.set_defaults(func=cmd_gui)
     return parser
 
@@ -25,4 +33,5 @@ def cmd_gui(args: argparse.Namespace) -> int:
         getattr(args, "model", None),
         getattr(args, "screenshot", None),
         getattr(args, "duration", None),
+        attach=getattr(args, "attach", None),
     )

@@ -7,8 +7,8 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from bci_app.cli._common import positive_float, stop_signals
-from bci_app.config import OutletsConfig, load_config
+from bci_app.cli._common import load_app_config, positive_float, stop_signals
+from bci_app.config import OutletsConfig
 from bci_app.record import (
     FLUSH_S,
     RESOLVE_TIMEOUT_S,
@@ -99,7 +99,7 @@ def cmd_record(args: argparse.Namespace) -> int:
     """``bci-app record OUT.xdf``: 0 when the file was closed cleanly, 1 when the recorder failed
     (the partial file stays), 130 when cancelled before the start. Raises
     :class:`~bci_app.record.RecordError` (a ValueError) when it cannot start."""
-    config = load_config(getattr(args, "config", None))
+    config = load_app_config(getattr(args, "config", None))
     selectors = record_selectors(args.streams, args.app_outlets, config.outlets)
     recorder = SessionRecorder(
         args.out, selectors, overwrite=args.overwrite, resolve_timeout=args.timeout

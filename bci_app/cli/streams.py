@@ -11,6 +11,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     parser = subparsers.add_parser("streams", help="list visible LSL streams")
     parser.add_argument("--wait", type=positive_float, default=1.0, help="seconds to listen")
     parser.add_argument("--json", action="store_true")
+    parser.add_argument(
+        "--workers",
+        action="store_true",
+        help="list the bci-app workers instead (what `bci-app gui --attach` can view)",
+    )
     parser.set_defaults(func=cmd_streams)
     return parser
 
@@ -18,6 +23,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
 def cmd_streams(args: argparse.Namespace) -> int:
     import pylsl
 
+    if args.workers:
+        return _workers(args)
     from bci_app.stream.resolve import format_stream_list
 
     infos = pylsl.resolve_streams(wait_time=args.wait)
@@ -38,4 +45,24 @@ def cmd_streams(args: argparse.Namespace) -> int:
         )
     else:
         print(format_stream_list(infos))
+    return 0
+
+
+def _workers(args: argparse.Namespace) -> int:
+    import dataclasses
+
+    from bci_app.pipeline.remote import find_workers
+
+    workers = find_workers(timeout=args.wait)
+    if args.json:
+        print_json(
+            [
+                {k: v for k, v in dataclasses.asdict(w).items() if k != "metadata_json"}
+                for w in workers
+            ]
+        )
+    elif not workers:
+        print("  (no bci-app worker visible on the network)")
+    else:
+        print("\n".join(f"  - {w.describe()}" for w in workers))
     return 0

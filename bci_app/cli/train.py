@@ -5,8 +5,14 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from bci_app.cli._common import add_strict_argument, fold_count, positive_float, print_json
-from bci_app.config import AUTO_BUDGET_S, DECODER_CHOICES, load_config
+from bci_app.cli._common import (
+    add_strict_argument,
+    fold_count,
+    load_app_config,
+    positive_float,
+    print_json,
+)
+from bci_app.config import AUTO_BUDGET_S, DECODER_CHOICES
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -77,7 +83,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     from bci_app.train.commands import simulated_recording, train_command
     from bci_app.train.trainer import TrainSettings
 
-    config = load_config(args.config)
+    config = load_app_config(args.config)
     recordings = [load_recording(f, args.strict) for f in args.files]
     if args.simulated:
         sim = SimulatorSettings.from_config(config.simulator)

@@ -12,9 +12,12 @@ import pyqtgraph as pg
 from PyQt5 import QtCore, QtWidgets
 
 from bci_app.config import AppConfig, ConfigError, load_config
+from bci_app.errors import UserError
 from bci_app.gui.window import MainWindow
 from bci_app.lifecycle import on_signals
 from bci_app.pipeline import make_pipeline
+from bci_app.pipeline.remote import RemoteWorker
+from bci_app.stream.lslconfig import use_lsl_config
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +48,7 @@ def run_gui(
     model_path: str | None,
     screenshot: str | None,
     duration: float | None,
+    attach: str | None = None,
 ) -> int:
     """Open the window on a Pipeline(config, with_model=True, model_path) started in the
     background; returns the exit code.
@@ -53,14 +57,22 @@ def run_gui(
     drawn, at most 15 s later) save ``window.grab()`` there as PNG, close and return 0 (1 if
     the file could not be written). Without it the window runs until closed, or for
     ``duration`` seconds when given. A config error opens the window with the error shown.
+    ``attach`` (a prefix or session id, "" for the only one visible): view a worker running
+    elsewhere (:class:`~bci_app.pipeline.remote.RemoteWorker`) instead of starting a pipeline.
     """
     app = application()
     error = None
     try:
         config = load_config(config_path)
-    except ConfigError as exc:
+        use_lsl_config(config.stream.lsl_config)
+    except (ConfigError, UserError) as exc:
         config, error = AppConfig(), str(exc)
-    pipeline = None if error else make_pipeline(config, with_model=True, model_path=model_path)
+    if error:
+        pipeline = None
+    elif attach is not None:  # a worker elsewhere: no pipeline here ("" = the only one visible)
+        pipeline = RemoteWorker(config, attach or None)
+    else:
+        pipeline = make_pipeline(config, with_model=True, model_path=model_path)
     window = MainWindow(config, pipeline, error=error, model_path=model_path)
     window.show()
     outcome = {"code": 0}

@@ -1,0 +1,102 @@
+"""A worker's outlets as a viewer sees them, on loopback: the session id in every outlet, the
+status outlet, :class:`RemoteWorker` (``gui --attach``) with the worker's values, never another
+worker's, ``lost`` when it goes; the LSL config file option. Across real network namespaces:
+tests/test_multihost.py."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pylsl
+import pytest
+from conftest import run_cli, unique_id
+
+from bci_app.config import parse_config
+from bci_app.errors import InvalidArgument
+from bci_app.infer.outlets import OUTLET_SUFFIXES
+from bci_app.pipeline import Pipeline
+from bci_app.pipeline.remote import LOST_AFTER_S, RemoteWorker, find_workers
+from bci_app.pipeline.view import status_from_json, status_to_json
+from bci_app.stream.lslconfig import use_lsl_config
+
+
+def _worker(prefix: str, seed: int = 0) -> Pipeline:
+    config = parse_config(
+        {
+            "outlets": {"name_prefix": prefix, "source_id_prefix": prefix},
+            "simulator": {"seed": seed},
+            "scheduling": {"realtime_priority": None},
+        }
+    )
+    return Pipeline(config, with_model=True)
+
+
+def test_status_survives_its_json() -> None:
+    with _worker(unique_id("st")) as worker:  # started by the context manager
+        time.sleep(3.0)
+        status = worker.status()
+    assert status_from_json(status_to_json(status)) == status
+
+
+def test_viewer_gets_the_workers_values_only_and_sees_it_go() -> None:
+    prefix = unique_id("rw")
+    received, logged = [], {}
+    worker = _worker(prefix)
+    worker.add_prediction_sink(lambda p: logged.__setitem__(p.timestamp, p))
+    other = _worker(prefix, seed=5)  # the same prefix, another session
+    worker.start()
+    session = worker.config.outlets.session_id
+    try:
+        infos = pylsl.resolve_byprop("source_id", f"{prefix}-status-{session}", 1, 5.0)
+        assert infos, "the status outlet carries the session in its source_id"
+        for suffix in OUTLET_SUFFIXES:
+            assert pylsl.resolve_byprop("source_id", f"{prefix}-{suffix}-{session}", 1, 5.0)
+        assert [w.session_id for w in find_workers(2.0, prefix)] == [session]
+
+        view = RemoteWorker(worker.config, session)
+        view.add_prediction_sink(received.append)
+        view.start()
+        other.start()  # appears after the viewer bound: never read
+        assert view.metadata.classes == worker.metadata.classes
+        assert view.description.source_id == worker.description.source_id
+        time.sleep(4.0)
+        status = view.status()
+        assert status is not None and status.worker.predicted > 0
+        assert set(view.clock_offsets_s) == set(OUTLET_SUFFIXES)
+        assert view.trace("raw").ring.written > 0
+    finally:
+        worker.stop()
+        other_session = other.config.outlets.session_id
+    try:
+        deadline = time.monotonic() + LOST_AFTER_S + 3.0
+        while not view.lost and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert view.lost
+        assert view.status().stream.state.value == "lost"
+        assert "lost" in view.status().stream.error
+        time.sleep(2.0)  # the other worker (same prefix) is still there: bound by session, no
+        assert view.worker.session_id == session and view.rebinds == 0
+    finally:
+        view.stop()
+        other.stop()
+    assert other_session != session
+    assert len(received) >= 8
+    for prediction in received:
+        mine = logged[prediction.timestamp]  # any other worker's stamp would be missing here
+        np.testing.assert_allclose(prediction.probabilities, mine.probabilities, atol=1e-6)
+        np.testing.assert_allclose(prediction.weights, mine.weights, atol=1e-6)
+        assert prediction.class_name == mine.class_name
+        assert prediction.latency_ms["e2e"] == pytest.approx(mine.latency_ms["e2e"], rel=1e-5)
+        assert prediction.latency_ms["at_viewer"] > 0
+
+
+def test_lsl_config_file_must_exist(tmp_path, monkeypatch) -> None:
+    monkeypatch.delenv("LSLAPICFG", raising=False)
+    with pytest.raises(InvalidArgument, match="does not exist"):
+        use_lsl_config(tmp_path / "missing.cfg")
+    config = tmp_path / "lsl_api.cfg"
+    config.write_text("[multicast]\nKnownPeers = {10.0.0.1}\n")
+    assert use_lsl_config(config) == config
+    result = run_cli("--lsl-config", str(tmp_path / "nope.cfg"), "streams", timeout=60)
+    assert result.returncode == 2 and "nope.cfg does not exist" in result.stderr
