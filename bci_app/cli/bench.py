@@ -1,5 +1,5 @@
 """``bci-app bench WHAT``: the benchmarks that print figures (acquisition, latency, gui, replay,
-decoding, faults)."""
+decoding, faults, multihost)."""
 
 from __future__ import annotations
 
@@ -15,7 +15,8 @@ FAULTS_S = 600.0  # ten minutes of fault cycles (about 75 s each)
 def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     parser = subparsers.add_parser("bench", help="benchmarks that print figures")
     parser.add_argument(
-        "what", choices=["acquisition", "latency", "gui", "replay", "decoding", "faults"]
+        "what",
+        choices=["acquisition", "latency", "gui", "replay", "decoding", "faults", "multihost"],
     )
     parser.add_argument(
         "--device", nargs="+", choices=["cpu", "cuda"], help="latency: devices (default: all)"
@@ -64,6 +65,10 @@ def cmd_bench(args: argparse.Namespace) -> int:
         return bench_acquisition(
             duration=args.duration, as_json=args.json, realtime=not args.no_realtime
         )
+    if args.what == "multihost":
+        from bci_app.bench.multihost import main as bench_multihost
+
+        return bench_multihost(duration=args.duration, as_json=args.json)
     if args.what == "latency":
         from bci_app.bench.latency import main as bench_latency
 
