@@ -150,11 +150,7 @@ class ProcessPipeline(PipelineBase):
                 self._traces[kind].ring.write(*chunk)
         for prediction in update["predictions"]:
             self._latest = prediction
-            for sink in self._prediction_sinks:
-                try:
-                    sink(prediction)
-                except Exception:  # a faulty sink must not stop the others
-                    log.exception("prediction sink %r failed", sink)
+            self._deliver(prediction)
         if update.get("status") is not None:
             self._status = update["status"]
 

@@ -367,11 +367,7 @@ class RemoteWorker(PipelineBase):
             )
             self._seq += 1
             self._latest = prediction
-            for sink in self._prediction_sinks:
-                try:
-                    sink(prediction)
-                except Exception:  # a faulty sink must not stop the viewer
-                    log.exception("prediction sink %r failed", sink)
+            self._deliver(prediction)
         return True
 
     def _at_stamp(self, suffix: str, stamp: float) -> np.ndarray | None:

@@ -12,6 +12,7 @@ stage or the worker.
 from __future__ import annotations
 
 import dataclasses
+import logging
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -41,6 +42,8 @@ __all__ = [
     "status_from_json",
     "status_to_json",
 ]
+
+log = logging.getLogger(__name__)
 
 PredictionSink = Callable[[Prediction], None]
 TraceKind = Literal["raw", "filtered"]
@@ -167,6 +170,14 @@ class PipelineBase(Background):
         if self._started:
             raise RuntimeError("add sinks before start()")
         self._prediction_sinks.append(sink)
+
+    def _deliver(self, prediction: Prediction) -> None:
+        """Hand ``prediction`` to every sink; a faulty sink must not stop the others."""
+        for sink in self._prediction_sinks:
+            try:
+                sink(prediction)
+            except Exception:
+                log.exception("prediction sink %r failed", sink)
 
 
 def marker_source_id(view: PipelineView) -> str | None:
