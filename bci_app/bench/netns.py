@@ -50,6 +50,7 @@ class Hosts:
         self.cwd = cwd
         self.made: list[str] = []
         self.processes: list[subprocess.Popen] = []
+        self._logs: list = []  # the processes' output files
         try:
             self._make(multicast)
         except Exception:
@@ -83,6 +84,7 @@ class Hosts:
         """``args`` (a command line) in namespace ``host``, output to ``log``."""
         environment = {**os.environ, "QT_QPA_PLATFORM": "offscreen", **(env or {})}
         handle = log.open("w")
+        self._logs.append(handle)
         process = subprocess.Popen(
             ["ip", "netns", "exec", self.ns(host), *args],
             stdout=handle, stderr=subprocess.STDOUT, env=environment, cwd=self.cwd,
@@ -99,6 +101,9 @@ class Hosts:
                 except subprocess.TimeoutExpired:
                     process.kill()
                     process.wait(5)
+        for handle in self._logs:
+            handle.close()
+        self._logs.clear()
         for ns in reversed(self.made):
             subprocess.run(["ip", "netns", "del", ns], capture_output=True)
         self.made.clear()

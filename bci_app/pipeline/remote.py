@@ -57,6 +57,7 @@ LOST_AFTER_S = 3.0  # no status for this long: the worker is lost
 PULL_TIMEOUT_S = 0.05  # bounds the stop latency of the reading thread
 FIND_TIMEOUT_S = 1.0
 MATCH_WAIT_S = 0.2  # longest wait for a prediction's weights or latency sample
+REBIND_TIMEOUT_S = 0.4  # each look for the lost worker: short, so that stop() joins in time
 
 
 @dataclass(frozen=True)
@@ -189,7 +190,6 @@ class RemoteWorker(PipelineBase):
         self.inlet: InletThread | None = None
         self.worker: WorkerInfo | None = None
         self.clock_offsets_s: dict[str, float] = {}
-        self.lost_count = 0  # times the bound worker was lost
         self.rebinds = 0  # times a worker (a new session) was bound after a loss
         self._binding: _Binding | None = None
         self._lock = threading.Lock()
@@ -303,7 +303,6 @@ class RemoteWorker(PipelineBase):
             got = self._read(binding)
             if time.monotonic() - binding.last_status > LOST_AFTER_S and not self._lost:
                 self._lost = True
-                self.lost_count += 1
                 log.warning("worker %s lost", binding.worker.describe())
             if not got:
                 self._wait_stop(0.005)
@@ -311,16 +310,17 @@ class RemoteWorker(PipelineBase):
     def _rebind(self) -> None:
         """After a loss: the same session again, or (bound by prefix) a new session of it."""
         previous = self.worker
-        target = previous.session_id if self.target in (None, previous.session_id) else None
-        if target is None:
-            target = self.target if self.target is not None else previous.prefix
-        workers = [w for w in find_workers(FIND_TIMEOUT_S, target) if w.prefix == previous.prefix]
-        if not workers:
-            return
+        target = previous.session_id if self.target == previous.session_id else previous.prefix
         try:
-            self._bind(workers[0], FIND_TIMEOUT_S)
-        except UserError as exc:  # found, then gone again
+            workers = [
+                w for w in find_workers(REBIND_TIMEOUT_S, target) if w.prefix == previous.prefix
+            ]
+            if not workers:
+                return
+            self._bind(workers[0], REBIND_TIMEOUT_S)
+        except Exception as exc:  # found, then gone again; or not a worker we can read
             log.info("rebinding failed: %s", exc)
+            self._wait_stop(REBIND_TIMEOUT_S)
             return
         self.rebinds += 1
 
@@ -330,11 +330,15 @@ class RemoteWorker(PipelineBase):
         inlets = binding.inlets
         statuses, _ = inlets[STATUS_SUFFIX].pull_chunk(timeout=0.0)
         for (text,) in statuses:
-            data = json.loads(text)
-            with self._lock:
-                self._status = status_from_json(data["status"])
             binding.last_status = time.monotonic()
             got = True
+            try:
+                status = status_from_json(json.loads(text)["status"])
+            except (ValueError, KeyError, TypeError) as exc:  # a newer or broken worker
+                log.warning("unreadable status from %s: %s", binding.worker.describe(), exc)
+                continue
+            with self._lock:
+                self._status = status
         probabilities, stamps = _pull(inlets["predictions"], PULL_TIMEOUT_S)
         if not stamps:
             return got
