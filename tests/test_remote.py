@@ -5,6 +5,7 @@ tests/test_multihost.py."""
 
 from __future__ import annotations
 
+import os
 import time
 
 import numpy as np
@@ -98,5 +99,9 @@ def test_lsl_config_file_must_exist(tmp_path, monkeypatch) -> None:
     config = tmp_path / "lsl_api.cfg"
     config.write_text("[multicast]\nKnownPeers = {10.0.0.1}\n")
     assert use_lsl_config(config) == config
+    other = tmp_path / "other.cfg"
+    other.write_text("[lab]\nSessionID = x\n")
+    assert use_lsl_config(other, replace=False) is None  # --lsl-config wins over the config file
+    assert os.environ["LSLAPICFG"] == str(config)
     result = run_cli("--lsl-config", str(tmp_path / "nope.cfg"), "streams", timeout=60)
     assert result.returncode == 2 and "nope.cfg does not exist" in result.stderr

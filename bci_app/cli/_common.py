@@ -7,14 +7,13 @@ import argparse
 import contextlib
 import json
 import math
-import os
 import threading
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 from bci_app.config import AppConfig, load_config
 from bci_app.lifecycle import on_signals
-from bci_app.stream.lslconfig import ENV_VAR, use_lsl_config
+from bci_app.stream.lslconfig import use_lsl_config
 
 if TYPE_CHECKING:
     from bci_app.infer.worker import Prediction
@@ -135,6 +134,5 @@ def load_app_config(path: str | None) -> AppConfig:
     """The config at ``path`` (default: the app's), with its ``stream.lsl_config`` in use unless
     ``--lsl-config`` (or the LSLAPICFG environment variable) already named one."""
     config = load_config(path)
-    if ENV_VAR not in os.environ:
-        use_lsl_config(config.stream.lsl_config)
+    use_lsl_config(config.stream.lsl_config, replace=False)
     return config

@@ -64,7 +64,7 @@ def run_gui(
     error = None
     try:
         config = load_config(config_path)
-        use_lsl_config(config.stream.lsl_config)
+        use_lsl_config(config.stream.lsl_config, replace=False)  # --lsl-config wins
     except (ConfigError, UserError) as exc:
         config, error = AppConfig(), str(exc)
     if error:

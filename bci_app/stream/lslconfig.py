@@ -21,11 +21,12 @@ log = logging.getLogger(__name__)
 ENV_VAR = "LSLAPICFG"
 
 
-def use_lsl_config(path: str | Path | None) -> Path | None:
+def use_lsl_config(path: str | Path | None, replace: bool = True) -> Path | None:
     """Make liblsl read ``path`` (None: leave liblsl's search as it is); call before the first
     stream is resolved or opened: liblsl reads its configuration only once per process.
-    Child processes inherit it. Returns the absolute path."""
-    if path is None:
+    Child processes inherit it. ``replace=False`` (a config file's field) leaves one already
+    named by ``--lsl-config`` or the environment. Returns the absolute path, if used."""
+    if path is None or (not replace and ENV_VAR in os.environ):
         return None
     config = Path(path).expanduser().resolve()
     if not config.is_file():
