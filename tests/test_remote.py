@@ -105,3 +105,46 @@ def test_lsl_config_file_must_exist(tmp_path, monkeypatch) -> None:
     assert os.environ["LSLAPICFG"] == str(config)
     result = run_cli("--lsl-config", str(tmp_path / "nope.cfg"), "streams", timeout=60)
     assert result.returncode == 2 and "nope.cfg does not exist" in result.stderr
+
+
+def test_the_participants_screen_runs_apart_and_publishes_its_cues() -> None:
+    """``bci-app cue-screen --attach`` in its own process: the cue paradigm with feedback from
+    the worker's outlets; its cue markers, stamped when drawn, reach any inlet."""
+    import subprocess
+    import sys
+
+    from conftest import REPO, last_json
+
+    prefix = unique_id("cue")
+    with _worker(prefix) as worker:
+        classes = list(worker.metadata.classes)
+        screen = subprocess.Popen(
+            [sys.executable, "-m", "bci_app", "cue-screen", "--attach", prefix, "--trials", "1",
+             "--fixation", "0.3", "--imagery", "2.5", "--rest", "0.3", "0.3", "--json"],
+            cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            env={**os.environ, "QT_QPA_PLATFORM": "offscreen"},
+        )  # fmt: skip
+        try:
+            infos = pylsl.resolve_byprop("name", f"{prefix}-cues", 1, 30.0)
+            assert infos, "no cue marker stream"
+            assert infos[0].source_id() == f"{prefix}-cues-{worker.config.outlets.session_id}"
+            inlet = pylsl.StreamInlet(infos[0])
+            inlet.open_stream(timeout=5.0)
+            markers: list[tuple[str, float, float]] = []
+            deadline = time.monotonic() + 40.0
+            while len(markers) < len(classes) and time.monotonic() < deadline:
+                sample, stamp = inlet.pull_sample(timeout=0.5)
+                if stamp is not None:
+                    markers.append((sample[0], stamp, pylsl.local_clock()))
+            out, err = screen.communicate(timeout=40.0)
+        finally:
+            if screen.poll() is None:
+                screen.kill()
+    result = subprocess.CompletedProcess(screen.args, screen.returncode, out, err)
+    summary = last_json(result)
+    assert summary["finished"] and summary["trials"] == len(classes)
+    assert summary["worker"] == worker.config.outlets.session_id
+    assert summary["online_trials"] >= 1  # feedback came from the worker's predictions
+    assert sorted(label for label, _, _ in markers) == sorted(classes)
+    for _, stamp, received in markers:
+        assert 0.0 <= received - stamp < 0.5  # stamped when drawn, not when sent

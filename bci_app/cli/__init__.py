@@ -16,6 +16,7 @@ from bci_app.cli import (
     bench,
     board,
     calibrate,
+    cue_screen,
     evaluate,
     gui,
     record,
@@ -32,7 +33,20 @@ from bci_app.stream.lslconfig import use_lsl_config
 __all__ = ["build_parser", "main"]
 
 #: The subcommands, in the order ``--help`` lists them.
-COMMANDS = (gui, calibrate, run, replay, simulate, board, streams, record, train, evaluate, bench)
+COMMANDS = (
+    gui,
+    calibrate,
+    cue_screen,
+    run,
+    replay,
+    simulate,
+    board,
+    streams,
+    record,
+    train,
+    evaluate,
+    bench,
+)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import logging
 import time
-from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -38,6 +37,7 @@ from bci_app.calibrate.settings import CalibrationSettings
 from bci_app.calibrate.training import train_calibration
 from bci_app.config import AppConfig
 from bci_app.gui.cue_screen import CueScreen, CueView
+from bci_app.gui.paradigm_run import ParadigmRun
 from bci_app.infer.latency import summarize_ms
 from bci_app.infer.outlets import outlet_selectors
 from bci_app.infer.worker import Prediction
@@ -45,7 +45,6 @@ from bci_app.lifecycle import BackgroundCall
 from bci_app.pipeline import PipelineView, make_pipeline
 from bci_app.record import SessionRecorder
 from bci_app.sources.simulator import SimulatorSettings
-from bci_app.stream.inlet import StreamState
 from bci_app.stream.selector import StreamSelector
 
 log = logging.getLogger(__name__)
@@ -63,6 +62,7 @@ class _Stage:
     markers: MarkerOutlet
     recorder: SessionRecorder | None = None
     controller: CalibrationController | None = None
+    run: ParadigmRun | None = None  # draws the controller on the cue screen
 
 
 class CalibrationWindow(QtWidgets.QMainWindow):
@@ -85,8 +85,6 @@ class CalibrationWindow(QtWidgets.QMainWindow):
         self.error: str | None = None
         self._task: BackgroundCall | None = None
         self._after_task: Callable[[BackgroundCall], None] | None = None
-        self._predictions: deque[tuple[float, np.ndarray]] = deque(maxlen=512)
-        self._shown: tuple | None = None
         self._closed = False
 
         self.setWindowTitle("bci-app calibration")
@@ -183,6 +181,7 @@ class CalibrationWindow(QtWidgets.QMainWindow):
             window_s=pipeline.config.windows.length,
             trial_span_s=(0.0, s.timings.imagery_s),
         )
+        stage.run = ParadigmRun(stage.controller, self.screen_widget, pipeline.status, stage.name)
         self.state = stage.name
         stage.controller.start(pylsl.local_clock())
 
@@ -324,15 +323,11 @@ class CalibrationWindow(QtWidgets.QMainWindow):
             self._task, self._after_task = None, None
             after(task)
         controller = self._controller()
-        if controller is None or self.state != self.stage.name:
+        run = None if self.stage is None else self.stage.run
+        if controller is None or run is None or self.state != self.stage.name:
             return  # starting, stopping, training or showing results: nothing to run
-        now = pylsl.local_clock()
-        self._watch_stream(controller, now)
-        while self._predictions:
-            timestamp, probabilities = self._predictions.popleft()
-            controller.add_prediction(timestamp, probabilities)
-        phase = controller.tick(now)
-        self._draw(controller, phase)
+        phase = run.tick(pylsl.local_clock())
+        self.status_label.setText(run.status_text())
         if phase is Phase.FINISHED:
             self._finish_stage()
             return
@@ -341,73 +336,15 @@ class CalibrationWindow(QtWidgets.QMainWindow):
         if ahead is not None:
             self._timer.setInterval(max(0, min(TICK_MS, int(ahead * 1000))))
 
-    def _watch_stream(self, controller: CalibrationController, now: float) -> None:
-        """Pause while the EEG stream is not live; resume by itself when it is back."""
-        status = self.stage.pipeline.status()
-        if status is None:
-            return
-        health = status.stream
-        if controller.phase in ACTIVE and health.state is not StreamState.LIVE:
-            controller.pause(
-                now,
-                f"EEG stream {health.state.value}: waiting for it to come back. The trial in "
-                "progress is marked invalid; what was recorded is kept.",
-                auto_resume=True,
-            )
-            log.warning("calibration paused: stream %s", health.state.value)
-        elif (
-            controller.phase is Phase.PAUSED
-            and controller.auto_resume
-            and health.state is StreamState.LIVE
-        ):
-            controller.resume(now)
-            log.info("calibration resumed: stream live again")
-
-    def _draw(self, controller: CalibrationController, phase: Phase) -> None:
-        trial = controller.current
-        probabilities = controller.running_probabilities() if controller.feedback else None
-        message = controller.pause_reason if phase is Phase.PAUSED else ""
-        status = self._status_text(controller)
-        key = (
-            phase,
-            None if trial is None else trial.index,
-            message,
-            status,
-            None if probabilities is None else tuple(np.round(probabilities, 3)),
-        )
-        if key == self._shown:
-            return
-        self._shown = key
-        view = CueView(
-            phase=phase,
-            class_name=trial.class_name if trial is not None else "",
-            classes=tuple(controller.classes),
-            probabilities=probabilities if phase in (Phase.CUE, Phase.REST) else None,
-            status=status,
-            message=message,
-        )
-        drawn = self.screen_widget.show_view(view)
-        if phase is Phase.CUE:
-            controller.cue_drawn(drawn)
-        self.status_label.setText(status)
-
-    def _status_text(self, controller: CalibrationController) -> str:
-        counts = controller.valid_counts()
-        n = controller.trials_per_class
-        text = f"{self.stage.name}: " + "  ".join(f"{c} {counts[c]}/{n}" for c in counts)
-        if controller.feedback:
-            correct, decided = controller.online_accuracy()
-            if decided:
-                text += f"   online accuracy {correct}/{decided} ({correct / decided:.0%})"
-        return text
-
     # -- helpers ----------------------------------------------------------------------------
     def _controller(self) -> CalibrationController | None:
         return None if self.stage is None else self.stage.controller
 
     def _on_prediction(self, prediction: Prediction) -> None:
-        # Worker thread: hand over through a bounded deque, never touch widgets here.
-        self._predictions.append((prediction.timestamp, prediction.probabilities))
+        # Worker thread: the run hands it over through a bounded deque (no widgets here).
+        run = None if self.stage is None else self.stage.run
+        if run is not None:
+            run.add_prediction(prediction)
 
     def _run_task(
         self, name: str, job: Callable[[], Any], after: Callable[[BackgroundCall], None]
@@ -417,7 +354,8 @@ class CalibrationWindow(QtWidgets.QMainWindow):
 
     def _show_message(self, text: str) -> None:
         view = CueView(phase=Phase.IDLE, status=self.status_label.text(), message=text)
-        self._shown = None
+        if self.stage is not None and self.stage.run is not None:
+            self.stage.run.redraw()
         self.screen_widget.show_view(view)
 
     def _show_results(self, cv: dict) -> None:
