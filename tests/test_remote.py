@@ -148,3 +148,34 @@ def test_the_participants_screen_runs_apart_and_publishes_its_cues() -> None:
     assert sorted(label for label, _, _ in markers) == sorted(classes)
     for _, stamp, received in markers:
         assert 0.0 <= received - stamp < 0.5  # stamped when drawn, not when sent
+
+
+def test_the_stream_picker_lists_a_worker_and_views_it(qtbot) -> None:
+    """The main window's picker lists the workers it can see; choosing one views it (as
+    ``gui --attach`` does), with the same panels."""
+    from bci_app.gui.stream_panel import WORKER_PREFIX
+    from bci_app.gui.window import MainWindow
+
+    prefix = unique_id("pick")
+    with _worker(prefix) as worker:
+        session = worker.config.outlets.session_id
+        window = MainWindow(worker.config, None, autostart=False)
+        qtbot.addWidget(window)
+        window.show()
+        picker = window.stream_panel.picker
+        data = WORKER_PREFIX + session
+
+        def listed() -> bool:
+            if picker.findData(data) < 0 and window._resolving is None:
+                window.refresh_streams()
+            return picker.findData(data) >= 0
+
+        qtbot.waitUntil(listed, timeout=20_000)
+        assert session in picker.itemText(picker.findData(data))
+        picker.setCurrentIndex(picker.findData(data))
+        window.stream_panel.connect_button.click()
+        qtbot.waitUntil(lambda: window.running, timeout=20_000)
+        assert isinstance(window.pipeline, RemoteWorker)
+        assert window.pipeline.worker.session_id == session
+        qtbot.waitUntil(lambda: window.prediction_panel.shown is not None, timeout=20_000)
+        window.close()

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import pylsl
 from PyQt5 import QtCore, QtWidgets
 
 from bci_app.gui.common import Frame
+from bci_app.pipeline.remote import WorkerInfo
 from bci_app.stream.inlet import StreamState
 
 #: Background colour of the state label per stream state.
@@ -18,6 +21,8 @@ STATE_COLORS: dict[StreamState, str] = {
     StreamState.FAILED: "#8e0000",
 }
 SIMULATOR_ENTRY = "built-in simulator"
+#: Picker data of a worker elsewhere: this, then its session id.
+WORKER_PREFIX = "worker:"
 
 
 def describe_info(info: pylsl.StreamInfo) -> str:
@@ -83,14 +88,19 @@ class StreamPanel(QtWidgets.QGroupBox):
         self._shown_status: object = None
         self.set_state(None)
 
-    def set_streams(self, infos: list[pylsl.StreamInfo]) -> None:
-        """Fill the picker with the EEG-like (numeric, regular-rate) streams in ``infos``."""
+    def set_streams(
+        self, infos: list[pylsl.StreamInfo], workers: Sequence[WorkerInfo] = ()
+    ) -> None:
+        """Fill the picker with the EEG-like (numeric, regular-rate) streams in ``infos`` and
+        the bci-app ``workers`` running elsewhere (chosen: viewed, as ``gui --attach`` does)."""
         current = self.picker.currentData()
         self.picker.clear()
         self.picker.addItem(SIMULATOR_ENTRY, "")
         for info in infos:
             if info.channel_format() != pylsl.cf_string and info.nominal_srate() > 0:
                 self.picker.addItem(describe_info(info), info.source_id())
+        for worker in workers:
+            self.picker.addItem(f"worker {worker.describe()}", WORKER_PREFIX + worker.session_id)
         index = self.picker.findData(current)
         self.picker.setCurrentIndex(max(index, 0))
 

@@ -28,11 +28,12 @@ from bci_app.gui.latency import LatencyPanel
 from bci_app.gui.prediction import PredictionPanel
 from bci_app.gui.record_action import RecordController
 from bci_app.gui.signals import SignalsPanel
-from bci_app.gui.stream_panel import StreamPanel
+from bci_app.gui.stream_panel import WORKER_PREFIX, StreamPanel
 from bci_app.gui.weights import WeightsPanel
 from bci_app.lifecycle import BackgroundCall
 from bci_app.nn.checkpoint import model_dir
 from bci_app.pipeline import PipelineStatus, PipelineView, make_pipeline, marker_source_id
+from bci_app.pipeline.remote import RemoteWorker, find_workers
 from bci_app.stream.inlet import StreamState
 
 log = logging.getLogger(__name__)
@@ -268,7 +269,7 @@ class MainWindow(QtWidgets.QMainWindow):
         if resolving is not None and resolving.done:
             self._resolving = None
             if resolving.error is None:
-                self.stream_panel.set_streams(resolving.result)
+                self.stream_panel.set_streams(*resolving.result)
 
     def _go_live(self) -> None:
         """The pipeline started: bind the panels to its stream and model, read its markers."""
@@ -320,8 +321,12 @@ class MainWindow(QtWidgets.QMainWindow):
             self._update_actions()
 
     def connect_stream(self, source_id: str | None) -> None:
-        """Stop, then start on the stream with ``source_id`` (None: the built-in simulator)."""
+        """Stop, then start on the stream with ``source_id`` (None: the built-in simulator;
+        ``worker:<session>``: view that worker running elsewhere)."""
         self.stop_pipeline()
+        if source_id is not None and source_id.startswith(WORKER_PREFIX):
+            self._begin_start(RemoteWorker(self.config, source_id[len(WORKER_PREFIX) :]))
+            return
         stream = self.config.stream.model_copy(
             update={"source_id": source_id, "name": None, "type": None}
         )
@@ -350,7 +355,11 @@ class MainWindow(QtWidgets.QMainWindow):
         """List the visible LSL streams in the picker (resolved in the background)."""
         if self._resolving is None:
             self._resolving = BackgroundCall(
-                lambda: pylsl.resolve_streams(wait_time=RESOLVE_WAIT_S), "bci-gui-resolve"
+                lambda: (
+                    pylsl.resolve_streams(wait_time=RESOLVE_WAIT_S),
+                    find_workers(RESOLVE_WAIT_S),
+                ),
+                "bci-gui-resolve",
             )
 
     # -- recording ------------------------------------------------------------------------
