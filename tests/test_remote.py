@@ -178,4 +178,6 @@ def test_the_stream_picker_lists_a_worker_and_views_it(qtbot) -> None:
         assert isinstance(window.pipeline, RemoteWorker)
         assert window.pipeline.worker.session_id == session
         qtbot.waitUntil(lambda: window.prediction_panel.shown is not None, timeout=20_000)
+        qtbot.waitUntil(lambda: "decision age" in window.latency_panel.remote.text(), timeout=5000)
+        assert "clock offsets applied: predictions" in window.latency_panel.remote.text()
         window.close()

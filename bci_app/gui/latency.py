@@ -40,6 +40,10 @@ class LatencyPanel(QtWidgets.QGroupBox):
         self.device = QtWidgets.QLabel("device: -")
         self.counts = QtWidgets.QLabel("windows: -")
         self.fixed = QtWidgets.QLabel("fixed delays: -")
+        # a worker viewed from elsewhere (gui --attach): the decision's age here and the clock
+        # offsets applied to map the worker's stamps onto this host's clock
+        self.remote = QtWidgets.QLabel("")
+        self.remote.setVisible(False)
         self.fixed.setToolTip(
             "Set by the configuration, not by processing: the causal filters delay the signal "
             "by their group delay, and a decision covers a whole window."
@@ -48,7 +52,7 @@ class LatencyPanel(QtWidgets.QGroupBox):
         layout = QtWidgets.QVBoxLayout(self)
         layout.setSpacing(2)
         layout.addWidget(self.table)
-        for label in (self.misses, self.device, self.counts, self.fixed):
+        for label in (self.misses, self.device, self.counts, self.fixed, self.remote):
             label.setWordWrap(True)
             layout.addWidget(label)
         layout.addStretch(1)
@@ -56,6 +60,7 @@ class LatencyPanel(QtWidgets.QGroupBox):
     def reset(self) -> None:
         """New pipeline: forget the last figures shown."""
         self._predicted = self._errors = -1
+        self.remote.setVisible(False)
         for row in range(self.table.rowCount()):
             for column in range(self.table.columnCount()):
                 self.table.item(row, column).setText("-")
@@ -76,6 +81,9 @@ class LatencyPanel(QtWidgets.QGroupBox):
         self.fixed.setText(
             f"fixed delays (not processing latency): {filters}, window {status.window_s:g} s"
         )
+        viewer_latency = getattr(frame.pipeline, "viewer_latency", None)
+        if viewer_latency is not None:
+            self._show_remote(viewer_latency())
         worker = status.worker
         if worker is None:
             self.device.setText("device: - (no model)")
@@ -106,3 +114,12 @@ class LatencyPanel(QtWidgets.QGroupBox):
             f"windows: predicted {worker.predicted}, replaced {worker.replaced}, stale "
             f"{worker.dropped_stale}, flagged {worker.skipped_flagged}, errors {worker.errors}"
         )
+
+    def _show_remote(self, figures: dict) -> None:
+        age = figures["at_viewer_ms"]
+        offsets = ", ".join(f"{k} {v * 1e3:+.3f} ms" for k, v in figures["clock_offsets_s"].items())
+        self.remote.setText(
+            f"at this viewer (another host): decision age p50/p99 {age['p50']}/{age['p99']} ms "
+            f"after the EEG sample; LSL clock offsets applied: {offsets or '-'}"
+        )
+        self.remote.setVisible(True)

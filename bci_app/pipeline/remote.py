@@ -24,6 +24,7 @@ import json
 import logging
 import threading
 import time
+from collections import deque
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -33,7 +34,7 @@ from pylsl.util import LostError, TimeoutError  # noqa: A004 (liblsl's, not the 
 
 from bci_app.config import AppConfig
 from bci_app.errors import UserError
-from bci_app.infer.latency import STAGE_NAMES
+from bci_app.infer.latency import STAGE_NAMES, summarize_ms
 from bci_app.infer.outlets import STATUS_SUFFIX
 from bci_app.infer.worker import Prediction
 from bci_app.lifecycle import STOP_TIMEOUT_S
@@ -56,6 +57,7 @@ STATUS_TYPE = "Status"  # the stream type of a worker's status outlet
 LOST_AFTER_S = 3.0  # no status for this long: the worker is lost
 PULL_TIMEOUT_S = 0.05  # bounds the stop latency of the reading thread
 FIND_TIMEOUT_S = 1.0
+AGES_HELD = 600  # decisions the viewer's latency figures cover (a minute at a 0.1 s hop)
 MATCH_WAIT_S = 0.2  # longest wait for a prediction's weights or latency sample
 REBIND_TIMEOUT_S = 0.4  # each look for the lost worker: short, so that stop() joins in time
 
@@ -199,6 +201,7 @@ class RemoteWorker(PipelineBase):
         self._lost = False
         # samples of the weights and latency outlets by timestamp, not yet matched
         self._held: dict[str, dict[float, np.ndarray]] = {"electrode-weights": {}, "latency": {}}
+        self._ages: deque[float] = deque(maxlen=AGES_HELD)  # at_viewer of recent decisions (ms)
 
     # -- PipelineView ---------------------------------------------------------------------------
     simulator = None
@@ -223,6 +226,14 @@ class RemoteWorker(PipelineBase):
 
     def latest_prediction(self) -> Prediction | None:
         return self._latest
+
+    def viewer_latency(self) -> dict:
+        """The decision's age here (``at_viewer``, ms: p50/p99/max over the recent ones) and
+        the LSL clock offsets applied (s, per outlet), for the latency panel."""
+        return {
+            "at_viewer_ms": summarize_ms(list(self._ages), digits=2, per_ms=1.0),
+            "clock_offsets_s": dict(self.clock_offsets_s),
+        }
 
     def trace(self, kind: TraceKind) -> Trace | None:
         """The EEG the worker reads, from its own stream (no filtered trace: no dsp here)."""
@@ -370,6 +381,7 @@ class RemoteWorker(PipelineBase):
                 },
             )
             self._seq += 1
+            self._ages.append(prediction.latency_ms["at_viewer"])
             self._latest = prediction
             self._deliver(prediction)
         return True
