@@ -16,6 +16,7 @@ from bci_app.lifecycle import on_signals
 from bci_app.stream.lslconfig import use_lsl_config
 
 if TYPE_CHECKING:
+    from bci_app.calibrate.settings import Timings
     from bci_app.infer.worker import Prediction
     from bci_app.pipeline.view import PipelineStatus
 
@@ -136,3 +137,25 @@ def load_app_config(path: str | None) -> AppConfig:
     config = load_config(path)
     use_lsl_config(config.stream.lsl_config, replace=False)
     return config
+
+
+def add_paradigm_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--seed``, ``--fixation``, ``--imagery``, ``--rest MIN MAX``: a cue paradigm's order and
+    trial timings (s), read back by :func:`paradigm_timings`."""
+    parser.add_argument("--seed", type=int, default=0, help="randomises the class order")
+    parser.add_argument("--fixation", type=float, default=2.0, help="fixation cross (s)")
+    parser.add_argument("--imagery", type=float, default=4.0, help="cue and imagery (s)")
+    parser.add_argument(
+        "--rest", type=float, nargs=2, default=[1.5, 2.5], metavar=("MIN", "MAX"),
+        help="jittered rest after imagery (s)",
+    )  # fmt: skip
+
+
+def paradigm_timings(args: argparse.Namespace) -> Timings:
+    """The validated trial timings of :func:`add_paradigm_arguments`."""
+    from bci_app.calibrate.settings import Timings
+
+    return Timings(
+        fixation_s=args.fixation, imagery_s=args.imagery, rest_min_s=args.rest[0],
+        rest_max_s=args.rest[1],
+    )  # fmt: skip

@@ -7,7 +7,13 @@ import sys
 import time
 from pathlib import Path
 
-from bci_app.cli._common import fold_count, load_app_config, print_json
+from bci_app.cli._common import (
+    add_paradigm_arguments,
+    fold_count,
+    load_app_config,
+    paradigm_timings,
+    print_json,
+)
 from bci_app.config import DECODER_CHOICES
 from bci_app.errors import InvalidArgument
 
@@ -20,13 +26,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     parser.add_argument("--trials", type=int, required=True, help="valid trials per class")
     parser.add_argument("--config", help="config YAML (no stream configured: the simulator)")
     parser.add_argument("--out", help="folder for the recordings and the model (default: dated)")
-    parser.add_argument("--seed", type=int, default=0, help="randomises the class order")
-    parser.add_argument("--fixation", type=float, default=2.0, help="fixation cross (s)")
-    parser.add_argument("--imagery", type=float, default=4.0, help="cue and imagery (s)")
-    parser.add_argument(
-        "--rest", type=float, nargs=2, default=[1.5, 2.5], metavar=("MIN", "MAX"),
-        help="jittered rest after imagery (s)",
-    )  # fmt: skip
+    add_paradigm_arguments(parser)
     parser.add_argument(
         "--feedback-trials", type=int, help="online feedback trials per class (default: --trials)"
     )
@@ -49,7 +49,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
 
 
 def cmd_calibrate(args: argparse.Namespace) -> int:
-    from bci_app.calibrate.settings import CalibrationSettings, Timings
+    from bci_app.calibrate.settings import CalibrationSettings
     from bci_app.gui.calibration import run_calibration
 
     config = load_app_config(args.config)
@@ -64,12 +64,7 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
         classes=tuple(args.classes),
         trials_per_class=args.trials,
         out_dir=out_dir,
-        timings=Timings(
-            fixation_s=args.fixation,
-            imagery_s=args.imagery,
-            rest_min_s=args.rest[0],
-            rest_max_s=args.rest[1],
-        ),
+        timings=paradigm_timings(args),
         seed=args.seed,
         feedback_trials=args.trials if args.feedback_trials is None else args.feedback_trials,
         epochs=args.epochs,

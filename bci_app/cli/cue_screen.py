@@ -5,7 +5,12 @@ from __future__ import annotations
 
 import argparse
 
-from bci_app.cli._common import load_app_config, positive_float, print_json
+from bci_app.cli._common import (
+    add_paradigm_arguments,
+    load_app_config,
+    paradigm_timings,
+    print_json,
+)
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -21,30 +26,20 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     )
     parser.add_argument("--trials", type=int, default=10, help="trials per class (default 10)")
     parser.add_argument("--config", help="config YAML (resolve timeout, health thresholds)")
-    parser.add_argument("--seed", type=int, default=0, help="randomises the class order")
-    parser.add_argument("--fixation", type=positive_float, default=2.0, help="fixation (s)")
-    parser.add_argument("--imagery", type=positive_float, default=4.0, help="cue and imagery (s)")
-    parser.add_argument(
-        "--rest", type=float, nargs=2, default=[1.5, 2.5], metavar=("MIN", "MAX"),
-        help="jittered rest after imagery (s)",
-    )  # fmt: skip
+    add_paradigm_arguments(parser)
     parser.add_argument("--json", action="store_true", help="last line: summary as JSON")
     parser.set_defaults(func=cmd_cue_screen)
     return parser
 
 
 def cmd_cue_screen(args: argparse.Namespace) -> int:
-    from bci_app.calibrate.settings import Timings
     from bci_app.gui.app import application
     from bci_app.gui.subject_screen import SubjectScreen
     from bci_app.lifecycle import on_signals
     from bci_app.pipeline.remote import RemoteWorker
 
     config = load_app_config(args.config)
-    timings = Timings(
-        fixation_s=args.fixation, imagery_s=args.imagery, rest_min_s=args.rest[0],
-        rest_max_s=args.rest[1],
-    )  # fmt: skip
+    timings = paradigm_timings(args)
     app = application()
     view = RemoteWorker(config, args.attach)
     # Sinks go in before start; the screen (which needs the worker's classes) after it.
