@@ -261,8 +261,9 @@ class Preprocessor:
 
         self._resampler = PolyphaseResampler(stream_rate, model_rate, resampler_phase)
 
-        self._band: tuple[float | None, float | None] | None = None
-        self._bandpass: SosFilter | None = None
+        # Band-pass and notch sections, run as one cascade: one scipy call per chunk instead of
+        # two (for a 10-sample chunk scipy's per-call overhead is most of the cost).
+        sections: list[np.ndarray] = []
         if bandpass_hz is not None:
             try:
                 low, high = bandpass_hz
@@ -277,13 +278,8 @@ class Preprocessor:
                     if "Nyquist" not in str(exc):
                         raise
                     raise ValueError(f"{exc} (the band-pass runs at the model rate)") from None
-                self._band = (
-                    None if low is None else float(low),
-                    None if high is None else float(high),
-                )
-                self._bandpass = SosFilter(sos, n_channels)
+                sections.append(sos)
 
-        self._notch: SosFilter | None = None
         if notch_hz is not None:
             nyq = model_rate / 2.0
             try:
@@ -297,11 +293,8 @@ class Preprocessor:
                         "such content); set `notch: null` to disable the notch"
                     ) from None
                 raise
-            self._notch = SosFilter(sos, n_channels)
-        # Band-pass and notch run as one cascade: one scipy call per chunk instead of two
-        # (for a 10-sample chunk scipy's per-call overhead is most of the cost).
-        stages = [f.sos for f in (self._bandpass, self._notch) if f is not None]
-        self._cascade = SosFilter(np.vstack(stages), n_channels) if stages else None
+            sections.append(sos)
+        self._cascade = SosFilter(np.vstack(sections), n_channels) if sections else None
 
     # -- properties ------------------------------------------------------------------------
 
@@ -321,21 +314,12 @@ class Preprocessor:
     def resampler(self) -> PolyphaseResampler:
         return self._resampler
 
-    @property
-    def bandpass(self) -> SosFilter | None:
-        return self._bandpass
-
-    @property
-    def notch(self) -> SosFilter | None:
-        return self._notch
-
     def group_delay_seconds(self, freq_hz: float) -> float:
         """Group delay of the whole chain at ``freq_hz`` (Hz), in seconds: the resampler's FIR,
         the band-pass and the notch."""
         delay = self._resampler.group_delay_seconds(freq_hz)
-        for stage in (self._bandpass, self._notch):
-            if stage is not None:
-                delay += stage.group_delay_seconds(self._model_rate, freq_hz)
+        if self._cascade is not None:  # the sum of its sections' delays
+            delay += self._cascade.group_delay_seconds(self._model_rate, freq_hz)
         return delay
 
     @property
@@ -360,9 +344,8 @@ class Preprocessor:
         step[: round(self._stream_rate)] = 0.0  # 1 s at rest, then the step
         resampler = PolyphaseResampler(self._stream_rate, self._model_rate, self._resampler.phase)
         y, _ = resampler.process(step)
-        for stage in (self._bandpass, self._notch):
-            if stage is not None:
-                y = SosFilter(stage.sos, 1).process(y)
+        if self._cascade is not None:
+            y = SosFilter(self._cascade.sos, 1).process(y)
         response = y[round(self._model_rate) :, 0]
         deviation = np.abs(response - response[-1])
         outside = np.flatnonzero(deviation > _SETTLED_FRACTION * deviation.max())
