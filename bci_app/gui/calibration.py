@@ -297,14 +297,9 @@ class CalibrationWindow(QtWidgets.QMainWindow):
 
     # -- user actions -----------------------------------------------------------------------
     def toggle_pause(self) -> None:
-        controller = self._controller()
-        if controller is None:
-            return
-        now = pylsl.local_clock()
-        if controller.phase is Phase.PAUSED:
-            controller.resume(now)
-        else:
-            controller.pause(now, "Paused (the trial in progress is not used). Space resumes.")
+        run = None if self.stage is None else self.stage.run
+        if run is not None:
+            run.toggle_pause(pylsl.local_clock())
 
     def abort(self) -> None:
         controller = self._controller()

@@ -112,6 +112,13 @@ class ParadigmRun:
         if phase is Phase.CUE:
             controller.cue_drawn(drawn)
 
+    def toggle_pause(self, now: float) -> None:
+        """Space: pause (the trial in progress is not used) or resume, at LSL time ``now``."""
+        if self.controller.phase is Phase.PAUSED:
+            self.controller.resume(now)
+        else:
+            self.controller.pause(now, "Paused (the trial in progress is not used). Space resumes.")
+
     def redraw(self) -> None:
         """Draw at the next tick even if nothing changed (something else was shown)."""
         self._shown = None

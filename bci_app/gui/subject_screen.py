@@ -85,11 +85,7 @@ class SubjectScreen(QtWidgets.QMainWindow):
             self._timer.setInterval(max(0, min(TICK_MS, int(ahead * 1000))))
 
     def toggle_pause(self) -> None:
-        now = pylsl.local_clock()
-        if self.controller.phase is Phase.PAUSED:
-            self.controller.resume(now)
-        else:
-            self.controller.pause(now, "Paused. Space resumes.")
+        self.run.toggle_pause(pylsl.local_clock())
 
     def _toggle_full_screen(self) -> None:
         self.showNormal() if self.isFullScreen() else self.showFullScreen()
