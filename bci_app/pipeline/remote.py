@@ -359,8 +359,8 @@ class RemoteWorker(PipelineBase):
         for row, stamp in zip(probabilities, stamps, strict=True):
             probs = np.asarray(row[:-1], dtype=np.float32)
             index = int(np.argmax(probs))
-            weight = self._at_stamp("electrode-weights", stamp)
-            latency = self._at_stamp("latency", stamp)
+            weight = self._at_stamp(binding, "electrode-weights", stamp)
+            latency = self._at_stamp(binding, "latency", stamp)
             prediction = Prediction(
                 seq=self._seq,
                 timestamp=stamp,
@@ -386,11 +386,11 @@ class RemoteWorker(PipelineBase):
             self._deliver(prediction)
         return True
 
-    def _at_stamp(self, suffix: str, stamp: float) -> np.ndarray | None:
+    def _at_stamp(self, binding: _Binding, suffix: str, stamp: float) -> np.ndarray | None:
         """The sample of the outlet ``suffix`` stamped like the prediction at ``stamp`` (the
         worker pushes them one after the other, so they may come a pull later); None if it
         never does."""
-        inlet, held = self._binding.inlets[suffix], self._held[suffix]
+        inlet, held = binding.inlets[suffix], self._held[suffix]
         deadline = time.monotonic() + MATCH_WAIT_S
         while stamp not in held and time.monotonic() < deadline:
             rows, stamps = _pull(inlet, 0.02)
