@@ -44,12 +44,7 @@ from bci_app.pipeline.local import Pipeline
 from bci_app.sources.replay import Replayer
 from bci_app.stream.ring import FLAG_GAP, FLAG_NONFINITE
 from bci_app.train.data import trial_window_seqs
-from bci_app.train.metrics import (
-    DECISION_STEP_S,
-    accuracy_over_time,
-    classification_metrics,
-    decision_latency,
-)
+from bci_app.train.metrics import classification_metrics, time_course
 
 log = logging.getLogger(__name__)
 
@@ -321,8 +316,14 @@ def pseudo_online_metrics(run: ReplayRun, recording: Recording) -> dict | None:
     metrics["trials_without_windows"] = skipped
     metrics["trial_window_s"] = [start_s, stop_s]
     metrics["hop_s"] = hop / rate
-    args = (np.asarray(window_trial), np.asarray(window_end), np.asarray(window_probs))
-    metrics["accuracy_over_time"] = accuracy_over_time(*args, trial_classes, horizon_s=stop_s)
-    fine = accuracy_over_time(*args, trial_classes, horizon_s=stop_s, step_s=DECISION_STEP_S)
-    metrics["decision_latency_s"] = decision_latency(fine, metrics["chance"])
+    metrics.update(
+        time_course(
+            np.asarray(window_trial),
+            np.asarray(window_end),
+            np.asarray(window_probs),
+            trial_classes,
+            stop_s,
+            metrics["chance"],
+        )
+    )
     return metrics

@@ -17,6 +17,7 @@ __all__ = [
     "TIME_STEP_S",
     "accuracy_over_time",
     "decision_latency",
+    "time_course",
     "classification_metrics",
     "wolpaw_bits",
 ]
@@ -135,3 +136,28 @@ def decision_latency(curve: list[dict], chance: float) -> dict[str, float | None
         goal = chance + fraction * (final - chance)
         result[f"{round(fraction * 100)}"] = next(t for t, acc in points if acc >= goal - 1e-9)
     return result
+
+
+#: The coarse curve's steps are every n-th point of the fine one.
+_STEPS_PER_POINT = round(TIME_STEP_S / DECISION_STEP_S)
+assert abs(_STEPS_PER_POINT * DECISION_STEP_S - TIME_STEP_S) < 1e-9
+
+
+def time_course(
+    window_trial: np.ndarray,
+    window_end_s: np.ndarray,
+    window_probs: np.ndarray,
+    trial_classes: dict[int, int],
+    horizon_s: float,
+    chance: float,
+) -> dict:
+    """``accuracy_over_time`` (:data:`TIME_STEP_S` steps) and ``decision_latency_s``, both from
+    one pass over the decisions at :data:`DECISION_STEP_S` (arguments as
+    :func:`accuracy_over_time`; ``chance``: the chance accuracy)."""
+    fine = accuracy_over_time(
+        window_trial, window_end_s, window_probs, trial_classes, horizon_s, DECISION_STEP_S
+    )
+    return {
+        "accuracy_over_time": fine[_STEPS_PER_POINT - 1 :: _STEPS_PER_POINT],
+        "decision_latency_s": decision_latency(fine, chance),
+    }

@@ -22,12 +22,7 @@ from bci_app.decoders import Decoder, NetworkDecoder
 from bci_app.errors import InvalidArgument
 from bci_app.nn.classifier import ClassifierConfig, EEGClassifier
 from bci_app.train.data import TrialWindows
-from bci_app.train.metrics import (
-    DECISION_STEP_S,
-    accuracy_over_time,
-    classification_metrics,
-    decision_latency,
-)
+from bci_app.train.metrics import classification_metrics, time_course
 
 log = logging.getLogger(__name__)
 
@@ -285,16 +280,17 @@ def evaluate_trials(decoder: Decoder | EEGClassifier, tw: TrialWindows, reset: b
         float((window_probs.argmax(1) == tw.y).mean()) if len(tw.y) else float("nan")
     )
     if tw.trial_onsets_s is not None and tw.trial_span_s is not None:
-        args = (
-            tw.trial,
-            tw.window_end_s(),
-            window_probs,
-            {int(t): int(tw.trial_classes[t]) for t in trial_ids},
-            tw.trial_span_s[1],
+        trial_classes = {int(t): int(tw.trial_classes[t]) for t in trial_ids}
+        metrics.update(
+            time_course(
+                tw.trial,
+                tw.window_end_s(),
+                window_probs,
+                trial_classes,
+                tw.trial_span_s[1],
+                metrics["chance"],
+            )
         )
-        metrics["accuracy_over_time"] = accuracy_over_time(*args)
-        fine = accuracy_over_time(*args, step_s=DECISION_STEP_S)
-        metrics["decision_latency_s"] = decision_latency(fine, metrics["chance"])
     return metrics
 
 
