@@ -27,6 +27,8 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("train",),
     ("pipeline",),
     ("record",),
+    ("export",),
+    ("report",),
     ("calibrate",),
     ("bench",),
     ("gui",),
