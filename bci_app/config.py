@@ -22,8 +22,21 @@ DEFAULT_CONFIG_PATH = Path(__file__).resolve().parent.parent / "config.yaml"
 PositiveSeconds = Annotated[float, Field(gt=0, allow_inf_nan=False)]
 PositiveHz = Annotated[float, Field(gt=0, allow_inf_nan=False)]
 #: ``bci-app train --decoder`` and calibration: se/eca/cbam are the attention network, the rest
-#: classical decoders; ``auto`` chooses on the calibration data alone.
-DECODER_CHOICES = ("se", "eca", "cbam", "riemann", "mdm", "csp-lda", "auto")
+#: classical decoders (riemann, mdm, csp-lda: motor imagery; xdawn-riemann, lda: P300; fbcca,
+#: fb-riemann: SSVEP); ``auto`` chooses on the calibration data alone.
+DECODER_CHOICES = (
+    "se",
+    "eca",
+    "cbam",
+    "riemann",
+    "mdm",
+    "csp-lda",
+    "xdawn-riemann",
+    "lda",
+    "fbcca",
+    "fb-riemann",
+    "auto",
+)
 #: Seconds ``auto`` may take; a network whose folds would not fit is left out, with the reason.
 AUTO_BUDGET_S = 30.0
 #: Re-referencing: "none" keeps the amplifier's reference, "car" subtracts the common average.
@@ -208,6 +221,67 @@ class OutletsConfig(_Section):
     session_id: Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]{1,64}$")] | None = None
 
 
+#: The P300 speller matrix of Farwell and Donchin (1988) as BCI2000 shows it: flash codes 1-6
+#: are its columns, 7-12 its rows.
+SPELLER_MATRIX = ("ABCDEF", "GHIJKL", "MNOPQR", "STUVWX", "YZ1234", "56789_")
+
+#: The three paradigm families: motor imagery (a cue, then sliding windows), event-related
+#: potentials (one epoch after each stimulus) and SSVEP (windows over a stimulation period).
+PARADIGM_CHOICES = ("mi", "p300", "ssvep")
+
+
+class ParadigmConfig(_Section):
+    """What a trial is, how windows are cut and how decisions are made (see
+    :data:`PARADIGM_CHOICES`). ``epoch``: an ERP epoch in seconds after its stimulus;
+    ``matrix``: the speller's rows (codes 1..n_columns are columns, then rows);
+    ``stop_posterior``: dynamic stopping ends a character once its posterior passes this."""
+
+    kind: Literal["mi", "p300", "ssvep"] = "mi"
+    epoch: Annotated[
+        list[Annotated[float, Field(ge=0, le=2)]], Field(min_length=2, max_length=2)
+    ] = [0.0, 0.8]
+    matrix: Annotated[list[Annotated[str, Field(min_length=2)]], Field(min_length=2)] = list(
+        SPELLER_MATRIX
+    )
+    stop_posterior: Annotated[float, Field(gt=0.5, le=1.0)] = 0.95
+
+    @model_validator(mode="after")
+    def _well_formed(self) -> ParadigmConfig:
+        start, stop = self.epoch
+        if stop <= start:
+            raise ValueError(f"epoch end {stop} s must be after its start {start} s")
+        if len({len(row) for row in self.matrix}) != 1:
+            raise ValueError("every row of matrix needs the same number of symbols")
+        symbols = "".join(self.matrix)
+        if len(set(symbols)) != len(symbols):
+            raise ValueError("a symbol appears twice in matrix; each cell needs its own")
+        return self
+
+    @property
+    def erp(self) -> bool:
+        """Windows are epochs locked to stimulus markers (not a sliding grid)."""
+        return self.kind == "p300"
+
+
+#: Preprocessing each paradigm starts from, for the keys a config file does not set itself:
+#: motor imagery keeps the file's defaults (mu and beta); P300 wants the slow ERP waves up to
+#: 20 Hz, which 60 Hz windows hold; SSVEP wants the stimulation frequencies and their second
+#: harmonics (13-21 Hz -> 26-42 Hz) below 45 Hz.
+PARADIGM_DEFAULTS: dict[str, dict[str, Any]] = {
+    "mi": {},
+    "p300": {
+        "filters": {"bandpass": [0.5, 20.0], "notch": None},
+        "model_rate": 60.0,
+        "windows": {"length": 0.8, "hop": 0.8},
+    },
+    "ssvep": {
+        "filters": {"bandpass": [5.0, 45.0]},
+        "model_rate": 128.0,
+        "windows": {"length": 1.0, "hop": 0.25},
+    },
+}
+
+
 class AppConfig(_Section):
     stream: StreamConfig = StreamConfig()
     simulator: SimulatorConfig = SimulatorConfig()
@@ -222,6 +296,7 @@ class AppConfig(_Section):
     budgets: BudgetsConfig = BudgetsConfig()
     gui: GuiConfig = GuiConfig()
     outlets: OutletsConfig = OutletsConfig()
+    paradigm: ParadigmConfig = ParadigmConfig()
 
     @model_validator(mode="after")
     def _below_model_nyquist(self) -> AppConfig:
@@ -253,6 +328,30 @@ class AppConfig(_Section):
                 "windows.length (the default is 30 s)"
             )
         return self
+
+
+def with_paradigm(config: AppConfig, kind: str, keep_set_keys: bool = False) -> AppConfig:
+    """``config`` for paradigm ``kind``: its ``paradigm.kind`` set, and the paradigm's
+    preprocessing (:data:`PARADIGM_DEFAULTS`) in place of the config's. ``keep_set_keys``: a
+    key the config file set itself wins over the paradigm's (for a file written for this
+    paradigm; the shipped config.yaml sets every key, for motor imagery)."""
+    if kind not in PARADIGM_CHOICES:
+        raise ConfigError(f"unknown paradigm {kind!r}; choose one of {', '.join(PARADIGM_CHOICES)}")
+    data = config.model_dump()
+    for key, value in PARADIGM_DEFAULTS[kind].items():
+        if isinstance(value, dict):
+            section = getattr(config, key)
+            data[key].update(
+                {
+                    k: v
+                    for k, v in value.items()
+                    if not (keep_set_keys and k in section.model_fields_set)
+                }
+            )
+        elif not (keep_set_keys and key in config.model_fields_set):
+            data[key] = value
+    data["paradigm"]["kind"] = kind
+    return parse_config(data, f"the {kind} paradigm's defaults")
 
 
 def _section_model(annotation: Any) -> type[BaseModel] | None:

@@ -16,6 +16,7 @@ from conftest import run_cli
 from bci_app.config import parse_config
 from bci_app.decoders import load_decoder
 from bci_app.nn.checkpoint import DEFAULT_MODEL_DIR, load_checkpoint
+from bci_app.nn.metadata import FORMAT_VERSION
 from bci_app.pipeline import Pipeline
 from bci_app.train.commands import TrainingError, train_command
 
@@ -96,7 +97,7 @@ def test_train_refuses_to_overwrite_and_evaluate_refuses_a_bad_folder(tmp_path):
 @pytest.mark.parametrize("name", ["sim-motor-imagery", "eegmmidb-s001-hands-feet"])
 def test_shipped_models_load_and_carry_their_metrics(name):
     decoder, metadata = load_decoder(MODELS / name)
-    assert metadata.format_version == 3 and len(metadata.weights_sha256) == 64
+    assert metadata.format_version == FORMAT_VERSION and len(metadata.weights_sha256) == 64
     assert len(metadata.onnx_sha256) == 64  # the graph beside the weights
     weights = (MODELS / name / "model.safetensors").stat().st_size
     assert weights < 200_000

@@ -12,7 +12,7 @@ from bci_app.cli._common import (
     positive_float,
     print_json,
 )
-from bci_app.config import AUTO_BUDGET_S, DECODER_CHOICES
+from bci_app.config import AUTO_BUDGET_S, DECODER_CHOICES, PARADIGM_CHOICES
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -23,18 +23,31 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     parser.add_argument(
         "--classes",
         nargs="+",
-        required=True,
-        help="event label to class name, e.g. T1:hands T2:feet (LABEL alone means LABEL:LABEL)",
+        default=[],
+        help="event label to class name, e.g. T1:hands T2:feet (LABEL alone means LABEL:LABEL); "
+        "SSVEP: rest 13Hz 17Hz 21Hz (<number>Hz is a stimulation frequency); P300: none (the "
+        "target/nontarget markers)",
+    )
+    parser.add_argument(
+        "--paradigm",
+        default=None,
+        choices=PARADIGM_CHOICES,
+        help="mi: cue then sliding windows; p300: one epoch per flash (markers code<N>, "
+        "target/nontarget, char:<X>); ssvep: windows over the stimulation. Default: the "
+        "config's paradigm.kind (mi). p300/ssvep take their own filters, model rate and "
+        "windows unless --config sets them",
     )
     parser.add_argument("--out", required=True, help="checkpoint folder to write")
     parser.add_argument("--config", help="config YAML with the dsp and window settings")
     parser.add_argument(
         "--decoder",
-        default="se",
+        default=None,
         choices=DECODER_CHOICES,
-        help="se/eca/cbam: the attention network; riemann: tangent space + logistic regression; "
-        "mdm: minimum distance to mean; csp-lda; auto: chosen on these recordings alone "
-        "(leave one run out with two runs or more), ensembles included",
+        help="se/eca/cbam: the attention network (any paradigm); motor imagery: riemann "
+        "(tangent space + logistic regression), mdm, csp-lda; P300: xdawn-riemann, lda "
+        "(shrinkage); SSVEP: fbcca, fb-riemann; auto: chosen on these recordings alone (leave "
+        "one run out with two runs or more), ensembles included. Default: se for motor "
+        "imagery, auto for P300 and SSVEP",
     )
     parser.add_argument(
         "--time-budget",
@@ -78,12 +91,17 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
 
 
 def cmd_train(args: argparse.Namespace) -> int:
+    from bci_app.config import with_paradigm
     from bci_app.io import load_recording
     from bci_app.sources.simulator import SimulatorSettings
     from bci_app.train.commands import simulated_recording, train_command
     from bci_app.train.trainer import TrainSettings
 
     config = load_app_config(args.config)
+    paradigm = args.paradigm or config.paradigm.kind
+    if paradigm != "mi" or args.paradigm:
+        config = with_paradigm(config, paradigm, keep_set_keys=args.config is not None)
+    decoder = args.decoder or ("se" if paradigm == "mi" else "auto")
     recordings = [load_recording(f, args.strict) for f in args.files]
     if args.simulated:
         sim = SimulatorSettings.from_config(config.simulator)
@@ -105,7 +123,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         args.classes,
         Path(args.out),
         config,
-        decoder=args.decoder,
+        decoder=decoder,
         adapt=args.adapt,
         time_budget_s=args.time_budget,
         settings=settings,

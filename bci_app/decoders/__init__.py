@@ -1,5 +1,6 @@
 """Decoders on the online windows: the attention network and the classical ones (pyRiemann,
-CSP+LDA), an ensemble of them, the Euclidean alignment they share, and their checkpoints."""
+CSP+LDA; xDAWN and shrinkage LDA for ERPs; FBCCA and a filter bank for SSVEP), an ensemble of
+them, the Euclidean alignment they share, and their checkpoints."""
 
 from __future__ import annotations
 
@@ -13,8 +14,10 @@ from bci_app.decoders.checkpoint import (
 )
 from bci_app.decoders.csp import CspLdaDecoder
 from bci_app.decoders.ensemble import EnsembleDecoder
+from bci_app.decoders.erp import ShrinkageLdaDecoder, XdawnRiemannDecoder
 from bci_app.decoders.network import NetworkDecoder
 from bci_app.decoders.riemann import MdmDecoder, RiemannDecoder
+from bci_app.decoders.ssvep import FbccaDecoder, FilterBankRiemannDecoder
 
 __all__ = [
     "DEFAULT_MEMORY_WINDOWS",
@@ -23,9 +26,13 @@ __all__ = [
     "Decoder",
     "DecoderError",
     "EnsembleDecoder",
+    "FbccaDecoder",
+    "FilterBankRiemannDecoder",
     "MdmDecoder",
     "NetworkDecoder",
     "RiemannDecoder",
+    "ShrinkageLdaDecoder",
+    "XdawnRiemannDecoder",
     "align_runs",
     "decoder_class",
     "decoder_spec",

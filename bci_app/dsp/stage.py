@@ -11,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from bci_app.config import AppConfig
+from bci_app.dsp.epochs import EpochCutter
 from bci_app.dsp.filters import ChainDelays, Preprocessor
 from bci_app.dsp.windows import Window, WindowCutter
 from bci_app.stream.ring import FLAG_GAP, FLAG_NONFINITE, RingBuffer, RingOverrun
@@ -52,6 +53,11 @@ class DspStage:
         self.cutter = WindowCutter(
             self.ring, self.rate_hz, config.windows.length, config.windows.hop
         )
+        # ERP paradigms: epochs after stimuli, asked for with request_epoch, cut as they complete
+        self.epochs: EpochCutter | None = None
+        self._epochs_cut: list = []
+        if config.paradigm.erp:
+            self.epochs = EpochCutter(self.ring, self.rate_hz, *config.paradigm.epoch)
         self.cursor = raw_ring.written  # next raw sample to process
         self.overruns = 0
         self._fed = 0  # samples given to the preprocessor so far (its input index origin)
@@ -90,7 +96,23 @@ class DspStage:
             self._feed(n)
             self.cursor = stop
             windows.extend(self.cutter.cut(now))
+            if self.epochs is not None:
+                self._epochs_cut.extend(self.epochs.cut(now))
         return windows
+
+    def request_epoch(self, stream_sample: float, tag: object) -> None:
+        """ERP: ask for the epoch of a stimulus at raw stream sample ``stream_sample`` (counted
+        from the stage's first sample; fractional allowed); it comes out of :meth:`take_epochs`
+        with ``tag`` once its last sample is filtered."""
+        if self.epochs is None:
+            raise ValueError("epochs are cut only for an ERP paradigm (paradigm.kind: p300)")
+        resampler = self.preprocessor.resampler
+        self.epochs.request(stream_sample * resampler.up / resampler.down, tag)
+
+    def take_epochs(self) -> list[tuple[object, Window]]:
+        """The ``(tag, epoch)`` pairs cut since the last call, in stimulus order."""
+        epochs, self._epochs_cut = self._epochs_cut, []
+        return epochs
 
     def _feed(self, n: int) -> None:
         data, flags = self._data[:n], self._flags[:n]

@@ -86,6 +86,7 @@ def apply_checkpoint(config: AppConfig, metadata: CheckpointMetadata) -> AppConf
     return metadata.dsp.apply_to(config).model_copy(
         update={
             "model_rate": metadata.model_rate_hz,
+            "paradigm": metadata.paradigm,
             "windows": WindowsConfig(
                 length=metadata.window_s, hop=min(config.windows.hop, metadata.window_s)
             ),
@@ -463,6 +464,13 @@ _DECODER_NAMES = {
     "(pyRiemann, scikit-learn)",
     "mdm": "OAS covariances, minimum Riemannian distance to the class means (pyRiemann MDM)",
     "csp-lda": "common spatial patterns (mne.decoding.CSP, OAS) + LDA (scikit-learn)",
+    "xdawn-riemann": "xDAWN prototypes and filtered epochs, OAS covariances, tangent space, "
+    "logistic regression (pyRiemann, scikit-learn)",
+    "lda": "epoch samples in 50 ms bins, LDA with Ledoit-Wolf shrinkage (scikit-learn)",
+    "fbcca": "filter-bank canonical correlation with sine/cosine references at each "
+    "stimulation frequency and its harmonics (Chen et al. 2015)",
+    "fb-riemann": "OAS covariances in a band around each stimulation frequency, tangent space, "
+    "logistic regression (pyRiemann, scikit-learn)",
     "ensemble": "the mean class probability of its members",
 }
 
@@ -505,6 +513,25 @@ def _delays(metadata: CheckpointMetadata) -> str:
     return build_preprocessor(config, metadata.model_rate_hz, 1).delays().describe()
 
 
+_PARADIGM_TEXT = {
+    "mi": lambda m: (
+        "Motor imagery: after each cue, sliding windows; a trial's decision is the "
+        "mean class probability of its windows."
+    ),
+    "p300": lambda m: (
+        f"P300 speller: one {m.paradigm.epoch[0]:g}-{m.paradigm.epoch[1]:g} s epoch "
+        "after each flash, scored target vs non-target; per character the log-odds of each flash "
+        "code are summed over repetitions and the character is the best row x best column of the "
+        f"{len(m.paradigm.matrix)}x{len(m.paradigm.matrix[0])} matrix; dynamic stopping at "
+        f"posterior {m.paradigm.stop_posterior:g}."
+    ),
+    "ssvep": lambda m: (
+        "SSVEP: sliding windows over each stimulation period; classes "
+        "`<number>Hz` are flicker frequencies, `rest` the no-control state."
+    ),
+}
+
+
 def render_model_card(metadata: CheckpointMetadata, extra: str = "") -> str:
     """Markdown model card: classes, channels, rates, dsp, decoder, data, metrics."""
     dsp = metadata.dsp
@@ -515,6 +542,10 @@ def render_model_card(metadata: CheckpointMetadata, extra: str = "") -> str:
     if extra.strip():
         lines += [extra.strip(), ""]
     lines += [
+        "## Paradigm",
+        "",
+        _PARADIGM_TEXT[metadata.paradigm.kind](metadata),
+        "",
         "## Classes",
         "",
         *[f"{i}. `{name}`" for i, name in enumerate(metadata.classes)],

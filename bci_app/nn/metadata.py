@@ -29,7 +29,13 @@ from pydantic import (
 )
 
 import bci_app
-from bci_app.config import DspConfig, PositiveHz, PositiveSeconds, format_validation_error
+from bci_app.config import (
+    DspConfig,
+    ParadigmConfig,
+    PositiveHz,
+    PositiveSeconds,
+    format_validation_error,
+)
 from bci_app.errors import UserError
 from bci_app.io.labels import label_key
 from bci_app.nn.classifier import ClassifierConfig
@@ -48,8 +54,19 @@ __all__ = [
 #: 2: ``decoder`` (any kind) replaces ``classifier`` (network only); with its
 #: band and alignment, ``weights_sha256``. Format 1 files are read as a network decoder.
 #: 3: ``onnx_sha256``: a network's ONNX graph (``model.onnx``) beside the weights.
-FORMAT_VERSION = 3
-DECODER_KINDS = ("network", "riemann", "mdm", "csp-lda", "ensemble")
+#: 4: ``paradigm`` (mi, p300, ssvep) and the ERP / SSVEP decoder kinds; older files are MI.
+FORMAT_VERSION = 4
+DECODER_KINDS = (
+    "network",
+    "riemann",
+    "mdm",
+    "csp-lda",
+    "xdawn-riemann",
+    "lda",
+    "fbcca",
+    "fb-riemann",
+    "ensemble",
+)
 
 
 class CheckpointError(UserError, ValueError):
@@ -194,6 +211,8 @@ class CheckpointMetadata(BaseModel):
     hop_s: PositiveSeconds
     dsp: DspConfig
     decoder: DecoderSpec
+    # What a trial is and how decisions are made; checkpoints from before paradigms are MI.
+    paradigm: ParadigmConfig = ParadigmConfig()
     weights_sha256: Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")] | None = None
     onnx_sha256: Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")] | None = None
     training: dict[str, Any] = Field(default_factory=dict)

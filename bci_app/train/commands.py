@@ -7,6 +7,9 @@ import shutil
 from collections.abc import Sequence
 from pathlib import Path
 
+import numpy as np
+from sklearn.metrics import roc_auc_score
+
 from bci_app.config import (
     AUTO_BUDGET_S,
     DECODER_CHOICES,
@@ -15,7 +18,8 @@ from bci_app.config import (
     WindowsConfig,
     parse_config,
 )
-from bci_app.decoders import DecoderError, decoder_spec, load_decoder, save_decoder
+from bci_app.decoders import Decoder, DecoderError, decoder_spec, load_decoder, save_decoder
+from bci_app.decoders.ssvep import stimulation_frequencies
 from bci_app.errors import UserError
 from bci_app.io import Recording, load_recording
 from bci_app.nn.checkpoint import (
@@ -27,7 +31,16 @@ from bci_app.nn.checkpoint import (
 )
 from bci_app.sources.simulator import EEGSimulator, SimulatorSettings
 from bci_app.train.data import extract_trials, parse_class_map, trials_per_class
-from bci_app.train.decoders import cross_validate, fit_decoder, select_decoder
+from bci_app.train.decoders import (
+    PARADIGM_AUTO_CANDIDATES,
+    PARADIGM_BAND_HZ,
+    PARADIGM_DECODERS,
+    cross_validate,
+    fit_decoder,
+    select_decoder,
+)
+from bci_app.train.erp import ERP_CLASSES, extract_flash_epochs, speller_metrics
+from bci_app.train.metrics import by_data_length, classification_metrics
 from bci_app.train.trainer import TrainSettings, evaluate_trials, stratified_folds
 
 log = logging.getLogger(__name__)
@@ -110,38 +123,78 @@ def train_command(
             f"unknown decoder {decoder!r}; choose one of {', '.join(DECODER_CHOICES)}"
         )
     settings = settings or TrainSettings()
+    paradigm = config.paradigm.kind
+    if decoder != "auto" and decoder not in PARADIGM_DECODERS[paradigm]:
+        raise TrainingError(
+            f"decoder {decoder!r} does not decode the {paradigm} paradigm; choose one of "
+            f"{', '.join(PARADIGM_DECODERS[paradigm])} or auto"
+        )
     out_dir = Path(out_dir)
     if out_dir.exists() and any(out_dir.iterdir()) and not overwrite:
         raise TrainingError(f"{out_dir} exists and is not empty; pass --overwrite to replace it")
-    class_map = parse_class_map(class_items(classes))
     windows = config.windows
-    train_config = config.model_copy(
-        update={"windows": WindowsConfig(length=windows.length, hop=train_hop_s or windows.hop)}
-    )
-    tw = extract_trials(
-        recordings,
-        class_map,
-        train_config,
-        trial_start_s,
-        trial_stop_s,
-        channels=config.channels.pick,
-    )
+    if config.paradigm.erp:
+        if classes:
+            raise TrainingError(
+                "a P300 model's classes are target and non-target flashes, read from the "
+                "target/nontarget markers; leave out --classes"
+            )
+        epochs = extract_flash_epochs(recordings, config, channels=config.channels.pick)
+        tw = epochs.trial_windows()
+        class_map = {c: c for c in ERP_CLASSES}
+        epoch_start, epoch_stop = config.paradigm.epoch
+        windows = WindowsConfig(length=epoch_stop - epoch_start, hop=epoch_stop - epoch_start)
+        trial_start_s, trial_stop_s = epoch_start, epoch_stop
+        # One epoch per flash: random crops would draw that one window several times an epoch.
+        settings = settings.model_copy(update={"crops_per_trial": None})
+    else:
+        if not classes:
+            raise TrainingError(
+                "give the classes with --classes, e.g. T1:hands T2:feet (motor imagery) or "
+                "rest 13Hz 17Hz 21Hz (SSVEP)"
+            )
+        class_map = parse_class_map(class_items(classes))
+        if paradigm == "ssvep":
+            try:
+                stimulation_frequencies(list(dict.fromkeys(class_map.values())))
+            except DecoderError as exc:
+                raise TrainingError(str(exc)) from None
+        train_config = config.model_copy(
+            update={"windows": WindowsConfig(length=windows.length, hop=train_hop_s or windows.hop)}
+        )
+        tw = extract_trials(
+            recordings,
+            class_map,
+            train_config,
+            trial_start_s,
+            trial_stop_s,
+            channels=config.channels.pick,
+        )
     counts = trials_per_class(tw)
     _check_trials(counts, tw.classes)
     log.info("trials per class: %s (%d windows)", counts, len(tw.y))
     metrics: dict = {}
     try:
+        band_hz = PARADIGM_BAND_HZ[paradigm]
         if decoder == "auto":
             result, selection = select_decoder(
-                tw, settings, adapt=adapt, progress=progress, budget_s=time_budget_s
+                tw,
+                settings,
+                candidates=PARADIGM_AUTO_CANDIDATES[paradigm],
+                adapt=adapt,
+                progress=progress,
+                budget_s=time_budget_s,
+                band_hz=band_hz,
             )
             metrics["selection"] = selection
             metrics["cross_validation"] = selection["candidates"][selection["chosen"]]
         else:
             if cv_folds:
                 folds = stratified_folds(tw, cv_folds, settings.seed)
-                metrics["cross_validation"] = cross_validate(decoder, tw, folds, settings, adapt)
-            result = fit_decoder(decoder, tw, settings, adapt, progress)
+                metrics["cross_validation"] = cross_validate(
+                    decoder, tw, folds, settings, adapt, band_hz
+                )
+            result = fit_decoder(decoder, tw, settings, adapt, progress, band_hz=band_hz)
     except DecoderError as exc:
         raise TrainingError(str(exc)) from None
     metrics["decoder"] = result.name
@@ -154,6 +207,7 @@ def train_command(
         hop_s=windows.hop,
         dsp=DspConfig.from_config(config),
         decoder=decoder_spec(result.decoder),
+        paradigm=config.paradigm,
         training={
             "files": [r.source for r in recordings],
             "class_map": class_map,
@@ -177,6 +231,8 @@ def evaluate_command(checkpoint: Path, files: Sequence[str | Path], strict: bool
     """Per-trial accuracy of a checkpoint on recordings, with its own dsp and trial definition;
     ``strict`` refuses damaged files (:mod:`bci_app.io.damage`)."""
     decoder, metadata = load_decoder(checkpoint)
+    if metadata.paradigm.erp:
+        return _evaluate_speller(decoder, metadata, checkpoint, files, strict)
     training = metadata.training
     if not isinstance(training.get("class_map"), dict):
         raise CheckpointError(
@@ -201,7 +257,53 @@ def evaluate_command(checkpoint: Path, files: Sequence[str | Path], strict: bool
             f"{list(metadata.classes)}; every class needs trials in the evaluated files"
         )
     metrics = evaluate_trials(decoder, tw)
+    if metadata.paradigm.kind == "ssvep":
+        metrics.update(by_data_length(metrics.get("accuracy_over_time", []), len(tw.classes)))
     metrics["checkpoint"] = str(checkpoint)
     metrics["files"] = [str(f) for f in files]
     metrics["damage"] = [note for r in recordings for note in r.damage]
     return metrics
+
+
+def _evaluate_speller(
+    decoder: Decoder,
+    metadata: CheckpointMetadata,
+    checkpoint: Path,
+    files: Sequence[str | Path],
+    strict: bool,
+) -> dict:
+    """A P300 checkpoint on recordings with flash markers: the characters spelled against
+    the number of repetitions (``characters``), and target detection per flash (``flashes``).
+    ``accuracy`` / ``n_trials`` / ``chance`` are those of the characters, at every repetition."""
+    recordings = [load_recording(f, strict) for f in files]
+    epochs = extract_flash_epochs(
+        recordings, config_for_checkpoint(metadata), channels=metadata.channel_labels
+    )
+    decoder.reset()
+    probabilities, _ = decoder.predict(epochs.x)
+    paradigm = metadata.paradigm
+    characters = speller_metrics(probabilities, epochs, paradigm.matrix, paradigm.stop_posterior)
+    known = epochs.target >= 0
+    flashes: dict = {}
+    if known.any():
+        truth = epochs.target[known]
+        flashes = classification_metrics(
+            truth, probabilities[known].argmax(axis=1), ERP_CLASSES, None
+        )
+        if np.unique(truth).size == 2:
+            flashes["auc"] = round(float(roc_auc_score(truth, probabilities[known, 1])), 4)
+    all_repetitions = characters["accuracy_by_repetitions"][
+        str(len(characters["accuracy_by_repetitions"]))
+    ]
+    return {
+        "paradigm": paradigm.kind,
+        "accuracy": all_repetitions,
+        "n_trials": characters["n_characters"],
+        "chance": characters["chance"],
+        "characters": characters,
+        "flashes": flashes,
+        "n_flashes": len(epochs),
+        "checkpoint": str(checkpoint),
+        "files": [str(f) for f in files],
+        "damage": [note for r in recordings for note in r.damage],
+    }

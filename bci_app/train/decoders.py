@@ -29,9 +29,13 @@ from bci_app.decoders import (
     Decoder,
     DecoderError,
     EnsembleDecoder,
+    FbccaDecoder,
+    FilterBankRiemannDecoder,
     MdmDecoder,
     NetworkDecoder,
     RiemannDecoder,
+    ShrinkageLdaDecoder,
+    XdawnRiemannDecoder,
     align_runs,
 )
 from bci_app.decoders.band import BandFilter
@@ -53,21 +57,59 @@ log = logging.getLogger(__name__)
 
 NETWORKS = ("se", "eca", "cbam")
 CLASSICAL = ("riemann", "mdm", "csp-lda")
-DECODERS = (*NETWORKS, *CLASSICAL)
+ERP = ("xdawn-riemann", "lda")
+SSVEP = ("fbcca", "fb-riemann")
+DECODERS = (*NETWORKS, *CLASSICAL, *ERP, *SSVEP)
 assert (*DECODERS, "auto") == DECODER_CHOICES
+#: The decoders of each paradigm (the networks serve all three).
+PARADIGM_DECODERS = {
+    "mi": (*NETWORKS, *CLASSICAL),
+    "p300": (*NETWORKS, *ERP),
+    "ssvep": (*NETWORKS, *SSVEP),
+}
 #: What ``auto`` tries, in this order (the SE network stands for the networks).
 AUTO_CANDIDATES = ("riemann", "mdm", "csp-lda", "se")
+PARADIGM_AUTO_CANDIDATES = {
+    "mi": AUTO_CANDIDATES,
+    "p300": ("xdawn-riemann", "lda", "se"),
+    "ssvep": ("fbcca", "fb-riemann", "se"),
+}
 LEAVE_ONE_RUN_OUT = "leave one run out"
 #: Test folds of ``auto`` in a single run: blocks of consecutive trials (time moves on between
 #: them, as between calibration and feedback).
 BLOCKS = 3
 #: Every decoder's own band inside each window (Hz): sensorimotor mu and beta.
 BAND_HZ = (8.0, 30.0)
+#: The band inside each window per paradigm: none for ERPs (the dsp's 0.5-20 Hz keeps the
+#: waveform) and SSVEP (the decoders choose their own bands around the frequencies).
+PARADIGM_BAND_HZ: dict[str, tuple[float, float] | None] = {
+    "mi": BAND_HZ,
+    "p300": None,
+    "ssvep": None,
+}
+
+
+def _band_passed(tw: TrialWindows, band_hz: tuple[float, float] | None) -> np.ndarray:
+    """``tw.x`` filtered to ``band_hz`` inside each window (unchanged when None)."""
+    return tw.x if band_hz is None else BandFilter(*band_hz, tw.rate_hz)(tw.x)
+
+
 #: Threads fitting a classical decoder's folds at once in ``auto`` (this machine class has 2 cores).
 FOLD_THREADS = 2
 #: Trials per class each decoder needs at least; fewer: left out of ``auto`` with this reason,
 #: or refused when asked for by name.
-MIN_TRIALS = {"se": 5, "eca": 5, "cbam": 5, "riemann": 4, "mdm": 3, "csp-lda": 4}
+MIN_TRIALS = {
+    "se": 5,
+    "eca": 5,
+    "cbam": 5,
+    "riemann": 4,
+    "mdm": 3,
+    "csp-lda": 4,
+    "xdawn-riemann": 4,
+    "lda": 4,
+    "fbcca": 2,
+    "fb-riemann": 3,
+}
 
 
 @dataclass
@@ -139,6 +181,16 @@ def fit_decoder(
         if val is not None:
             info.update(best_epoch=result.best_epoch, validation=result.val_metrics)
         decoder: Decoder = NetworkDecoder(result.model)
+    elif name in ERP or name in SSVEP:
+        # Their own features (xDAWN, bin means, sub-bands) need the epoch's waveform or the
+        # flicker's phase, which re-centring the covariances would not keep.
+        decoder = {
+            "xdawn-riemann": lambda: XdawnRiemannDecoder.fit(x, tw.y),
+            "lda": lambda: ShrinkageLdaDecoder.fit(x, tw.y, tw.rate_hz),
+            "fbcca": lambda: FbccaDecoder.fit(x, tw.y, tw.classes, tw.rate_hz, x.shape[1]),
+            "fb-riemann": lambda: FilterBankRiemannDecoder.fit(x, tw.y, tw.classes, tw.rate_hz),
+        }[name]()
+        info = {}
     else:
         fit: Callable[[np.ndarray, np.ndarray], Decoder] = {
             "riemann": RiemannDecoder.fit,
@@ -211,6 +263,7 @@ def _fold_scores(
     adapt: bool,
     step: Callable[[str], None],
     band_passed: np.ndarray,
+    band_hz: tuple[float, float] | None = BAND_HZ,
 ) -> dict[str, _Scores]:
     """Fit each of ``names`` on all but each fold and predict the fold's trials (fold ``k``
     with seed + k); ``band_passed``: ``tw.x`` filtered to :data:`BAND_HZ`.
@@ -226,7 +279,12 @@ def _fold_scores(
         training = ~np.isin(tw.trial, folds[k])
         fold_settings = settings.model_copy(update={"seed": settings.seed + k})
         fitted = fit_decoder(
-            name, tw.subset(training), fold_settings, adapt, band_passed=band_passed[training]
+            name,
+            tw.subset(training),
+            fold_settings,
+            adapt,
+            band_hz=band_hz,
+            band_passed=band_passed[training],
         )
         probabilities = _trial_probabilities(fitted.decoder, windows_of(tw, folds[k]))
         return probabilities, fitted.info["train_seconds"]
@@ -256,10 +314,11 @@ def cross_validate(
     folds: Sequence[np.ndarray],
     settings: TrainSettings,
     adapt: bool = True,
+    band_hz: tuple[float, float] | None = BAND_HZ,
 ) -> dict:
     """Held-out per-trial scores of decoder ``name`` over ``folds`` (trial ids per test fold)."""
-    band_passed = BandFilter(*BAND_HZ, tw.rate_hz)(tw.x)
-    scores = _fold_scores([name], tw, folds, settings, adapt, lambda _: None, band_passed)
+    band_passed = _band_passed(tw, band_hz)
+    scores = _fold_scores([name], tw, folds, settings, adapt, lambda _: None, band_passed, band_hz)
     return {**_score(scores[name], tw), "n_folds": len(folds)}
 
 
@@ -288,6 +347,7 @@ def select_decoder(
     adapt: bool = True,
     progress: bool = False,
     budget_s: float | None = AUTO_BUDGET_S,
+    band_hz: tuple[float, float] | None = BAND_HZ,
 ) -> tuple[FitResult, dict]:
     """``auto``: score ``candidates`` and their ensembles on ``tw`` alone, refit the best on all
     of ``tw``; returns it and the report (protocol, every candidate's score or why it was left
@@ -319,9 +379,11 @@ def select_decoder(
     # of a few trials of the training session has no drift to follow, and adapting to it would
     # re-centre on those trials' own classes (riemann on S001R08: 0.32 with, 0.73 without).
     fold_adapt = adapt and protocol == LEAVE_ONE_RUN_OUT
-    band_passed = BandFilter(*BAND_HZ, tw.rate_hz)(tw.x)
+    band_passed = _band_passed(tw, band_hz)
     classical = [name for name in usable if name not in NETWORKS]
-    scores = _fold_scores(classical, tw, folds, settings, fold_adapt, bar.step, band_passed)
+    scores = _fold_scores(
+        classical, tw, folds, settings, fold_adapt, bar.step, band_passed, band_hz
+    )
     for name in [name for name in usable if name in NETWORKS]:
         if budget_s is not None:
             refit = max([max(s.seconds) for s in scores.values()], default=0.0)
@@ -335,7 +397,9 @@ def select_decoder(
                 )
                 bar.step(f"{name} left out")
                 continue
-        scores |= _fold_scores([name], tw, folds, settings, fold_adapt, bar.step, band_passed)
+        scores |= _fold_scores(
+            [name], tw, folds, settings, fold_adapt, bar.step, band_passed, band_hz
+        )
     usable = [name for name in usable if name in scores]
     for name in usable:
         report["candidates"][name] = _score(scores[name], tw)
@@ -356,7 +420,7 @@ def select_decoder(
     report["chosen"] = chosen
     bar.step(f"refit {chosen}")
     fitted = [
-        fit_decoder(name, tw, settings, adapt, band_passed=band_passed)
+        fit_decoder(name, tw, settings, adapt, band_hz=band_hz, band_passed=band_passed)
         for name in chosen.split("+")
     ]
     bar.close()

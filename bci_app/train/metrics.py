@@ -161,3 +161,26 @@ def time_course(
         "accuracy_over_time": fine[_STEPS_PER_POINT - 1 :: _STEPS_PER_POINT],
         "decision_latency_s": decision_latency(fine, chance),
     }
+
+
+#: SSVEP: the data lengths (s from the stimulation onset) its accuracy and ITR are reported at.
+SSVEP_LENGTHS_S = (1.0, 2.0, 3.0, 4.0)
+
+
+def by_data_length(
+    curve: list[dict], n_classes: int, lengths_s: tuple[float, ...] = SSVEP_LENGTHS_S
+) -> dict:
+    """Accuracy and Wolpaw ITR (bits/min, one decision per length) of the decision made from
+    the first ``L`` seconds of each trial, for each ``L`` in ``lengths_s`` that ``curve``
+    (:func:`accuracy_over_time`) reaches; keys are ``"1"``, ``"2"``, ... (seconds)."""
+    at = {round(p["t_s"], 6): p["accuracy"] for p in curve}
+    accuracy: dict[str, float | None] = {}
+    itr: dict[str, float | None] = {}
+    for length in lengths_s:
+        key = f"{length:g}"
+        value = at.get(round(length, 6))
+        accuracy[key] = value
+        itr[key] = (
+            None if value is None else round(wolpaw_bits(value, n_classes) * 60.0 / length, 3)
+        )
+    return {"accuracy_by_window_s": accuracy, "itr_bits_per_min_by_window_s": itr}

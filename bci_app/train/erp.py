@@ -1,0 +1,356 @@
+"""P300 speller data and decisions: one epoch per flash, cut through the online dsp, and
+characters from the epochs' summed scores.
+
+Markers, as the shared files and a live speller carry them, at each flash onset: ``code<N>``
+(which row or column flashed: codes ``1..n_columns`` are the columns of the matrix, the next
+``n_rows`` its rows), ``target`` / ``nontarget`` when the character being spelled is known (copy
+spelling), and ``char:<X>`` at the first flash of each character (``char:?`` when free).
+
+Decision: each epoch's score is the log-odds of "target" given by the decoder; per character,
+the scores of each code are summed over its repetitions, and the character is the cell at the
+best column and the best row. Dynamic stopping ends a character after the first repetition at
+which the posterior of its best cell (a softmax over cells of row score + column score) passes
+``paradigm.stop_posterior``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import logging
+import math
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.special import softmax
+
+from bci_app.config import AppConfig
+from bci_app.dsp.feed import feed_recording, offline_stage
+from bci_app.dsp.windows import Window
+from bci_app.errors import InvalidArgument
+from bci_app.io import Recording, RecordingError
+from bci_app.train.data import TrialWindows
+from bci_app.train.metrics import wolpaw_bits
+
+__all__ = [
+    "ERP_CLASSES",
+    "FlashEpochs",
+    "extract_flash_epochs",
+    "flash_log_odds",
+    "speller_metrics",
+]
+
+log = logging.getLogger(__name__)
+
+ERP_CLASSES = ("nontarget", "target")
+_CODE = re.compile(r"^code(\d+)$", re.IGNORECASE)
+_CHAR = re.compile(r"^char:(.*)$", re.IGNORECASE)
+UNKNOWN_CHAR = "?"
+#: Scores are clipped to this log-odds so that one confident epoch cannot decide a character.
+MAX_LOG_ODDS = 10.0
+
+
+@dataclass(frozen=True, eq=False)
+class FlashEpochs:
+    """One epoch per flash, in time order.
+
+    Per epoch: ``x (n, C, T)`` float32 µV from the flash onset, ``target`` (1 target, 0
+    non-target, -1 not known), ``code`` (1-based flash code), ``character`` (index into
+    ``chars``), ``repetition`` (0-based: earlier flashes of that code in the character), ``run``
+    (index into ``runs``), ``onset_s`` (flash time in seconds from its run's first sample).
+    ``chars``: per character, the symbol being spelled (:data:`UNKNOWN_CHAR` if not known).
+    ``flagged``: epochs skipped (gap / non-finite samples, or cut off by the end of a run).
+    """
+
+    x: np.ndarray
+    target: np.ndarray
+    code: np.ndarray
+    character: np.ndarray
+    repetition: np.ndarray
+    run: np.ndarray
+    onset_s: np.ndarray
+    chars: tuple[str, ...]
+    labels: tuple[str, ...]
+    rate_hz: float
+    runs: tuple[str, ...]
+    flagged: int = 0
+
+    def __len__(self) -> int:
+        return int(self.x.shape[0])
+
+    @property
+    def n_codes(self) -> int:
+        return int(self.code.max())
+
+    def trial_windows(self) -> TrialWindows:
+        """The epochs of known target state as trial windows: each flash one trial, classes
+        :data:`ERP_CLASSES` (what every decoder and the trainer take)."""
+        known = np.flatnonzero(self.target >= 0)
+        if known.size == 0:
+            raise RecordingError(
+                "no flash says target or nontarget; training needs copy-spelling runs whose "
+                "flashes carry target/nontarget markers"
+            )
+        y = self.target[known].astype(np.int64)
+        ids = np.arange(known.size, dtype=np.int64)
+        return TrialWindows(
+            x=self.x[known],
+            y=y,
+            trial=ids,
+            run=self.run[known],
+            start=np.zeros(known.size, dtype=np.int64),
+            classes=ERP_CLASSES,
+            labels=self.labels,
+            rate_hz=self.rate_hz,
+            trial_classes=y,
+            trial_runs=self.run[known],
+            trial_cues=np.round(self.onset_s[known] * self.rate_hz).astype(np.int64),
+            trial_flagged=np.zeros(known.size, dtype=np.int64),
+            runs=self.runs,
+            trial_onsets_s=self.onset_s[known],
+            trial_span_s=None,
+        )
+
+    def subset(self, mask: np.ndarray) -> FlashEpochs:
+        """The epochs where ``mask (n,)`` is true (character indices stay valid)."""
+        fields = ("x", "target", "code", "character", "repetition", "run", "onset_s")
+        return dataclasses.replace(self, **{f: getattr(self, f)[mask] for f in fields})
+
+
+@dataclass
+class _Flash:
+    sample: int
+    code: int
+    target: int
+    character: int
+    repetition: int
+
+
+def _flashes(recording: Recording, first_character: int) -> tuple[list[_Flash], list[str]]:
+    """The flashes of one recording in time order, and the symbol of each of its characters."""
+    by_sample: dict[int, list[str]] = {}
+    for sample, label in recording.events:
+        by_sample.setdefault(int(sample), []).append(str(label))
+    flashes: list[_Flash] = []
+    chars: list[str] = []
+    seen: dict[int, int] = {}
+    for sample in sorted(by_sample):
+        labels = by_sample[sample]
+        for label in labels:
+            match = _CHAR.match(label)
+            if match:
+                chars.append(match.group(1) or UNKNOWN_CHAR)
+                seen = {}
+        codes = [int(m.group(1)) for m in map(_CODE.match, labels) if m]
+        if not codes:
+            continue
+        if not chars:
+            raise RecordingError(
+                f"{recording.source}: a flash at sample {sample} comes before any char:<X> "
+                "marker; each character's first flash needs char:<X> (char:? when free)"
+            )
+        lowered = {label.lower() for label in labels}
+        target = 1 if "target" in lowered else 0 if "nontarget" in lowered else -1
+        for code in codes:
+            flashes.append(
+                _Flash(sample, code, target, first_character + len(chars) - 1, seen.get(code, 0))
+            )
+            seen[code] = seen.get(code, 0) + 1
+    return flashes, chars
+
+
+def _run_epochs(
+    recording: Recording, columns: np.ndarray, flashes: list[_Flash], config: AppConfig
+) -> tuple[list[tuple[_Flash, Window]], int, float]:
+    """Feed one recording through a fresh DspStage, asking for each flash's epoch a block
+    ahead of its samples; returns the ``(flash, epoch)`` pairs cut, the number of flashes
+    left without an epoch (past the end, or overwritten: never with this look-ahead) and the
+    model rate (Hz)."""
+    stage = offline_stage(recording, len(columns), config)
+    block = stage.raw_ring.capacity
+    asked = 0
+    cut: list[tuple[_Flash, Window]] = []
+    for _ in itertools.chain([None], feed_recording(recording, columns, stage, config)):
+        cut += stage.take_epochs()  # type: ignore[arg-type]
+        while asked < len(flashes) and flashes[asked].sample < stage.cursor + block:
+            stage.request_epoch(flashes[asked].sample, flashes[asked])
+            asked += 1
+    assert stage.epochs is not None  # request_epoch refuses a paradigm without epochs
+    return cut, stage.epochs.pending + stage.epochs.missed + len(flashes) - asked, stage.rate_hz
+
+
+def extract_flash_epochs(
+    recordings: Sequence[Recording],
+    config: AppConfig,
+    channels: Sequence[str] | None = None,
+) -> FlashEpochs:
+    """Cut ``config.paradigm.epoch`` after every flash of ``recordings`` from the online dsp
+    (each recording through its own :class:`DspStage`, as the live app filters it).
+
+    ``channels``: labels picked in that order (default ``config.channels.pick``, else the first
+    recording's). Raises :class:`RecordingError` when a recording has no flash markers."""
+    if not recordings:
+        raise InvalidArgument("no recordings given")
+    start_s, stop_s = config.paradigm.epoch
+    pick = channels if channels is not None else config.channels.pick
+    wanted = list(pick) if pick is not None else list(recordings[0].labels)
+    xs: list[np.ndarray] = []
+    table: list[tuple[int, int, int, int, int, float]] = []
+    chars: list[str] = []
+    flagged = 0
+    rate = 0.0
+    for run_index, recording in enumerate(recordings):
+        flashes, run_chars = _flashes(recording, len(chars))
+        if not flashes:
+            labels = sorted({label for _, label in recording.events})[:12]
+            raise RecordingError(
+                f"{recording.source}: no flash markers (code<N>) among its events {labels}; a "
+                "P300 recording marks each flash with code<N> and target/nontarget"
+            )
+        chars += run_chars
+        cut, skipped, rate = _run_epochs(recording, recording.columns(wanted), flashes, config)
+        flagged += skipped
+        for flash, window in cut:
+            if not window.usable:
+                flagged += 1
+                continue
+            xs.append(window.data.T)
+            table.append(
+                (
+                    flash.target,
+                    flash.code,
+                    flash.character,
+                    flash.repetition,
+                    run_index,
+                    flash.sample / recording.rate_hz,
+                )
+            )
+    if flagged:
+        log.warning("%d flash epochs skipped (gaps, non-finite samples or past the end)", flagged)
+    if not xs:
+        raise RecordingError("no usable flash epoch in the recordings")
+    columns_of = np.array(table, dtype=np.float64)
+    first = recordings[0]
+    return FlashEpochs(
+        x=np.stack(xs).astype(np.float32),
+        target=columns_of[:, 0].astype(np.int64),
+        code=columns_of[:, 1].astype(np.int64),
+        character=columns_of[:, 2].astype(np.int64),
+        repetition=columns_of[:, 3].astype(np.int64),
+        run=columns_of[:, 4].astype(np.int64),
+        onset_s=columns_of[:, 5],
+        chars=tuple(chars),
+        labels=tuple(first.labels[i] for i in first.columns(wanted)),
+        rate_hz=float(rate),
+        runs=tuple(r.run for r in recordings),
+        flagged=flagged,
+    )
+
+
+def flash_log_odds(probabilities: np.ndarray) -> np.ndarray:
+    """Per epoch, ``log p(target) - log p(nontarget)`` of probabilities ``(n, 2)``, clipped
+    to +-:data:`MAX_LOG_ODDS`."""
+    p = np.clip(np.asarray(probabilities, dtype=np.float64), 1e-12, 1.0)
+    return np.clip(np.log(p[:, 1]) - np.log(p[:, 0]), -MAX_LOG_ODDS, MAX_LOG_ODDS)
+
+
+def _cell_scores(scores: np.ndarray, codes: np.ndarray, n_rows: int, n_columns: int) -> np.ndarray:
+    """Summed score of each cell ``(n_rows, n_columns)``: its row's plus its column's."""
+    per_code = np.bincount(codes - 1, weights=scores, minlength=n_columns + n_rows)
+    return per_code[n_columns : n_columns + n_rows, None] + per_code[None, :n_columns]
+
+
+def _flash_timing(epochs: FlashEpochs, n_codes: int) -> tuple[float, float]:
+    """``(stimulus onset asynchrony, pause between characters)`` in seconds, from the real
+    flash times: the median interval between flashes within a character, and the median gap
+    from a character's last flash to the next character's first, less one interval."""
+    within, between = [], []
+    for r in np.unique(epochs.run):
+        onsets, characters = epochs.onset_s[epochs.run == r], epochs.character[epochs.run == r]
+        steps = np.diff(onsets)
+        same = characters[1:] == characters[:-1]
+        within += steps[same & (steps > 0)].tolist()
+        between += steps[~same].tolist()
+    soa = float(np.median(within)) if within else 0.0
+    pause = max(0.0, float(np.median(between)) - soa) if between else 0.0
+    return soa, pause
+
+
+def speller_metrics(
+    probabilities: np.ndarray, epochs: FlashEpochs, matrix: Sequence[str], stop_posterior: float
+) -> dict:
+    """Character accuracy against repetitions, ITR from the real flash timing, and dynamic
+    stopping, for target probabilities ``(n, 2)`` of ``epochs`` (characters with a known
+    symbol are scored)."""
+    n_rows, n_columns = len(matrix), len(matrix[0])
+    if epochs.n_codes > n_rows + n_columns:
+        raise InvalidArgument(
+            f"flash code {epochs.n_codes} is beyond the {n_rows}x{n_columns} matrix (codes 1-"
+            f"{n_rows + n_columns}); set paradigm.matrix to the speller's rows"
+        )
+    scores = flash_log_odds(probabilities)
+    symbols = np.array(list("".join(matrix))).reshape(n_rows, n_columns)
+    max_repetitions = int(epochs.repetition.max()) + 1
+    soa, pause = _flash_timing(epochs, n_rows + n_columns)
+    known = [c for c in np.unique(epochs.character) if epochs.chars[c] != UNKNOWN_CHAR]
+    spelled: dict[int, list[str]] = {r: [] for r in range(1, max_repetitions + 1)}
+    stopped_at: list[int] = []
+    stopped_right: list[bool] = []
+    for c in np.unique(epochs.character):
+        mine = epochs.character == c
+        stop = None
+        for r in range(1, max_repetitions + 1):
+            upto = mine & (epochs.repetition < r)
+            cells = _cell_scores(scores[upto], epochs.code[upto], n_rows, n_columns)
+            best = np.unravel_index(int(cells.argmax()), cells.shape)
+            spelled[r].append(str(symbols[best]))
+            if stop is None and (
+                softmax(cells.ravel()).max() >= stop_posterior or r == max_repetitions
+            ):
+                stop = (r, str(symbols[best]))
+        assert stop is not None
+        if c in known:
+            stopped_at.append(stop[0])
+            stopped_right.append(stop[1] == epochs.chars[c])
+    order = list(np.unique(epochs.character))
+    truth = [epochs.chars[c] for c in order]
+    n_known = len(known)
+
+    def accuracy(guesses: list[str]) -> float | None:
+        if not n_known:
+            return None
+        right = sum(g == t for g, t in zip(guesses, truth, strict=True) if t != UNKNOWN_CHAR)
+        return round(right / n_known, 4)
+
+    def itr(acc: float | None, seconds: float) -> float | None:
+        if acc is None or seconds <= 0:
+            return None
+        return round(wolpaw_bits(acc, symbols.size) * 60.0 / seconds, 3)
+
+    n_codes = n_rows + n_columns
+    by_r = {str(r): accuracy(spelled[r]) for r in spelled}
+    seconds = {str(r): round(r * n_codes * soa + pause, 3) for r in spelled}
+    dynamic_accuracy = round(float(np.mean(stopped_right)), 4) if stopped_right else None
+    mean_repetitions = float(np.mean(stopped_at)) if stopped_at else math.nan
+    return {
+        "n_characters": n_known,
+        "symbols": int(symbols.size),
+        "chance": round(1.0 / symbols.size, 4),
+        "accuracy_by_repetitions": by_r,
+        "itr_bits_per_min_by_repetitions": {r: itr(by_r[r], seconds[r]) for r in by_r},
+        "seconds_per_character": seconds,
+        "flash_soa_s": round(soa, 4),
+        "pause_between_characters_s": round(pause, 3),
+        "spelled": {r: "".join(spelled[int(r)]) for r in by_r},
+        "truth": "".join(truth),
+        "dynamic_stopping": {
+            "stop_posterior": stop_posterior,
+            "accuracy": dynamic_accuracy,
+            "mean_repetitions": round(mean_repetitions, 3) if stopped_at else None,
+            "itr_bits_per_min": itr(dynamic_accuracy, mean_repetitions * n_codes * soa + pause)
+            if stopped_at
+            else None,
+        },
+    }

@@ -1,0 +1,243 @@
+"""The P300 and SSVEP paradigms on the shared recordings: epochs cut by the online dsp, the
+ERP and SSVEP decoders, the speller's decisions and metrics, their checkpoints and CLI."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from bci_app.config import ConfigError, load_config, parse_config, with_paradigm
+from bci_app.decoders import (
+    DecoderError,
+    FbccaDecoder,
+    FilterBankRiemannDecoder,
+    ShrinkageLdaDecoder,
+    XdawnRiemannDecoder,
+    load_decoder,
+)
+from bci_app.dsp.epochs import MAX_PENDING, EpochCutter, PendingEpochsFull
+from bci_app.io import RecordingError, load_recording
+from bci_app.stream.ring import RingBuffer
+from bci_app.train.commands import TrainingError, evaluate_command, train_command
+from bci_app.train.data import extract_trials
+from bci_app.train.erp import FlashEpochs, extract_flash_epochs, speller_metrics
+from tests.conftest import SHARED_DATA, last_json, run_cli
+
+P300 = ("p300-bcicomp2", "AAS010R01_raw.fif"), ("p300-bcicomp2", "AAS010R02_raw.fif")
+SSVEP_CLASSES = ("rest", "13Hz", "17Hz", "21Hz")
+
+
+@pytest.fixture(scope="module")
+def p300_config():
+    return with_paradigm(load_config(), "p300")
+
+
+@pytest.fixture(scope="module")
+def p300_epochs(p300_config) -> tuple[FlashEpochs, FlashEpochs]:
+    return tuple(  # type: ignore[return-value]
+        extract_flash_epochs([load_recording(SHARED_DATA.joinpath(*f))], p300_config) for f in P300
+    )
+
+
+# ---- epochs ---------------------------------------------------------------------------------
+
+
+def _ramp_ring(n: int, capacity: int = 400) -> RingBuffer:
+    ring = RingBuffer(capacity, 2)
+    samples = np.stack([np.arange(n), -np.arange(n)], axis=1).astype(np.float32)
+    ring.write(samples, np.arange(n) / 100.0, np.zeros(n, dtype=np.uint8), arrival=0.0)
+    return ring
+
+
+def test_epochs_start_at_the_rounded_stimulus_position_and_wait_for_their_last_sample():
+    ring = _ramp_ring(100)
+    cutter: EpochCutter[str] = EpochCutter(ring, 100.0, 0.1, 0.5)
+    cutter.request(20.4, "a")  # starts at round(20.4 + 10) = 30
+    cutter.request(20.6, "b")  # 31
+    cutter.request(70.0, "late")  # 80 + 40 samples > 100 written: waits
+    cut = cutter.cut(now=1.0)
+    assert [tag for tag, _ in cut] == ["a", "b"]
+    assert cut[0][1].data[:, 0].tolist() == list(range(30, 70))
+    assert cut[1][1].start_index == 31 and cutter.pending == 1
+    ring.write(
+        np.zeros((40, 2), np.float32), np.arange(100, 140) / 100, np.zeros(40, np.uint8), 0.0
+    )
+    assert [tag for tag, _ in cutter.cut(now=2.0)] == ["late"]
+
+
+def test_an_epoch_whose_samples_left_the_ring_is_counted_missed_and_pending_is_bounded():
+    ring = _ramp_ring(1000, capacity=100)
+    cutter: EpochCutter[int] = EpochCutter(ring, 100.0, 0.0, 0.5)
+    cutter.request(10.0, 0)  # overwritten long ago
+    cutter.request(950.0, 1)
+    assert [tag for tag, _ in cutter.cut(0.0)] == [1] and cutter.missed == 1
+    for i in range(MAX_PENDING):
+        cutter.request(5000.0 + i, i)
+    with pytest.raises(PendingEpochsFull, match="stream stopped"):
+        cutter.request(9000.0, -1)
+
+
+def test_flash_epochs_of_the_speller_runs(p300_epochs, p300_config):
+    first, second = p300_epochs
+    assert len(first) == len(second) == 540 and first.flagged == 0
+    assert first.chars == ("C", "A", "T") and second.chars == ("D", "O", "G")
+    assert first.x.shape[1:] == (64, round(0.8 * p300_config.model_rate))
+    assert int((first.target == 1).sum()) == 90 and set(first.code.tolist()) == set(range(1, 13))
+    # 15 repetitions of each of the 12 codes per character
+    assert first.repetition.max() == 14
+    assert np.bincount(first.code[first.character == 0])[1:].tolist() == [15] * 12
+
+
+def test_a_recording_without_flash_markers_is_refused_with_what_it_needs(shared_data, p300_config):
+    recording = load_recording(shared_data / "eegmmidb" / "S001" / "S001R04.edf")
+    with pytest.raises(RecordingError, match="no flash markers.*code<N>"):
+        extract_flash_epochs([recording], p300_config)
+
+
+# ---- speller decisions ----------------------------------------------------------------------
+
+
+def test_speller_sums_repetitions_and_stops_early_when_the_posterior_is_high(p300_epochs):
+    epochs = p300_epochs[1]
+    strength = np.where(epochs.target == 1, 0.6, 0.4)  # weak evidence per flash
+    probabilities = np.stack([1 - strength, strength], axis=1)
+    matrix = load_config().paradigm.matrix
+    metrics = speller_metrics(probabilities, epochs, matrix, stop_posterior=0.95)
+    assert metrics["accuracy_by_repetitions"]["15"] == 1.0
+    assert set(metrics["accuracy_by_repetitions"]) == {str(r) for r in range(1, 16)}
+    assert metrics["spelled"]["15"] == "DOG" and metrics["n_characters"] == 3
+    assert metrics["flash_soa_s"] == pytest.approx(0.175, abs=1e-3)
+    dynamic = metrics["dynamic_stopping"]
+    assert dynamic["accuracy"] == 1.0 and 1 <= dynamic["mean_repetitions"] < 15
+    # ITR falls with more repetitions at equal accuracy (more time per character)
+    itr = metrics["itr_bits_per_min_by_repetitions"]
+    assert itr["5"] > itr["15"] > 0
+    noise = np.random.default_rng(0).uniform(0.3, 0.7, len(epochs))
+    chance = speller_metrics(np.stack([1 - noise, noise], axis=1), epochs, matrix, 0.95)
+    assert chance["accuracy_by_repetitions"]["15"] < 1.0
+
+
+@pytest.mark.parametrize("kind", [XdawnRiemannDecoder, ShrinkageLdaDecoder])
+def test_erp_decoders_spell_the_other_run(p300_epochs, kind):
+    train, test = p300_epochs
+    tw = train.trial_windows()
+    decoder = (
+        kind.fit(tw.x, tw.y) if kind is XdawnRiemannDecoder else kind.fit(tw.x, tw.y, tw.rate_hz)
+    )
+    probabilities, weights = decoder.predict(test.x)
+    matrix = load_config().paradigm.matrix
+    metrics = speller_metrics(probabilities, test, matrix, 0.95)
+    assert metrics["accuracy_by_repetitions"]["15"] == 1.0
+    assert weights.shape == (len(test), 64) and weights.max() == pytest.approx(1.0)
+    with pytest.raises(DecoderError, match="target from non-target"):
+        kind.fit(
+            tw.x[:10],
+            np.zeros(10, dtype=np.int64),
+            *(() if kind is XdawnRiemannDecoder else (60.0,)),
+        )
+
+
+def test_p300_train_and_evaluate_through_the_commands(shared_data, p300_config, tmp_path):
+    files = [load_recording(shared_data.joinpath(*f)) for f in P300]
+    out = tmp_path / "p300"
+    train_command([files[0]], [], out, p300_config, decoder="xdawn-riemann", progress=False)
+    decoder, metadata = load_decoder(out)
+    assert metadata.paradigm.kind == "p300" and metadata.classes == ["nontarget", "target"]
+    assert metadata.window_s == pytest.approx(0.8) and metadata.dsp.bandpass == [0.5, 20.0]
+    assert "P300 speller" in (out / "MODEL_CARD.md").read_text()
+    metrics = evaluate_command(out, [shared_data.joinpath(*P300[1])])
+    characters = metrics["characters"]
+    assert characters["accuracy_by_repetitions"]["15"] == 1.0 and characters["n_characters"] == 3
+    assert metrics["accuracy"] == 1.0 and metrics["flashes"]["auc"] > 0.75
+    with pytest.raises(TrainingError, match="leave out --classes"):
+        train_command([files[0]], ["T1:a"], tmp_path / "x", p300_config, decoder="lda")
+    with pytest.raises(TrainingError, match="does not decode the p300 paradigm"):
+        train_command([files[0]], [], tmp_path / "y", p300_config, decoder="csp-lda")
+
+
+# ---- SSVEP ----------------------------------------------------------------------------------
+
+
+def _flicker(frequency: float | None, n: int, rate: float, seed: int) -> np.ndarray:
+    """Windows ``(n, 8, 2 s)``: a flicker at ``frequency`` (+ second harmonic) in noise."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(round(2 * rate)) / rate
+    x = rng.normal(0, 1.0, (n, 8, t.size))
+    if frequency is not None:
+        phase = rng.uniform(0, 2 * np.pi, (n, 1, 1))
+        gain = rng.uniform(0.5, 1.0, (1, 8, 1))
+        x += gain * (
+            np.sin(2 * np.pi * frequency * t + phase)
+            + 0.5 * np.sin(4 * np.pi * frequency * t + phase)
+        )
+    return x.astype(np.float32)
+
+
+def test_training_free_fbcca_finds_the_flicker_and_calls_noise_rest():
+    rate = 128.0
+    decoder = FbccaDecoder.fit(None, None, SSVEP_CLASSES, rate, 8)
+    for index, frequency in ((1, 13.0), (2, 17.0), (3, 21.0)):
+        probabilities, weights = decoder.predict(_flicker(frequency, 10, rate, index))
+        assert (probabilities.argmax(axis=1) == index).mean() >= 0.9
+        assert weights.shape == (10, 8) and np.all(weights <= 1.0)
+    probabilities, _ = decoder.predict(_flicker(None, 10, rate, 9))
+    assert (probabilities.argmax(axis=1) == 0).mean() >= 0.8
+    with pytest.raises(DecoderError, match="not a stimulation frequency"):
+        FbccaDecoder.fit(None, None, ("rest", "left"), rate, 8)
+
+
+def test_ssvep_decoders_on_the_other_session_beat_chance(shared_data, tmp_path):
+    config = with_paradigm(load_config(), "ssvep")
+    class_map = {c: c for c in SSVEP_CLASSES}
+    sessions = [
+        extract_trials(
+            [load_recording(shared_data / "ssvep-exo" / f"s03_r{r}_raw.fif")], class_map, config
+        )
+        for r in (1, 2)
+    ]
+    train, test = sessions
+    for decoder in (
+        FbccaDecoder.fit(train.x, train.y, train.classes, train.rate_hz, 8),
+        FilterBankRiemannDecoder.fit(train.x, train.y, train.classes, train.rate_hz),
+    ):
+        probabilities, _ = decoder.predict(test.x)
+        trials = np.unique(test.trial)
+        predicted = [probabilities[test.trial == t].mean(axis=0).argmax() for t in trials]
+        assert np.mean(predicted == test.trial_classes[trials]) >= 0.6  # chance 0.25
+
+
+def test_ssvep_cli_train_and_evaluate(shared_data, tmp_path):
+    folder = shared_data / "ssvep-exo"
+    out = tmp_path / "ssvep"
+    trained = run_cli(
+        "train", str(folder / "s03_r1_raw.fif"), "--paradigm", "ssvep", "--classes",
+        *SSVEP_CLASSES, "--decoder", "fbcca", "--out", str(out), "--json",
+    )  # fmt: skip
+    assert trained.returncode == 0, trained.stderr
+    evaluated = run_cli("evaluate", str(out), str(folder / "s03_r2_raw.fif"), "--json")
+    assert evaluated.returncode == 0, evaluated.stderr
+    metrics = last_json(evaluated)
+    assert metrics["accuracy"] >= 0.6 and metrics["n_trials"] == 32 and metrics["chance"] == 0.25
+    assert set(metrics["accuracy_by_window_s"]) == {"1", "2", "3", "4"}
+    assert metrics["itr_bits_per_min_by_window_s"]["4"] > 0
+    wrong = run_cli(
+        "train", str(folder / "s03_r1_raw.fif"), "--paradigm", "ssvep", "--classes", "rest",
+        "left", "--decoder", "fbcca", "--out", str(tmp_path / "bad"),
+    )  # fmt: skip
+    assert wrong.returncode == 2 and "not a stimulation frequency" in wrong.stderr
+
+
+# ---- config ---------------------------------------------------------------------------------
+
+
+def test_paradigm_defaults_fill_what_a_config_file_leaves_out():
+    shipped = with_paradigm(load_config(), "ssvep")
+    assert shipped.model_rate == 128.0 and shipped.filters.bandpass == [5.0, 45.0]
+    own = parse_config({"model_rate": 256.0, "filters": {"order": 4}})
+    mine = with_paradigm(own, "p300", keep_set_keys=True)
+    assert mine.model_rate == 256.0 and mine.filters.order == 4
+    assert mine.filters.bandpass == [0.5, 20.0] and mine.paradigm.kind == "p300"
+    with pytest.raises(ConfigError, match="paradigm: epoch end 0.2 s must be after its start"):
+        parse_config({"paradigm": {"epoch": [0.5, 0.2]}})
+    with pytest.raises(ConfigError, match="unknown paradigm"):
+        with_paradigm(load_config(), "motor")
