@@ -22,6 +22,7 @@ from bci_app.cli import (
     gui,
     record,
     replay,
+    report,
     run,
     simulate,
     streams,
@@ -47,6 +48,7 @@ COMMANDS = (
     export_bids,
     train,
     evaluate,
+    report,
     bench,
 )
 
