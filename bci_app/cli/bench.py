@@ -16,7 +16,16 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     parser = subparsers.add_parser("bench", help="benchmarks that print figures")
     parser.add_argument(
         "what",
-        choices=["acquisition", "latency", "gui", "replay", "decoding", "faults", "multihost"],
+        choices=[
+            "acquisition",
+            "latency",
+            "gui",
+            "replay",
+            "decoding",
+            "paradigms",
+            "faults",
+            "multihost",
+        ],
     )
     parser.add_argument(
         "--device", nargs="+", choices=["cpu", "cuda"], help="latency: devices (default: all)"
@@ -47,6 +56,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         "--timing",
         action="store_true",
         help="add training seconds on 45 trials (se, riemann, auto)",
+    )
+    paradigms = parser.add_argument_group("paradigms (P300 and SSVEP on the shared files)")
+    paradigms.add_argument(
+        "--paradigms", nargs="+", choices=["p300", "ssvep"], default=["p300", "ssvep"]
     )
     parser.add_argument("--json", action="store_true", help="last line: one JSON object")
     parser.set_defaults(func=cmd_bench)
@@ -94,5 +107,12 @@ def cmd_bench(args: argparse.Namespace) -> int:
             as_json=args.json,
             ablation=args.ablation,
             timing=args.timing,
+        )
+    if args.what == "paradigms":
+        from bci_app.bench.paradigms import main as bench_paradigms
+
+        methods = None if args.methods is None else tuple(args.methods)
+        return bench_paradigms(
+            tuple(args.paradigms), methods=methods, epochs=args.epochs, as_json=args.json
         )
     raise SystemExit(f"unknown benchmark {args.what!r}")

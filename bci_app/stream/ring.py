@@ -87,6 +87,29 @@ class RingBuffer:
             return None
         return float(self._timestamps[(written - 1) % self.capacity])
 
+    def position_of(self, timestamp: float) -> float | None:
+        """Fractional absolute sample index at LSL time ``timestamp`` (s), interpolated between
+        the held samples around it; None when it is later than the newest sample (not there
+        yet); raises :class:`RingOverrun` when it is older than every sample held."""
+        written = self._written
+        if written == 0 or timestamp > self._timestamps[(written - 1) % self.capacity]:
+            return None
+        low = max(0, written - self.capacity)
+        if timestamp < self._timestamps[low % self.capacity]:
+            raise RingOverrun(-1, low)
+        high = written - 1  # timestamps[low] <= timestamp <= timestamps[high]
+        while high - low > 1:
+            middle = (low + high) // 2
+            if self._timestamps[middle % self.capacity] <= timestamp:
+                low = middle
+            else:
+                high = middle
+        before = self._timestamps[low % self.capacity]
+        after = self._timestamps[high % self.capacity]
+        if after <= before:
+            return float(low)
+        return low + min(1.0, (timestamp - before) / (after - before))
+
     def write(
         self,
         data: np.ndarray,

@@ -30,7 +30,7 @@ from bci_app.nn.checkpoint import (
     render_model_card,
 )
 from bci_app.sources.simulator import EEGSimulator, SimulatorSettings
-from bci_app.train.data import extract_trials, parse_class_map, trials_per_class
+from bci_app.train.data import TrialWindows, extract_trials, parse_class_map, trials_per_class
 from bci_app.train.decoders import (
     PARADIGM_AUTO_CANDIDATES,
     PARADIGM_BAND_HZ,
@@ -258,11 +258,19 @@ def evaluate_command(checkpoint: Path, files: Sequence[str | Path], strict: bool
         )
     metrics = evaluate_trials(decoder, tw)
     if metadata.paradigm.kind == "ssvep":
-        metrics.update(by_data_length(metrics.get("accuracy_over_time", []), len(tw.classes)))
+        metrics.update(ssvep_lengths(decoder, tw, metadata.hop_s))
     metrics["checkpoint"] = str(checkpoint)
     metrics["files"] = [str(f) for f in files]
     metrics["damage"] = [note for r in recordings for note in r.damage]
     return metrics
+
+
+def ssvep_lengths(decoder: Decoder, tw: TrialWindows, hop_s: float) -> dict:
+    """SSVEP accuracy and ITR against data length (:func:`by_data_length`) of ``decoder``."""
+    decoder.reset()
+    probabilities, _ = decoder.predict(tw.x)
+    classes = {int(t): int(tw.trial_classes[t]) for t in np.unique(tw.trial)}
+    return by_data_length(tw.trial, tw.window_end_s(), probabilities, classes, hop_s)
 
 
 def _evaluate_speller(

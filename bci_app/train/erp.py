@@ -19,17 +19,23 @@ import dataclasses
 import itertools
 import logging
 import math
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.special import softmax
 
 from bci_app.config import AppConfig
 from bci_app.dsp.feed import feed_recording, offline_stage
 from bci_app.dsp.windows import Window
 from bci_app.errors import InvalidArgument
+from bci_app.infer.speller import (
+    UNKNOWN_SYMBOL,
+    Flash,
+    FlashAssembler,
+    best_cell,
+    cell_scores,
+    flash_log_odds,
+)
 from bci_app.io import Recording, RecordingError
 from bci_app.train.data import TrialWindows
 from bci_app.train.metrics import wolpaw_bits
@@ -38,18 +44,12 @@ __all__ = [
     "ERP_CLASSES",
     "FlashEpochs",
     "extract_flash_epochs",
-    "flash_log_odds",
     "speller_metrics",
 ]
 
 log = logging.getLogger(__name__)
 
 ERP_CLASSES = ("nontarget", "target")
-_CODE = re.compile(r"^code(\d+)$", re.IGNORECASE)
-_CHAR = re.compile(r"^char:(.*)$", re.IGNORECASE)
-UNKNOWN_CHAR = "?"
-#: Scores are clipped to this log-odds so that one confident epoch cannot decide a character.
-MAX_LOG_ODDS = 10.0
 
 
 @dataclass(frozen=True, eq=False)
@@ -60,7 +60,7 @@ class FlashEpochs:
     non-target, -1 not known), ``code`` (1-based flash code), ``character`` (index into
     ``chars``), ``repetition`` (0-based: earlier flashes of that code in the character), ``run``
     (index into ``runs``), ``onset_s`` (flash time in seconds from its run's first sample).
-    ``chars``: per character, the symbol being spelled (:data:`UNKNOWN_CHAR` if not known).
+    ``chars``: per character, the symbol being spelled (:data:`UNKNOWN_SYMBOL` if not known).
     ``flagged``: epochs skipped (gap / non-finite samples, or cut off by the end of a run).
     """
 
@@ -119,51 +119,22 @@ class FlashEpochs:
         return dataclasses.replace(self, **{f: getattr(self, f)[mask] for f in fields})
 
 
-@dataclass
-class _Flash:
-    sample: int
-    code: int
-    target: int
-    character: int
-    repetition: int
-
-
-def _flashes(recording: Recording, first_character: int) -> tuple[list[_Flash], list[str]]:
-    """The flashes of one recording in time order, and the symbol of each of its characters."""
-    by_sample: dict[int, list[str]] = {}
-    for sample, label in recording.events:
-        by_sample.setdefault(int(sample), []).append(str(label))
-    flashes: list[_Flash] = []
-    chars: list[str] = []
-    seen: dict[int, int] = {}
-    for sample in sorted(by_sample):
-        labels = by_sample[sample]
-        for label in labels:
-            match = _CHAR.match(label)
-            if match:
-                chars.append(match.group(1) or UNKNOWN_CHAR)
-                seen = {}
-        codes = [int(m.group(1)) for m in map(_CODE.match, labels) if m]
-        if not codes:
-            continue
-        if not chars:
-            raise RecordingError(
-                f"{recording.source}: a flash at sample {sample} comes before any char:<X> "
-                "marker; each character's first flash needs char:<X> (char:? when free)"
-            )
-        lowered = {label.lower() for label in labels}
-        target = 1 if "target" in lowered else 0 if "nontarget" in lowered else -1
-        for code in codes:
-            flashes.append(
-                _Flash(sample, code, target, first_character + len(chars) - 1, seen.get(code, 0))
-            )
-            seen[code] = seen.get(code, 0) + 1
-    return flashes, chars
+def _flashes(recording: Recording) -> tuple[list[Flash], list[str]]:
+    """The flashes of one recording in time order (positions: sample indices), and the symbol
+    of each of its characters."""
+    assembler = FlashAssembler()
+    flashes: list[Flash] = []
+    try:
+        for sample, label in sorted(recording.events, key=lambda event: event[0]):
+            flashes += assembler.feed(int(sample), str(label))
+    except ValueError as exc:
+        raise RecordingError(f"{recording.source}: {exc}") from None
+    return flashes + assembler.flush(), assembler.symbols
 
 
 def _run_epochs(
-    recording: Recording, columns: np.ndarray, flashes: list[_Flash], config: AppConfig
-) -> tuple[list[tuple[_Flash, Window]], int, float]:
+    recording: Recording, columns: np.ndarray, flashes: list[Flash], config: AppConfig
+) -> tuple[list[tuple[Flash, Window]], int, float]:
     """Feed one recording through a fresh DspStage, asking for each flash's epoch a block
     ahead of its samples; returns the ``(flash, epoch)`` pairs cut, the number of flashes
     left without an epoch (past the end, or overwritten: never with this look-ahead) and the
@@ -171,11 +142,11 @@ def _run_epochs(
     stage = offline_stage(recording, len(columns), config)
     block = stage.raw_ring.capacity
     asked = 0
-    cut: list[tuple[_Flash, Window]] = []
+    cut: list[tuple[Flash, Window]] = []
     for _ in itertools.chain([None], feed_recording(recording, columns, stage, config)):
         cut += stage.take_epochs()  # type: ignore[arg-type]
-        while asked < len(flashes) and flashes[asked].sample < stage.cursor + block:
-            stage.request_epoch(flashes[asked].sample, flashes[asked])
+        while asked < len(flashes) and flashes[asked].position < stage.cursor + block:
+            stage.request_epoch(flashes[asked].position, flashes[asked])
             asked += 1
     assert stage.epochs is not None  # request_epoch refuses a paradigm without epochs
     return cut, stage.epochs.pending + stage.epochs.missed + len(flashes) - asked, stage.rate_hz
@@ -202,13 +173,14 @@ def extract_flash_epochs(
     flagged = 0
     rate = 0.0
     for run_index, recording in enumerate(recordings):
-        flashes, run_chars = _flashes(recording, len(chars))
+        flashes, run_chars = _flashes(recording)
         if not flashes:
             labels = sorted({label for _, label in recording.events})[:12]
             raise RecordingError(
                 f"{recording.source}: no flash markers (code<N>) among its events {labels}; a "
                 "P300 recording marks each flash with code<N> and target/nontarget"
             )
+        first_character = len(chars)
         chars += run_chars
         cut, skipped, rate = _run_epochs(recording, recording.columns(wanted), flashes, config)
         flagged += skipped
@@ -221,10 +193,10 @@ def extract_flash_epochs(
                 (
                     flash.target,
                     flash.code,
-                    flash.character,
+                    first_character + flash.character,
                     flash.repetition,
                     run_index,
-                    flash.sample / recording.rate_hz,
+                    flash.position / recording.rate_hz,
                 )
             )
     if flagged:
@@ -247,19 +219,6 @@ def extract_flash_epochs(
         runs=tuple(r.run for r in recordings),
         flagged=flagged,
     )
-
-
-def flash_log_odds(probabilities: np.ndarray) -> np.ndarray:
-    """Per epoch, ``log p(target) - log p(nontarget)`` of probabilities ``(n, 2)``, clipped
-    to +-:data:`MAX_LOG_ODDS`."""
-    p = np.clip(np.asarray(probabilities, dtype=np.float64), 1e-12, 1.0)
-    return np.clip(np.log(p[:, 1]) - np.log(p[:, 0]), -MAX_LOG_ODDS, MAX_LOG_ODDS)
-
-
-def _cell_scores(scores: np.ndarray, codes: np.ndarray, n_rows: int, n_columns: int) -> np.ndarray:
-    """Summed score of each cell ``(n_rows, n_columns)``: its row's plus its column's."""
-    per_code = np.bincount(codes - 1, weights=scores, minlength=n_columns + n_rows)
-    return per_code[n_columns : n_columns + n_rows, None] + per_code[None, :n_columns]
 
 
 def _flash_timing(epochs: FlashEpochs, n_codes: int) -> tuple[float, float]:
@@ -294,7 +253,7 @@ def speller_metrics(
     symbols = np.array(list("".join(matrix))).reshape(n_rows, n_columns)
     max_repetitions = int(epochs.repetition.max()) + 1
     soa, pause = _flash_timing(epochs, n_rows + n_columns)
-    known = [c for c in np.unique(epochs.character) if epochs.chars[c] != UNKNOWN_CHAR]
+    known = [c for c in np.unique(epochs.character) if epochs.chars[c] != UNKNOWN_SYMBOL]
     spelled: dict[int, list[str]] = {r: [] for r in range(1, max_repetitions + 1)}
     stopped_at: list[int] = []
     stopped_right: list[bool] = []
@@ -303,12 +262,10 @@ def speller_metrics(
         stop = None
         for r in range(1, max_repetitions + 1):
             upto = mine & (epochs.repetition < r)
-            cells = _cell_scores(scores[upto], epochs.code[upto], n_rows, n_columns)
-            best = np.unravel_index(int(cells.argmax()), cells.shape)
+            cells = cell_scores(scores[upto], epochs.code[upto], n_rows, n_columns)
+            best, posterior = best_cell(cells)
             spelled[r].append(str(symbols[best]))
-            if stop is None and (
-                softmax(cells.ravel()).max() >= stop_posterior or r == max_repetitions
-            ):
+            if stop is None and (posterior >= stop_posterior or r == max_repetitions):
                 stop = (r, str(symbols[best]))
         assert stop is not None
         if c in known:
@@ -321,7 +278,7 @@ def speller_metrics(
     def accuracy(guesses: list[str]) -> float | None:
         if not n_known:
             return None
-        right = sum(g == t for g, t in zip(guesses, truth, strict=True) if t != UNKNOWN_CHAR)
+        right = sum(g == t for g, t in zip(guesses, truth, strict=True) if t != UNKNOWN_SYMBOL)
         return round(right / n_known, 4)
 
     def itr(acc: float | None, seconds: float) -> float | None:

@@ -168,19 +168,28 @@ SSVEP_LENGTHS_S = (1.0, 2.0, 3.0, 4.0)
 
 
 def by_data_length(
-    curve: list[dict], n_classes: int, lengths_s: tuple[float, ...] = SSVEP_LENGTHS_S
+    window_trial: np.ndarray,
+    window_end_s: np.ndarray,
+    window_probs: np.ndarray,
+    trial_classes: dict[int, int],
+    hop_s: float,
+    lengths_s: tuple[float, ...] = SSVEP_LENGTHS_S,
 ) -> dict:
-    """Accuracy and Wolpaw ITR (bits/min, one decision per length) of the decision made from
-    the first ``L`` seconds of each trial, for each ``L`` in ``lengths_s`` that ``curve``
-    (:func:`accuracy_over_time`) reaches; keys are ``"1"``, ``"2"``, ... (seconds)."""
-    at = {round(p["t_s"], 6): p["accuracy"] for p in curve}
+    """Accuracy and Wolpaw ITR (bits/min, one decision per ``L`` s) of the decision made from
+    ``L`` seconds of each trial, for each ``L`` in ``lengths_s``: the mean probability of the
+    windows that ended by ``L + hop_s`` after the cue (the live grid's windows start up to one
+    hop after the cue, so by then ``L`` s of stimulation have been windowed). Arguments as
+    :func:`accuracy_over_time`; keys ``"1"``, ``"2"``, ... (seconds)."""
+    n_classes = window_probs.shape[1]
     accuracy: dict[str, float | None] = {}
     itr: dict[str, float | None] = {}
     for length in lengths_s:
-        key = f"{length:g}"
-        value = at.get(round(length, 6))
-        accuracy[key] = value
-        itr[key] = (
+        point = accuracy_over_time(
+            window_trial, window_end_s, window_probs, trial_classes, length + hop_s, length + hop_s
+        )
+        value = point[-1]["accuracy"] if point else None
+        accuracy[f"{length:g}"] = value
+        itr[f"{length:g}"] = (
             None if value is None else round(wolpaw_bits(value, n_classes) * 60.0 / length, 3)
         )
     return {"accuracy_by_window_s": accuracy, "itr_bits_per_min_by_window_s": itr}
