@@ -65,6 +65,9 @@ class StreamConfig(_Section):
     # e.g. for networks that block multicast; null: liblsl's search (LSLAPICFG, ./lsl_api.cfg,
     # ~/lsl_api/lsl_api.cfg, /etc/lsl_api/lsl_api.cfg). Also `bci-app --lsl-config F`.
     lsl_config: str | None = None
+    # ERP paradigms: source_id of the stimulus marker stream; null: the simulator's, else the
+    # input's source_id + "-markers" (the convention of bci-app's own sources and replays).
+    markers: str | None = None
 
     @property
     def uses_simulator(self) -> bool:

@@ -3,7 +3,11 @@ ERP and SSVEP decoders, the speller's decisions and metrics, their checkpoints a
 
 from __future__ import annotations
 
+import dataclasses
+import time
+
 import numpy as np
+import pylsl
 import pytest
 
 from bci_app.config import ConfigError, load_config, parse_config, with_paradigm
@@ -16,12 +20,19 @@ from bci_app.decoders import (
     load_decoder,
 )
 from bci_app.dsp.epochs import MAX_PENDING, EpochCutter, PendingEpochsFull
+from bci_app.infer.speller import Flash, FlashAssembler, OnlineSpeller
 from bci_app.io import RecordingError, load_recording
+from bci_app.io.lslinfo import make_stream_info
+from bci_app.io.session import read_session
+from bci_app.pipeline.local import Pipeline
+from bci_app.sources.replay import Replayer
+from bci_app.stream.markers import MarkerInlet
+from bci_app.stream.resolve import StreamError
 from bci_app.stream.ring import RingBuffer
 from bci_app.train.commands import TrainingError, evaluate_command, train_command
 from bci_app.train.data import extract_trials
 from bci_app.train.erp import FlashEpochs, extract_flash_epochs, speller_metrics
-from tests.conftest import SHARED_DATA, last_json, run_cli
+from tests.conftest import SHARED_DATA, last_json, run_cli, unique_id, wait_until
 
 P300 = ("p300-bcicomp2", "AAS010R01_raw.fif"), ("p300-bcicomp2", "AAS010R02_raw.fif")
 SSVEP_CLASSES = ("rest", "13Hz", "17Hz", "21Hz")
@@ -153,6 +164,136 @@ def test_p300_train_and_evaluate_through_the_commands(shared_data, p300_config, 
         train_command([files[0]], ["T1:a"], tmp_path / "x", p300_config, decoder="lda")
     with pytest.raises(TrainingError, match="does not decode the p300 paradigm"):
         train_command([files[0]], [], tmp_path / "y", p300_config, decoder="csp-lda")
+
+
+def test_flash_markers_in_any_order_at_one_time_make_one_flash():
+    assembler = FlashAssembler()
+    flashes = []
+    for position, label in [
+        (1.0, "nontarget"), (1.0, "char:C"), (1.0, "code8"),
+        (1.2, "code3"), (1.2, "target"),
+        (1.4, "code3"),  # free: no target marker
+    ]:  # fmt: skip
+        flashes += assembler.feed(position, label)
+    flashes += assembler.flush()
+    assert [(f.position, f.code, f.target, f.symbol, f.repetition) for f in flashes] == [
+        (1.0, 8, 0, "C", 0),
+        (1.2, 3, 1, "C", 0),
+        (1.4, 3, -1, "C", 1),
+    ]
+    with pytest.raises(ValueError, match="before any char:<X>"):
+        fresh = FlashAssembler()
+        fresh.feed(0.0, "code1")
+        fresh.flush()
+
+
+def test_online_speller_stops_early_on_strong_evidence_and_closes_a_character_on_the_next():
+    matrix = load_config().paradigm.matrix  # B: row 1 (code 7), column 2 (code 2)
+    speller = OnlineSpeller(matrix, stop_posterior=0.99)
+    decided = []
+    for repetition in range(3):
+        for code in range(1, 13):
+            target = code in (2, 7)
+            p = np.array([0.05, 0.95]) if target else np.array([0.95, 0.05])
+            flash = Flash(0.0, code, int(target), 0, "B", repetition)
+            decided += speller.add(flash, p)
+    assert len(decided) == 1 and decided[0].symbol == "B" and decided[0].stopped_early
+    assert decided[0].repetitions == 1
+    weak = OnlineSpeller(matrix, stop_posterior=0.999999)
+    for code in range(1, 13):
+        assert weak.add(Flash(0.0, code, -1, 0, "?", 0), np.array([0.5, 0.5])) == []
+    closed = weak.add(Flash(1.0, 1, -1, 1, "?", 0), np.array([0.5, 0.5]))
+    assert [c.character for c in closed] == [0] and not closed[0].stopped_early
+
+
+@pytest.fixture(scope="module")
+def p300_model(tmp_path_factory, p300_config):
+    out = tmp_path_factory.mktemp("p300") / "model"
+    recording = load_recording(SHARED_DATA.joinpath(*P300[0]))
+    train_command([recording], [], out, p300_config, decoder="xdawn-riemann", progress=False)
+    return out
+
+
+def test_p300_fast_replay_spells_as_the_live_speller_would(p300_model, tmp_path):
+    result = run_cli(
+        "run", "--replay", str(SHARED_DATA.joinpath(*P300[1])), "--fast", "--model",
+        str(p300_model), "--out", str(tmp_path / "p.jsonl"), "--json",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    summary = last_json(result)
+    trials = summary["trials"]
+    assert trials["online"]["spelled"] == "DOG" and trials["accuracy"] == 1.0
+    assert all(r < 15 for r in trials["online"]["repetitions"])  # dynamic stopping
+    assert trials["characters"]["accuracy_by_repetitions"]["15"] == 1.0
+    assert summary["n_windows"] == 540  # one epoch per flash
+
+
+def test_live_p300_pipeline_spells_from_real_eeg_and_markers_over_lsl(p300_model):
+    """The second run's first character, replayed in real time over LSL (EEG and its flash
+    markers), through the live pipeline: markers -> epochs -> worker -> speller -> outlet."""
+    session = read_session(SHARED_DATA.joinpath(*P300[1]))
+    stop = session.origin + 13.0  # 'D' is decided after ~50 flashes, 11.4 s in
+    streams = []
+    for stream in session.streams:
+        keep = stream.timestamps < stop
+        values = (
+            [v for v, k in zip(stream.values, keep, strict=True) if k]
+            if stream.is_string
+            else stream.values[keep]
+        )
+        streams.append(
+            dataclasses.replace(stream, values=values, timestamps=stream.timestamps[keep])
+        )
+    session = dataclasses.replace(session, streams=tuple(streams), end=stop)
+    replayer = Replayer(session, wait_for_consumers=10.0)
+    eeg, markers = (s.name for s in session.streams)
+    session_id = unique_id("erp")
+    config = parse_config(
+        {
+            "stream": {
+                "source_id": replayer.source_id_of(eeg),
+                "markers": replayer.source_id_of(markers),
+            },
+            "outlets": {"session_id": session_id},
+        }
+    )
+    pipeline = Pipeline(config, with_model=True, model_path=p300_model)
+    pipeline.start()
+    try:
+        found = pylsl.resolve_bypred(f"source_id='bci-app-characters-{session_id}'", 1, 5.0)
+        characters = pylsl.StreamInlet(found[0])
+        characters.open_stream(timeout=5.0)
+        with replayer:
+            sample, _ = characters.pull_sample(timeout=20.0)
+        stats = pipeline.erp.stats()
+    finally:
+        pipeline.stop()
+    assert sample == ["D"]
+    assert stats.missed == 0 and stats.epochs >= 50 and stats.characters == ("D",)
+
+
+def test_marker_inlet_follows_its_source_when_it_goes_and_comes_back():
+    source_id = unique_id("markers")
+    info = make_stream_info("m", "Markers", source_id, channel_format="string", n_channels=1)
+    outlet = pylsl.StreamOutlet(info)
+    inlet = MarkerInlet(source_id, resolve_timeout=5.0)
+    inlet.start()
+    try:
+        time.sleep(0.5)
+        outlet.push_sample(["code1"], pylsl.local_clock())
+        assert wait_until(lambda: inlet.received == 1, 5.0)
+        del outlet
+        time.sleep(1.0)
+        outlet = pylsl.StreamOutlet(info)
+        assert wait_until(lambda: inlet.reconnects == 1, 8.0)
+        time.sleep(0.5)
+        outlet.push_sample(["code2"], pylsl.local_clock())
+        assert wait_until(lambda: inlet.received == 2, 5.0)
+        assert [label for _, label in inlet.take()] == ["code1", "code2"]
+    finally:
+        inlet.stop()
+    with pytest.raises(StreamError, match="no LSL stream matches"):
+        MarkerInlet(unique_id("absent"), resolve_timeout=0.5).start()
 
 
 # ---- SSVEP ----------------------------------------------------------------------------------

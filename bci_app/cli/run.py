@@ -182,6 +182,12 @@ def cmd_run_replay(args: argparse.Namespace) -> int:
     )
     if trials is None:
         print("no cue of the model's class map in the file: no per-trial accuracy")
+    elif "online" in trials:  # a P300 model: characters
+        online = trials["online"]
+        print(
+            f"spelled {online['spelled']!r} (asked {online['asked']!r}) with "
+            f"{online['repetitions']} repetitions; accuracy {trials['accuracy']}"
+        )
     else:
         print("online per-trial " + "\n".join(metrics_lines(trials)))
     if args.json:

@@ -59,6 +59,7 @@ class DspStage:
         if config.paradigm.erp:
             self.epochs = EpochCutter(self.ring, self.rate_hz, *config.paradigm.epoch)
         self.cursor = raw_ring.written  # next raw sample to process
+        self._origin = self.cursor  # the preprocessor's input index 0
         self.overruns = 0
         self._fed = 0  # samples given to the preprocessor so far (its input index origin)
         self._started = False
@@ -100,14 +101,14 @@ class DspStage:
                 self._epochs_cut.extend(self.epochs.cut(now))
         return windows
 
-    def request_epoch(self, stream_sample: float, tag: object) -> None:
-        """ERP: ask for the epoch of a stimulus at raw stream sample ``stream_sample`` (counted
-        from the stage's first sample; fractional allowed); it comes out of :meth:`take_epochs`
-        with ``tag`` once its last sample is filtered."""
+    def request_epoch(self, raw_index: float, tag: object) -> None:
+        """ERP: ask for the epoch of a stimulus at ``raw_index`` (absolute index in the raw
+        ring, fractional allowed); it comes out of :meth:`take_epochs` with ``tag`` once its
+        last sample is filtered."""
         if self.epochs is None:
             raise ValueError("epochs are cut only for an ERP paradigm (paradigm.kind: p300)")
         resampler = self.preprocessor.resampler
-        self.epochs.request(stream_sample * resampler.up / resampler.down, tag)
+        self.epochs.request((raw_index - self._origin) * resampler.up / resampler.down, tag)
 
     def take_epochs(self) -> list[tuple[object, Window]]:
         """The ``(tag, epoch)`` pairs cut since the last call, in stimulus order."""

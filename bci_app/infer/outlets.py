@@ -21,6 +21,7 @@ if TYPE_CHECKING:  # only for annotations: the worker module loads torch
     from bci_app.infer.worker import Prediction
 
 __all__ = [
+    "CHARACTERS_SUFFIX",
     "OUTLET_SUFFIXES",
     "STATUS_SUFFIX",
     "JsonlLog",
@@ -33,6 +34,8 @@ __all__ = [
 #: ``<source_id_prefix>-<suffix>-<session_id>``.
 OUTLET_SUFFIXES: tuple[str, ...] = ("predictions", "electrode-weights", "latency", "status")
 STATUS_SUFFIX = "status"
+#: A P300 worker's outlet of decided characters (string, one sample per character).
+CHARACTERS_SUFFIX = "characters"
 
 
 def outlet_source_id(config: OutletsConfig, suffix: str) -> str:
@@ -84,7 +87,9 @@ class PredictionOutlets:
     - ``<prefix>-predictions``: one probability per class, then the argmax class index;
     - ``<prefix>-electrode-weights``: one attention weight per electrode (labels in the desc);
     - ``<prefix>-latency``: per-stage latency of that window in milliseconds;
-    - ``<prefix>-status``: one JSON string a second (see :meth:`push_status`).
+    - ``<prefix>-status``: one JSON string a second (see :meth:`push_status`);
+    - ``<prefix>-characters`` (P300, ``characters``): each decided character, stamped with the
+      LSL time of the flash that decided it.
 
     Each description holds ``<bci_app>``: ``session_id`` (also the end of every source_id),
     ``input_name`` / ``input_source_id`` (the EEG stream the worker reads), ``hostname``; the
@@ -98,6 +103,7 @@ class PredictionOutlets:
         electrodes: Sequence[str],
         worker: Mapping[str, str] | None = None,
         metadata_json: str | None = None,
+        characters: bool = False,
     ) -> None:
         self.classes = tuple(classes)
         worker = {"session_id": config.session_id or "", **(worker or {})}
@@ -120,6 +126,11 @@ class PredictionOutlets:
         self.status = _outlet(
             config, status, "Status", ["status"], "json", status_desc, channel_format="string"
         )
+        self.characters = (
+            _outlet(config, CHARACTERS_SUFFIX, "Markers", ["character"], "", worker, "string")
+            if characters
+            else None
+        )
         self._prediction = np.zeros(len(self.classes) + 1, dtype=np.float32)
         self._latency = np.zeros(len(STAGE_NAMES), dtype=np.float32)
 
@@ -137,6 +148,12 @@ class PredictionOutlets:
         for i, name in enumerate(STAGE_NAMES):
             self._latency[i] = latency_ms[name]
         self.latency.push_sample(self._latency, timestamp)
+
+    def push_character(self, symbol: str, timestamp: float) -> None:
+        """Publish a decided speller character at ``timestamp`` (P300 workers only)."""
+        if self.characters is None:
+            raise RuntimeError("this worker has no characters outlet (not a P300 model)")
+        self.characters.push_sample([symbol], timestamp)
 
     def push_status(self, status: Mapping) -> None:
         """Publish one status snapshot (a JSON-able mapping) as a JSON string, stamped now."""

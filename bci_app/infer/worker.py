@@ -9,6 +9,7 @@ pinned buffers; a CUDA error or out-of-memory moves the worker to the CPU and it
 
 from __future__ import annotations
 
+import collections
 import copy
 import logging
 import math
@@ -76,6 +77,31 @@ class LatestSlot:
     def wake(self) -> None:
         with self._ready:
             self._ready.notify_all()
+
+
+class FifoSlot(LatestSlot):
+    """A bounded first-in first-out mailbox for windows that must all be classified (ERP
+    epochs: each is one flash); ``put`` never blocks, and when ``capacity`` windows wait the
+    oldest is dropped and counted in ``replaced``."""
+
+    def __init__(self, capacity: int = 256) -> None:
+        super().__init__()
+        self._queue: collections.deque[Window] = collections.deque()
+        self.capacity = capacity
+
+    def put(self, window: Window) -> None:
+        with self._ready:
+            if len(self._queue) >= self.capacity:
+                self._queue.popleft()
+                self.replaced += 1
+            self._queue.append(window)
+            self._ready.notify()
+
+    def take(self, timeout: float) -> Window | None:
+        with self._ready:
+            if not self._queue:
+                self._ready.wait(timeout)
+            return self._queue.popleft() if self._queue else None
 
 
 class KeepWarm:
@@ -348,10 +374,12 @@ class InferenceWorker(Background):
         cpu_threads: int = 1,
         window_samples: int | None = None,
         keep_warm: bool = True,
+        every_window: bool = False,
     ) -> None:
         """``window_samples``: the window length in model-rate samples (read from the network
         for a network decoder). ``keep_warm``: on the CPU, run a network once on the last
-        window just before the next one is due (:class:`KeepWarm`)."""
+        window just before the next one is due (:class:`KeepWarm`). ``every_window``: classify
+        every window in order (:class:`FifoSlot`: ERP epochs) instead of the latest only."""
         super().__init__()
         self.classes = tuple(classes)
         self.channel_index = np.asarray(channel_index, dtype=np.intp)
@@ -391,7 +419,7 @@ class InferenceWorker(Background):
         self.keep_warm = KeepWarm() if warm else None
         self._warm_up()
         decoder.reset()  # warm-up windows must not have moved an adapting reference
-        self.slot = LatestSlot()
+        self.slot = FifoSlot() if every_window else LatestSlot()
         self._windows = self._predicted = self._stale = self._flagged = self._errors = 0
         self._backlog = 0
         #: Windows whose newest sample reached the ring at or before this local_clock time are
@@ -425,14 +453,22 @@ class InferenceWorker(Background):
             cpu_threads=model.cpu_threads,
             window_samples=round(config.windows.length * config.model_rate),
             keep_warm=model.keep_warm,
+            every_window=config.paradigm.erp,
         )
 
     def _warm_up(self) -> None:
         for _ in range(WARMUP_RUNS):
             self.runner(self.decoder.prepare(self._input[np.newaxis])[0])
 
+    def add_callback(self, callback: Callable[[Prediction], None]) -> None:
+        """Run ``callback`` on the worker thread after each prediction (before start)."""
+        if self._started:
+            raise RuntimeError("add callbacks before start()")
+        self._callbacks.append(callback)
+
     def submit(self, window: Window) -> None:
-        """Hand over a window (pipeline thread); replaces one not yet claimed."""
+        """Hand over a window (pipeline thread); replaces one not yet claimed (queued in
+        order with ``every_window``)."""
         self._windows += 1
         self.slot.put(window)
 

@@ -18,14 +18,16 @@ from pathlib import Path
 
 import pylsl
 
-from bci_app.config import AppConfig
+from bci_app.config import AppConfig, StreamConfig
 from bci_app.decoders import Decoder, load_decoder
 from bci_app.dsp.stage import DspStage, model_rate
 from bci_app.dsp.windows import Window
 from bci_app.infer.outlets import JsonlLog, PredictionOutlets
+from bci_app.infer.speller import SpelledCharacter
 from bci_app.infer.worker import InferenceWorker, Prediction
 from bci_app.lifecycle import STOP_TIMEOUT_S
 from bci_app.nn.checkpoint import apply_checkpoint, check_stream_compatibility
+from bci_app.pipeline.erp import ErpStage
 from bci_app.pipeline.view import (
     PipelineBase,
     PipelineStatus,
@@ -37,6 +39,7 @@ from bci_app.scheduling import gil_switch_interval, set_realtime_priority
 from bci_app.sources.simulator import SimulatorSettings
 from bci_app.sources.simulator_stream import SimulatorClock, SimulatorStream
 from bci_app.stream.inlet import InletThread
+from bci_app.stream.markers import MarkerInlet
 from bci_app.stream.resolve import StreamDescription
 
 __all__ = ["Pipeline", "WindowSink"]
@@ -83,6 +86,8 @@ class Pipeline(PipelineBase):
         self._sink_errors = 0
         self._window_times: deque[float] = deque(maxlen=64)
         self._process_settings = contextlib.ExitStack()  # undone at teardown
+        self.erp: ErpStage | None = None  # ERP models: markers -> epochs -> characters
+        self._erp_markers: MarkerInlet | None = None
 
     # -- PipelineView --------------------------------------------------------------------------
     @property
@@ -164,12 +169,12 @@ class Pipeline(PipelineBase):
         self.description = self.inlet.connect()
         self.stage = DspStage(self.inlet.ring, self.description.rate_hz, self.config)
         if decoder is not None:
-            self._start_worker(decoder)
+            self._start_worker(decoder, stream_config)
         self.inlet.start()
         self._spawn(self._run, "bci-dsp")
         return self.description
 
-    def _start_worker(self, decoder: Decoder) -> None:
+    def _start_worker(self, decoder: Decoder, stream_config: StreamConfig) -> None:
         metadata, description = self.metadata, self.description
         channel_index = check_stream_compatibility(
             metadata, description.labels, model_rate(self.config, description.rate_hz)
@@ -188,6 +193,7 @@ class Pipeline(PipelineBase):
                     "model": str(self.model_path),
                 },
                 metadata_json=metadata.to_json(),
+                characters=self.config.paradigm.erp,
             )
             outlets = self.outlets
 
@@ -203,10 +209,35 @@ class Pipeline(PipelineBase):
         self.worker = InferenceWorker.from_config(
             decoder, metadata.classes, channel_index, self.config, emit, callbacks
         )
+        if self.config.paradigm.erp:
+            self._start_erp(stream_config)
+        else:
+            self._window_sinks.insert(0, self.worker.submit)
         self.worker.start()
-        self._window_sinks.insert(0, self.worker.submit)
         if self.outlets is not None:
             self._spawn(self._publish_status, "bci-status")
+
+    def _start_erp(self, stream_config: StreamConfig) -> None:
+        """ERP model: read the stimulus markers beside the EEG and classify one epoch per
+        flash (instead of the sliding windows), publishing each decided character."""
+        source_id = stream_config.markers or (
+            self._source.marker_source_id
+            if self._source is not None
+            else f"{self.description.source_id}-markers"
+        )
+        markers = MarkerInlet(source_id, stream_config.resolve_timeout)
+        self._erp_markers = markers
+        markers.start()
+        outlets = self.outlets
+
+        def publish(character: SpelledCharacter, timestamp: float) -> None:
+            log.info("spelled %r (%d flashes)", character.symbol, character.flashes)
+            if outlets is not None:
+                outlets.push_character(character.symbol, timestamp)
+
+        self.erp = ErpStage(markers, self.stage, self.inlet.ring, self.config.paradigm, publish)
+        assert self.worker is not None
+        self.worker.add_callback(self.erp.on_prediction)  # it gets epochs, not windows
 
     def _publish_status(self) -> None:
         """One JSON snapshot of :meth:`status` a second on the status outlet, for viewers."""
@@ -223,6 +254,8 @@ class Pipeline(PipelineBase):
             )
 
     def _request_stop(self) -> None:
+        if self._erp_markers is not None:
+            self._erp_markers.stop(STOP_TIMEOUT_S)
         if self.inlet is not None:
             self.inlet.stop(STOP_TIMEOUT_S)  # also wakes the dsp thread waiting on the ring
 
@@ -256,5 +289,8 @@ class Pipeline(PipelineBase):
                     except Exception:
                         self._sink_errors += 1  # one faulty sink must not stop the others
                         log.exception("window sink %r failed", sink)
+            if self.erp is not None and self.worker is not None:
+                for epoch in self.erp.step(pylsl.local_clock()):
+                    self.worker.submit(epoch)
             for _ in range(stage.overruns - overruns_before):
                 self.inlet.report_overrun()

@@ -32,6 +32,7 @@ from bci_app.decoders import Decoder, load_decoder
 from bci_app.dsp.feed import feed_recording, offline_stage
 from bci_app.dsp.stage import DspStage, model_rate
 from bci_app.dsp.windows import Window
+from bci_app.infer.speller import UNKNOWN_SYMBOL, Flash, OnlineSpeller, SpelledCharacter
 from bci_app.infer.worker import InferenceWorker, Prediction
 from bci_app.io import Recording, RecordingError, load_recording
 from bci_app.io.session import ReplaySession, read_session
@@ -44,6 +45,7 @@ from bci_app.pipeline.local import Pipeline
 from bci_app.sources.replay import Replayer
 from bci_app.stream.ring import FLAG_GAP, FLAG_NONFINITE
 from bci_app.train.data import trial_window_seqs
+from bci_app.train.erp import cut_flash_epochs, flash_epochs_of, speller_metrics
 from bci_app.train.metrics import classification_metrics, time_course
 
 log = logging.getLogger(__name__)
@@ -76,6 +78,7 @@ class ReplayRun:
     metadata: CheckpointMetadata | None = None
     recording: Recording | None = None  # fast mode: the recording it read (events for trials)
     damage: tuple[str, ...] = ()  # the damaged streams of a file read in part
+    speller: dict | None = None  # P300 fast replay: the characters (see _spell)
 
     @property
     def predictions(self) -> dict[int, Prediction]:
@@ -145,7 +148,11 @@ def run_fast(
         recording=recording,
         damage=recording.damage,
     )
-    windows = list(_windows(recording, columns, config, run))
+    if config.paradigm.erp:
+        cut, chars, skipped, _ = cut_flash_epochs(recording, columns, config)
+        windows = [window for _, window in cut]
+    else:
+        windows = list(_windows(recording, columns, config, run))
     usable = [w for w in windows if w.usable]
     predictions: dict[int, Prediction] = {}
     for start in range(0, len(usable), batch_size):
@@ -153,6 +160,8 @@ def run_fast(
         one = batch_size == 1  # the live worker's path, window by window
         found = [worker.classify(chunk[0])] if one else worker.classify_batch(chunk)
         predictions.update((p.seq, p) for p in found)
+    if config.paradigm.erp:
+        run.speller = _spell(cut, chars, skipped, predictions, recording, labels, config)
     for window in windows:
         run.windows.append(
             WindowRecord(
@@ -164,6 +173,51 @@ def run_fast(
         )
     run.wall_s = time.perf_counter() - started
     return run
+
+
+def _spell(
+    cut: list[tuple[Flash, Window]],
+    chars: list[str],
+    skipped: int,
+    predictions: dict[int, Prediction],
+    recording: Recording,
+    labels: list[str],
+    config: AppConfig,
+) -> dict:
+    """A P300 replay's characters: what the live speller would have spelled (dynamic stopping,
+    ``online``) and the accuracy against repetitions (``characters``); ``accuracy`` / ``n_trials``
+    / ``chance`` are the online spelling's."""
+    paradigm = config.paradigm
+    speller = OnlineSpeller(paradigm.matrix, paradigm.stop_posterior)
+    spelled: list[SpelledCharacter] = []
+    for flash, window in cut:
+        prediction = predictions.get(window.seq)
+        if prediction is not None:
+            spelled += speller.add(flash, prediction.probabilities)
+    last = speller.finish()
+    spelled += [last] if last is not None else []
+    epochs = flash_epochs_of(
+        [(cut, chars, skipped, recording.rate_hz)], tuple(labels), config.model_rate or 0.0,
+        (recording.run,),
+    )  # fmt: skip
+    probabilities = np.stack(
+        [predictions[w.seq].probabilities for _, w in cut if w.seq in predictions]
+    )
+    characters = speller_metrics(probabilities, epochs, paradigm.matrix, paradigm.stop_posterior)
+    known = [c for c in spelled if c.asked != UNKNOWN_SYMBOL]
+    right = sum(c.symbol == c.asked for c in known)
+    return {
+        "accuracy": round(right / len(known), 4) if known else None,
+        "n_trials": len(known),
+        "chance": characters["chance"],
+        "online": {
+            "spelled": "".join(c.symbol for c in spelled),
+            "asked": "".join(c.asked for c in spelled),
+            "repetitions": [c.repetitions for c in spelled],
+            "stopped_early": [c.stopped_early for c in spelled],
+        },
+        "characters": characters,
+    }
 
 
 def _windows(
@@ -279,6 +333,8 @@ def pseudo_online_metrics(run: ReplayRun, recording: Recording) -> dict | None:
     predicted windows (flagged windows do not count; a trial without any is left out).
     ``accuracy_over_time`` decides from the windows that had ended by each time after the cue.
     """
+    if run.speller is not None:
+        return run.speller
     metadata = run.metadata
     training = metadata.training
     class_map = dict(training.get("class_map") or {c: c for c in metadata.classes})

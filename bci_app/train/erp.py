@@ -32,6 +32,8 @@ from bci_app.infer.speller import (
     UNKNOWN_SYMBOL,
     Flash,
     FlashAssembler,
+    OnlineSpeller,
+    SpelledCharacter,
     best_cell,
     cell_scores,
     flash_log_odds,
@@ -43,7 +45,9 @@ from bci_app.train.metrics import wolpaw_bits
 __all__ = [
     "ERP_CLASSES",
     "FlashEpochs",
+    "cut_flash_epochs",
     "extract_flash_epochs",
+    "flash_epochs_of",
     "speller_metrics",
 ]
 
@@ -152,37 +156,67 @@ def _run_epochs(
     return cut, stage.epochs.pending + stage.epochs.missed + len(flashes) - asked, stage.rate_hz
 
 
+def cut_flash_epochs(
+    recording: Recording, columns: np.ndarray, config: AppConfig
+) -> tuple[list[tuple[Flash, Window]], list[str], int, float]:
+    """The epoch of every flash of one recording, cut by the online dsp: ``(flash, epoch)``
+    pairs in time order (flagged epochs included), the symbol of each character, the flashes
+    left without an epoch, and the model rate (Hz). Raises :class:`RecordingError` when the
+    recording has no flash markers."""
+    flashes, chars = _flashes(recording)
+    if not flashes:
+        labels = sorted({label for _, label in recording.events})[:12]
+        raise RecordingError(
+            f"{recording.source}: no flash markers (code<N>) among its events {labels}; a "
+            "P300 recording marks each flash with code<N> and target/nontarget"
+        )
+    cut, skipped, rate = _run_epochs(recording, columns, flashes, config)
+    return cut, chars, skipped, rate
+
+
 def extract_flash_epochs(
     recordings: Sequence[Recording],
     config: AppConfig,
     channels: Sequence[str] | None = None,
 ) -> FlashEpochs:
     """Cut ``config.paradigm.epoch`` after every flash of ``recordings`` from the online dsp
-    (each recording through its own :class:`DspStage`, as the live app filters it).
+    (each recording through its own :class:`DspStage`, as the live app filters it); flagged
+    epochs are left out and counted.
 
     ``channels``: labels picked in that order (default ``config.channels.pick``, else the first
     recording's). Raises :class:`RecordingError` when a recording has no flash markers."""
     if not recordings:
         raise InvalidArgument("no recordings given")
-    start_s, stop_s = config.paradigm.epoch
     pick = channels if channels is not None else config.channels.pick
     wanted = list(pick) if pick is not None else list(recordings[0].labels)
+    runs = []
+    for recording in recordings:
+        cut, chars, skipped, rate = cut_flash_epochs(recording, recording.columns(wanted), config)
+        runs.append((cut, chars, skipped, recording.rate_hz))
+    first = recordings[0]
+    return flash_epochs_of(
+        runs,
+        tuple(first.labels[i] for i in first.columns(wanted)),
+        rate,
+        tuple(r.run for r in recordings),
+    )
+
+
+def flash_epochs_of(
+    runs: Sequence[tuple[list[tuple[Flash, Window]], list[str], int, float]],
+    labels: tuple[str, ...],
+    rate_hz: float,
+    run_names: tuple[str, ...],
+) -> FlashEpochs:
+    """:class:`FlashEpochs` of the usable epochs of runs as :func:`cut_flash_epochs` gives
+    them (the last item: the recording's stream rate, for the flash times in seconds)."""
     xs: list[np.ndarray] = []
     table: list[tuple[int, int, int, int, int, float]] = []
     chars: list[str] = []
     flagged = 0
-    rate = 0.0
-    for run_index, recording in enumerate(recordings):
-        flashes, run_chars = _flashes(recording)
-        if not flashes:
-            labels = sorted({label for _, label in recording.events})[:12]
-            raise RecordingError(
-                f"{recording.source}: no flash markers (code<N>) among its events {labels}; a "
-                "P300 recording marks each flash with code<N> and target/nontarget"
-            )
+    for run_index, (cut, run_chars, skipped, stream_rate) in enumerate(runs):
         first_character = len(chars)
         chars += run_chars
-        cut, skipped, rate = _run_epochs(recording, recording.columns(wanted), flashes, config)
         flagged += skipped
         for flash, window in cut:
             if not window.usable:
@@ -196,7 +230,7 @@ def extract_flash_epochs(
                     first_character + flash.character,
                     flash.repetition,
                     run_index,
-                    flash.position / recording.rate_hz,
+                    flash.position / stream_rate,
                 )
             )
     if flagged:
@@ -204,7 +238,6 @@ def extract_flash_epochs(
     if not xs:
         raise RecordingError("no usable flash epoch in the recordings")
     columns_of = np.array(table, dtype=np.float64)
-    first = recordings[0]
     return FlashEpochs(
         x=np.stack(xs).astype(np.float32),
         target=columns_of[:, 0].astype(np.int64),
@@ -214,9 +247,9 @@ def extract_flash_epochs(
         run=columns_of[:, 4].astype(np.int64),
         onset_s=columns_of[:, 5],
         chars=tuple(chars),
-        labels=tuple(first.labels[i] for i in first.columns(wanted)),
-        rate_hz=float(rate),
-        runs=tuple(r.run for r in recordings),
+        labels=labels,
+        rate_hz=float(rate_hz),
+        runs=run_names,
         flagged=flagged,
     )
 
@@ -255,22 +288,27 @@ def speller_metrics(
     soa, pause = _flash_timing(epochs, n_rows + n_columns)
     known = [c for c in np.unique(epochs.character) if epochs.chars[c] != UNKNOWN_SYMBOL]
     spelled: dict[int, list[str]] = {r: [] for r in range(1, max_repetitions + 1)}
-    stopped_at: list[int] = []
-    stopped_right: list[bool] = []
     for c in np.unique(epochs.character):
         mine = epochs.character == c
-        stop = None
         for r in range(1, max_repetitions + 1):
             upto = mine & (epochs.repetition < r)
             cells = cell_scores(scores[upto], epochs.code[upto], n_rows, n_columns)
-            best, posterior = best_cell(cells)
-            spelled[r].append(str(symbols[best]))
-            if stop is None and (posterior >= stop_posterior or r == max_repetitions):
-                stop = (r, str(symbols[best]))
-        assert stop is not None
-        if c in known:
-            stopped_at.append(stop[0])
-            stopped_right.append(stop[1] == epochs.chars[c])
+            spelled[r].append(str(symbols[best_cell(cells)[0]]))
+    # Dynamic stopping exactly as the live speller stops: flash by flash, in time order.
+    online = OnlineSpeller(matrix, stop_posterior)
+    decided: list[SpelledCharacter] = []
+    for i in np.argsort(epochs.run * 1e9 + epochs.onset_s, kind="stable"):
+        flash = Flash(
+            float(epochs.onset_s[i]), int(epochs.code[i]), int(epochs.target[i]),
+            int(epochs.character[i]), epochs.chars[epochs.character[i]],
+            int(epochs.repetition[i]),
+        )  # fmt: skip
+        decided += online.add(flash, probabilities[i])
+    last = online.finish()
+    decided += [last] if last is not None else []
+    scored = [d for d in decided if d.asked != UNKNOWN_SYMBOL]
+    stopped_right = [d.symbol == d.asked for d in scored]
+    stopped_at = [d.flashes / (n_rows + n_columns) for d in scored]
     order = list(np.unique(epochs.character))
     truth = [epochs.chars[c] for c in order]
     n_known = len(known)
@@ -305,6 +343,7 @@ def speller_metrics(
         "dynamic_stopping": {
             "stop_posterior": stop_posterior,
             "accuracy": dynamic_accuracy,
+            # flashes until the decision, in repetitions of all codes (may be fractional)
             "mean_repetitions": round(mean_repetitions, 3) if stopped_at else None,
             "itr_bits_per_min": itr(dynamic_accuracy, mean_repetitions * n_codes * soa + pause)
             if stopped_at

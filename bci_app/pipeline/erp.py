@@ -1,0 +1,122 @@
+"""The ERP paradigm inside a live pipeline: stimulus markers -> flashes -> epochs cut by the dsp
+stage -> the worker (every epoch, in order) -> the speller -> decided characters.
+
+Runs on two threads: :meth:`ErpStage.step` on the dsp thread (markers in, epochs out to the
+worker), :meth:`ErpStage.on_prediction` on the worker thread (scores in, characters out).
+"""
+
+from __future__ import annotations
+
+import collections
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from bci_app.config import ParadigmConfig
+from bci_app.dsp.stage import DspStage
+from bci_app.dsp.windows import Window
+from bci_app.infer.speller import Flash, FlashAssembler, OnlineSpeller, SpelledCharacter
+from bci_app.infer.worker import Prediction
+from bci_app.stream.markers import MarkerInlet
+from bci_app.stream.ring import RingBuffer, RingOverrun
+
+__all__ = ["ErpStage", "ErpStats"]
+
+log = logging.getLogger(__name__)
+
+#: A flash's markers arrive together; one still waiting for more this long is complete (s).
+MARKER_SETTLE_S = 0.1
+#: Characters kept for the status (the outlet has them all).
+RECENT_CHARACTERS = 64
+
+
+@dataclass(frozen=True)
+class ErpStats:
+    """Flashes assembled, epochs asked for and cut, flashes whose EEG had left the ring
+    (``missed``), markers the marker inlet dropped, characters decided (most recent last)."""
+
+    flashes: int
+    epochs: int
+    missed: int
+    dropped_markers: int
+    characters: tuple[str, ...]
+
+
+class ErpStage:
+    """Turns the marker stream into epoch requests on ``stage`` (whose raw ring is
+    ``raw_ring``) and epoch predictions into characters, passed to ``on_character``."""
+
+    def __init__(
+        self,
+        markers: MarkerInlet,
+        stage: DspStage,
+        raw_ring: RingBuffer,
+        paradigm: ParadigmConfig,
+        on_character: Callable[[SpelledCharacter, float], None],
+    ) -> None:
+        self.markers = markers
+        self.stage = stage
+        self.raw_ring = raw_ring
+        self.speller = OnlineSpeller(paradigm.matrix, paradigm.stop_posterior)
+        self._on_character = on_character
+        self._assembler = FlashAssembler()
+        self._newest_marker: float | None = None
+        self._waiting: collections.deque[Flash] = collections.deque()
+        self._by_seq: dict[int, Flash] = {}
+        self._flashes = self._epochs = self._missed = 0
+        self._characters: collections.deque[str] = collections.deque(maxlen=RECENT_CHARACTERS)
+
+    def stats(self) -> ErpStats:
+        return ErpStats(
+            self._flashes,
+            self._epochs,
+            self._missed,
+            self.markers.dropped,
+            tuple(self._characters),
+        )
+
+    def step(self, now: float) -> list[Window]:
+        """Dsp thread, after ``stage.process``: take new markers, ask for the epochs of the
+        flashes whose time the EEG has reached, and return the epochs cut (to classify)."""
+        for timestamp, label in self.markers.take():
+            self._newest_marker = timestamp
+            self._add(self._feed(timestamp, label))
+        if self._newest_marker is not None and now - self._newest_marker > MARKER_SETTLE_S:
+            self._add(self._assembler.flush())
+        while self._waiting:
+            try:
+                position = self.raw_ring.position_of(self._waiting[0].position)
+            except RingOverrun:
+                self._missed += 1
+                self._waiting.popleft()
+                continue
+            if position is None:
+                break  # the EEG has not reached this flash yet
+            flash = self._waiting.popleft()
+            self.stage.request_epoch(position, flash)
+        epochs = []
+        for flash, window in self.stage.take_epochs():
+            self._by_seq[window.seq] = flash  # type: ignore[assignment]
+            self._epochs += 1
+            epochs.append(window)
+        return epochs
+
+    def _feed(self, timestamp: float, label: str) -> list[Flash]:
+        try:
+            return self._assembler.feed(timestamp, label)
+        except ValueError as exc:
+            log.warning("speller markers: %s; the flash is ignored", exc)
+            return []
+
+    def _add(self, flashes: list[Flash]) -> None:
+        self._flashes += len(flashes)
+        self._waiting.extend(flashes)
+
+    def on_prediction(self, prediction: Prediction) -> None:
+        """Worker thread: one epoch's target probability into the speller."""
+        flash = self._by_seq.pop(prediction.seq, None)
+        if flash is None:
+            return
+        for character in self.speller.add(flash, prediction.probabilities):
+            self._characters.append(character.symbol)
+            self._on_character(character, prediction.timestamp)
