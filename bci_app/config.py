@@ -7,6 +7,7 @@ silent default.
 
 from __future__ import annotations
 
+import re
 import types
 import typing
 from pathlib import Path
@@ -227,6 +228,26 @@ class OutletsConfig(_Section):
 #: The P300 speller matrix of Farwell and Donchin (1988) as BCI2000 shows it: flash codes 1-6
 #: are its columns, 7-12 its rows.
 SPELLER_MATRIX = ("ABCDEF", "GHIJKL", "MNOPQR", "STUVWX", "YZ1234", "56789_")
+
+#: SSVEP: the class of no stimulation (the no-control state); every other class is a
+#: stimulation frequency named ``<number>Hz``.
+SSVEP_REST = "rest"
+_FREQUENCY_CLASS = re.compile(r"^(\d+(?:\.\d+)?)\s*hz$", re.IGNORECASE)
+
+
+def stimulation_frequency(class_name: str) -> float | None:
+    """The flicker frequency (Hz) an SSVEP class name stands for (``13Hz`` -> 13.0), None for
+    ``rest``; ValueError, saying how to name classes, for anything else."""
+    if class_name.strip().lower() == SSVEP_REST:
+        return None
+    match = _FREQUENCY_CLASS.match(class_name.strip())
+    if not match:
+        raise ValueError(
+            f"SSVEP class {class_name!r} is not a stimulation frequency; name classes "
+            "'<number>Hz' (e.g. 13Hz) and 'rest' for no stimulation"
+        )
+    return float(match.group(1))
+
 
 #: The three paradigm families: motor imagery (a cue, then sliding windows), event-related
 #: potentials (one epoch after each stimulus) and SSVEP (windows over a stimulation period).

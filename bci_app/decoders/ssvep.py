@@ -8,7 +8,6 @@ stimulation: the no-control state). Windows are ``x (n, C, T)`` float32 µV at t
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -19,6 +18,7 @@ from pyriemann.tangentspace import TangentSpace
 from scipy.special import softmax
 from sklearn.linear_model import LogisticRegression
 
+from bci_app.config import SSVEP_REST, stimulation_frequency
 from bci_app.decoders.alignment import window_covariances
 from bci_app.decoders.band import BandFilter
 from bci_app.decoders.base import (
@@ -32,11 +32,8 @@ from bci_app.decoders.base import (
 from bci_app.decoders.riemann import _tangent_pattern_weights
 from bci_app.decoders.threads import one_blas_thread
 
-__all__ = ["REST", "FbccaDecoder", "FilterBankRiemannDecoder", "stimulation_frequencies"]
+__all__ = ["FbccaDecoder", "FilterBankRiemannDecoder", "stimulation_frequencies"]
 
-#: The class of no stimulation (the no-control state).
-REST = "rest"
-_FREQUENCY = re.compile(r"^(\d+(?:\.\d+)?)\s*hz$", re.IGNORECASE)
 #: Harmonics in each CCA reference (fundamental and second harmonic: 13-21 Hz -> up to 42 Hz,
 #: inside the SSVEP dsp band of 5-45 Hz).
 HARMONICS = 2
@@ -56,22 +53,16 @@ REST_MARGIN = 1.5
 
 def stimulation_frequencies(classes: Sequence[str]) -> tuple[list[float], bool]:
     """``(frequencies in Hz of the classes other than rest, in class order; whether rest is a
-    class)``. Raises :class:`DecoderError` for a class that is neither."""
-    frequencies, rest = [], False
-    for name in classes:
-        if name.lower() == REST:
-            rest = True
-            continue
-        match = _FREQUENCY.match(name.strip())
-        if not match:
-            raise DecoderError(
-                f"SSVEP class {name!r} is not a stimulation frequency; name classes "
-                "'<number>Hz' (e.g. 13Hz) and 'rest' for no stimulation"
-            )
-        frequencies.append(float(match.group(1)))
+    class)`` (:func:`~bci_app.config.stimulation_frequency`). Raises :class:`DecoderError` for
+    a class that is neither."""
+    try:
+        found = [stimulation_frequency(name) for name in classes]
+    except ValueError as exc:
+        raise DecoderError(str(exc)) from None
+    frequencies = [f for f in found if f is not None]
     if not frequencies:
         raise DecoderError("an SSVEP model needs at least one '<number>Hz' class")
-    return frequencies, rest
+    return frequencies, None in found
 
 
 def _orthonormal(x: np.ndarray) -> np.ndarray:
@@ -191,7 +182,7 @@ class FbccaDecoder(Decoder):
         frequency_logits = iter(UNTRAINED_SCALE * scores.T)
         rest = UNTRAINED_SCALE * self.rest_margin * self.noise_score(n_samples)
         for name in self.classes:
-            if name.lower() == REST:
+            if name.strip().lower() == SSVEP_REST:
                 logits.append(np.full(len(scores), rest))
             else:
                 logits.append(next(frequency_logits))

@@ -1,0 +1,140 @@
+"""``bci-app speller``: the P300 speller's screen (see :mod:`bci_app.gui.speller`), copy spelling
+(``--copy TEXT``: target/nontarget markers for training) or free spelling (``--free``)."""
+
+from __future__ import annotations
+
+import argparse
+
+from bci_app.cli._common import load_app_config, positive_float, print_json
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    parser = subparsers.add_parser(
+        "speller",
+        help="P300 speller: the matrix flashing rows and columns, each flash an LSL marker",
+    )
+    mode = parser.add_mutually_exclusive_group()
+    mode.add_argument("--copy", metavar="TEXT", help="copy spelling of TEXT (default: --free)")
+    mode.add_argument("--free", action="store_true", help="free spelling (char:? markers)")
+    parser.add_argument(
+        "--characters", type=int, help="free spelling: stop after this many (default: Esc ends)"
+    )
+    parser.add_argument("--repetitions", type=int, default=10, help="blocks per character (10)")
+    parser.add_argument("--flash", type=float, default=0.1, help="flash duration (s, 0.1)")
+    parser.add_argument("--blank", type=float, default=0.075, help="blank between flashes (s)")
+    parser.add_argument("--pause", type=float, default=2.5, help="pause between characters (s)")
+    parser.add_argument("--seed", type=int, default=0, help="randomises the flash order")
+    parser.add_argument("--config", help="config YAML (paradigm.matrix, stream.resolve_timeout)")
+    parser.add_argument(
+        "--markers", default="bci-app-speller-markers", help="name of the marker outlet"
+    )
+    parser.add_argument(
+        "--attach",
+        metavar="PREFIX",
+        help="show the characters a worker decides, read from its <PREFIX>-characters stream "
+        "(a decision during a character's flashes ends it: dynamic stopping)",
+    )
+    parser.add_argument("--duration", type=positive_float, help="seconds to run, then close")
+    parser.add_argument(
+        "--screenshot", metavar="OUT.png", help="save a PNG of the screen after --duration s (3)"
+    )
+    parser.add_argument("--json", action="store_true", help="last line: summary as JSON")
+    parser.set_defaults(func=cmd_speller)
+    return parser
+
+
+def cmd_speller(args: argparse.Namespace) -> int:
+    from bci_app.calibrate.speller import SpellerSettings
+    from bci_app.gui.speller import SpellerWindow, resolve_decisions
+
+    config = load_app_config(args.config)
+    settings = SpellerSettings(
+        matrix=tuple(config.paradigm.matrix),
+        text=args.copy,
+        characters=args.characters,
+        repetitions=args.repetitions,
+        flash_s=args.flash,
+        blank_s=args.blank,
+        pause_s=args.pause,
+        seed=args.seed,
+    )
+    app = qt_application()
+    inlet = resolve_decisions(args.attach, config.stream.resolve_timeout) if args.attach else None
+    window = SpellerWindow(settings, args.markers, close_when_done=not args.screenshot)
+    try:
+        if inlet is not None:
+            window.read_decisions(inlet)
+        print(
+            f"speller ({'copy ' + repr(settings.text) if settings.copy else 'free spelling'}); "
+            f"markers on {window.markers.name!r} (source_id {window.markers.source_id}); Esc ends",
+            flush=True,
+        )
+        outcome = run_window(app, window, args.duration, args.screenshot)
+        summary = window.summary()
+    finally:
+        window.markers.close()
+        if inlet is not None:
+            inlet.close_stream()
+    print(
+        f"{summary['characters']} characters, {summary['flashes']} flashes, spelled "
+        f"{summary['spelled']!r}; flash drawn after its planned time p99 "
+        f"{summary['flash_draw_lateness_ms']['p99']} ms",
+        flush=True,
+    )
+    if args.json:
+        print_json(summary | ({"screenshot": args.screenshot} if args.screenshot else {}))
+    return outcome
+
+
+def qt_application():
+    """The process' QApplication, created on first use (without the main window's pyqtgraph
+    and pipeline imports, which a stimulus screen does not need)."""
+    import sys
+
+    from PyQt5 import QtWidgets
+
+    app = QtWidgets.QApplication.instance()
+    if app is None:
+        app = QtWidgets.QApplication(sys.argv[:1])
+        app.setApplicationName("bci-app")
+    return app
+
+
+def run_window(app, window, duration: float | None, screenshot: str | None) -> int:
+    """Show ``window``, call its ``start()``, and run Qt until it closes (after ``duration`` s
+    when given; with ``screenshot``: after ``duration`` s (default 3) save a PNG of it and
+    close). Ctrl+C / SIGTERM close it. Returns 0, or 1 when the PNG could not be written."""
+    import logging
+    from pathlib import Path
+
+    from PyQt5 import QtCore
+
+    from bci_app.lifecycle import on_signals
+
+    outcome = {"code": 0}
+    window.show()
+    window.start()
+    if screenshot:
+
+        def take() -> None:
+            target = Path(screenshot)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            if not window.grab().save(str(target), "PNG"):
+                logging.getLogger(__name__).error("could not write the screenshot %s", target)
+                outcome["code"] = 1
+            window.close()
+
+        QtCore.QTimer.singleShot(round((3.0 if duration is None else duration) * 1000), take)
+    elif duration is not None:
+        QtCore.QTimer.singleShot(round(duration * 1000), window.close)
+    wake = QtCore.QTimer()  # lets Python run a signal handler while Qt waits
+    wake.timeout.connect(lambda: None)
+    wake.start(200)
+    try:
+        with on_signals(window.close):
+            if window.isVisible():
+                app.exec_()
+    finally:
+        wake.stop()
+        window.close()
+    return outcome["code"]
