@@ -1,5 +1,6 @@
 """Electrode weights panel: the decoder's weight per electrode as bars (latest window,
-or running mean with +-1 SD over the recent windows), sortable, plus an optional head map."""
+or running mean with +-1 SD over the recent windows), sortable, plus an interpolated scalp map
+of the same values (:class:`ScalpMap`; the maths is in :mod:`bci_app.gui.topomap`)."""
 
 from __future__ import annotations
 
@@ -7,23 +8,125 @@ import math
 
 import numpy as np
 import pyqtgraph as pg
-from PyQt5 import QtWidgets
+from PyQt5 import QtGui, QtWidgets
 
 from bci_app.gui.common import Frame, plot_widget
-from bci_app.io.montage import positions
+from bci_app.gui.topomap import HEAD_RADIUS, Topomap, build_topomap
 
 LABEL_PX = 30  # horizontal pixels one electrode label needs
-HEAD_PERIOD_S = 0.25  # the head map is recoloured at most this often
+HEAD_PERIOD_S = 0.25  # the map is recoloured at most this often (~0.1 ms + a 1-2 ms paint)
+MAP_PIXELS = 64  # the map's grid, per side
+MISSING_SHOWN = 8  # unplaced labels named under the map; the rest in its tooltip
 LATEST, MEAN = "latest window", "running mean ± SD"
 MONTAGE, SORTED = "montage order", "sorted by weight"
 
 
-def head_projection(xyz: np.ndarray) -> np.ndarray:
-    """Unit-sphere positions ``(n, 3)`` -> azimuthal equidistant map ``(n, 2)`` (nose up):
-    radius 1 on the Fpz-T7-Oz-T8 circle, 0 at Cz."""
-    theta = np.arccos(np.clip(xyz[:, 2], -1.0, 1.0)) / (np.pi / 2)
-    phi = np.arctan2(xyz[:, 1], xyz[:, 0])
-    return np.stack([theta * np.cos(phi), theta * np.sin(phi)], axis=1)
+class ScalpMap(QtWidgets.QWidget):
+    """Interpolated topographic map of one value per electrode (nose up, MNE's projection):
+    an image coloured through a LUT at per-call levels, head outline, nose and ears, a dot
+    per placed electrode (hover: ``label: value``) and, under it, the labels that have no
+    position (listed, never placed)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.plot = plot_widget()
+        self.plot.setMouseEnabled(False, False)
+        self.plot.setAspectLocked(True)
+        self.plot.hideAxis("left")
+        self.plot.hideAxis("bottom")
+        self.colormap = pg.colormap.get("viridis")
+        self.image = pg.ImageItem(axisOrder="row-major")  # NaN (outside the head): transparent
+        self.image.setLookupTable(self.colormap.getLookupTable(nPts=256, alpha=False))
+        self.plot.addItem(self.image)
+        pen = pg.mkPen((160, 160, 160), width=2)
+        self.outline = [self.plot.plot(pen=pen) for _ in range(4)]  # head, nose, two ears
+        self.scatter = pg.ScatterPlotItem(
+            size=5,
+            pen=None,
+            brush=(20, 20, 20),
+            hoverable=True,
+            hoverSize=9,
+            hoverBrush=(250, 250, 250),
+            tip=self._tip,
+        )
+        self.plot.addItem(self.scatter)
+        for z, item in enumerate((self.image, *self.outline, self.scatter)):
+            item.setZValue(z)
+        self.missing = QtWidgets.QLabel("")
+        self.missing.setWordWrap(True)
+        self.missing.setVisible(False)
+        layout = QtWidgets.QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addWidget(self.plot, 1)
+        layout.addWidget(self.missing)
+        self.topomap: Topomap | None = None
+        self.values = np.zeros(0)  # drawn values of the placed electrodes (model order)
+        self.levels = (0.0, 1.0)  # colour range of the last draw
+        self._pixels: np.ndarray | None = None  # (MAP_PIXELS, MAP_PIXELS) float32 buffer
+        self._outline(HEAD_RADIUS, HEAD_RADIUS)
+
+    def bind(self, labels: tuple[str, ...]) -> bool:
+        """Place ``labels``; the map is built once per label set (cached). Returns whether
+        enough of them have a position for a map."""
+        self.topomap = build_topomap(tuple(labels), MAP_PIXELS) if labels else None
+        missing = self.topomap.missing if self.topomap is not None else tuple(labels)
+        shown = ", ".join(missing[:MISSING_SHOWN])
+        if len(missing) > MISSING_SHOWN:
+            shown += f" (+{len(missing) - MISSING_SHOWN} more)"
+        self.missing.setText(f"no position: {shown}" if missing else "")
+        self.missing.setToolTip(", ".join(missing))
+        self.missing.setVisible(bool(missing))
+        self.values = np.zeros(0)
+        self.image.clear()
+        if self.topomap is None:
+            self.scatter.clear()
+            self._pixels = None
+            return False
+        topo = self.topomap
+        self._pixels = np.full((topo.size, topo.size), np.nan, dtype=np.float32)
+        pixel = 2 * topo.radius / topo.size  # projection units per image pixel
+        self.image.setTransform(
+            QtGui.QTransform.fromTranslate(-topo.radius, -topo.radius).scale(pixel, pixel)
+        )
+        self.scatter.setData(pos=topo.xy, data=np.arange(len(topo.known)))
+        self._outline(HEAD_RADIUS, topo.radius)
+        return True
+
+    def _outline(self, head: float, extent: float) -> None:
+        angle = np.linspace(0.0, 2.0 * np.pi, 101)
+        head_line, nose, left, right = self.outline
+        head_line.setData(head * np.cos(angle), head * np.sin(angle))
+        nose.setData(head * np.array([-0.1, 0.0, 0.1]), head * np.array([0.995, 1.12, 0.995]))
+        ear = np.linspace(-0.5 * np.pi, 0.5 * np.pi, 25)
+        ear_x, ear_y = head * (1.0 + 0.07 * np.cos(ear)), head * 0.16 * np.sin(ear)
+        right.setData(ear_x, ear_y)
+        left.setData(-ear_x, ear_y)
+        reach = max(extent, 1.13 * head) * 1.02
+        self.plot.setRange(xRange=(-reach, reach), yRange=(-reach, reach), padding=0)
+
+    def draw(self, values: np.ndarray) -> None:
+        """Recolour the map with ``values (n_labels,)`` in the bound labels' order."""
+        topo = self.topomap
+        if topo is None or self._pixels is None:
+            return
+        known = np.asarray(values, dtype=np.float64)[topo.known]
+        finite = known[np.isfinite(known)]  # a NaN weight blanks the map, not the levels
+        low, high = (float(finite.min()), float(finite.max())) if finite.size else (0.0, 1.0)
+        if not high > low:
+            low, high = low - 0.5, low + 0.5
+        self.values, self.levels = known, (low, high)
+        topo.render(known, self._pixels)
+        self.image.setImage(self._pixels, autoLevels=False, levels=self.levels)
+
+    def _tip(self, x: float, y: float, data: int) -> str:
+        """Hover text of the electrode at index ``data`` of the placed ones."""
+        del x, y
+        if self.topomap is None:
+            return ""
+        label = self.topomap.known_labels[int(data)]
+        if int(data) >= len(self.values):
+            return label
+        return f"{label}: {self.values[int(data)]:.3g}"
 
 
 class WeightsPanel(QtWidgets.QGroupBox):
@@ -50,27 +153,17 @@ class WeightsPanel(QtWidgets.QGroupBox):
         self.plot.addItem(self.bars)
         self.plot.addItem(self.spread)
 
-        self.head_plot = plot_widget()
-        self.head_plot.setMouseEnabled(False, False)
-        self.head_plot.setAspectLocked(True)
-        self.head_plot.hideAxis("left")
-        self.head_plot.hideAxis("bottom")
-        angle = np.linspace(0, 2 * np.pi, 100)
-        outline = pg.mkPen((160, 160, 160), width=2)
-        self.head_plot.plot(1.1 * np.cos(angle), 1.1 * np.sin(angle), pen=outline)
-        self.head_plot.plot([-0.15, 0.0, 0.15], [1.09, 1.25, 1.09], pen=outline)  # nose
-        self.scatter = pg.ScatterPlotItem(size=0.17, pxMode=False, pen=pg.mkPen((30, 30, 30)))
-        self.head_plot.addItem(self.scatter)
-        self.head_plot.setRange(xRange=(-1.3, 1.3), yRange=(-1.3, 1.3))
-        self.colormap = pg.colormap.get("viridis")
+        self.scalp = ScalpMap()
+        self.scatter = self.scalp.scatter  # the electrode dots of the map
 
         body = QtWidgets.QHBoxLayout()
         body.addWidget(self.plot, 3)
-        body.addWidget(self.head_plot, 1)
+        body.addWidget(self.scalp, 1)
         layout = QtWidgets.QVBoxLayout(self)
         layout.addLayout(controls)
         layout.addLayout(body, 1)
-        self.head.toggled.connect(self.head_plot.setVisible)
+        self.head.toggled.connect(self.scalp.setVisible)
+        self.head.toggled.connect(self._invalidate)
         for box in (self.mode, self.order):
             box.currentIndexChanged.connect(self._invalidate)
 
@@ -79,10 +172,10 @@ class WeightsPanel(QtWidgets.QGroupBox):
         self._key: tuple | None = None
         self._heights = np.zeros(0)
         self._order = np.zeros(0, dtype=np.intp)
-        self._head_xy: np.ndarray | None = None
         self._top = 0.0  # y range shown
         self._ticks: list | None = None
         self._head_drawn = -np.inf  # LSL time the head map was last coloured
+        self._map_values: np.ndarray | None = None  # values (model order) not yet on the map
 
     def bind(self, labels: tuple[str, ...], decoder: str = "", meaning: str = "") -> None:
         """New model: ``labels`` of its electrodes, in model order (the weights' order); the
@@ -91,19 +184,14 @@ class WeightsPanel(QtWidgets.QGroupBox):
         self.setTitle(f"Electrode weights ({decoder})" if decoder else "Electrode weights")
         self.setToolTip(meaning)
         self._invalidate()
-        try:
-            self._head_xy = (
-                head_projection(positions([lab.rstrip(".") for lab in self.labels]))
-                if self.labels
-                else None
-            )
-        except (KeyError, ValueError):  # labels outside the 10-10 system / the known sets
-            self._head_xy = None
-        self.head.setEnabled(self._head_xy is not None)
-        self.head_plot.setVisible(self._head_xy is not None and self.head.isChecked())
+        drawable = self.scalp.bind(self.labels)
+        self.head.setEnabled(drawable)
+        self.head.setToolTip("" if drawable else "too few electrodes with a known position")
+        self.scalp.setVisible(drawable and self.head.isChecked())
 
     def _invalidate(self) -> None:
         self._key = None
+        self._map_values = None
         self._head_drawn = -np.inf
 
     def bar_labels(self) -> list[str]:
@@ -120,9 +208,19 @@ class WeightsPanel(QtWidgets.QGroupBox):
             return
         width = max(1, int(self.plot.getViewBox().width()))
         key = (latest.seq, self.mode.currentText(), self.order.currentText(), width)
-        if key == self._key:
-            return
-        self._key = key
+        if key != self._key:
+            self._key = key
+            self._map_values = self._draw_bars(frame, width)
+        if self._map_values is not None and frame.now - self._head_drawn >= HEAD_PERIOD_S:
+            self._head_drawn = frame.now  # values held back by the period are drawn now
+            if self.scalp.isVisible():
+                self.scalp.draw(self._map_values)
+            self._map_values = None
+
+    def _draw_bars(self, frame: Frame, width: int) -> np.ndarray:
+        """Bars of the latest prediction or the recent mean; returns the values drawn
+        ``(n_electrodes,)`` in model order."""
+        latest = frame.prediction
         self.shown_seq = latest.seq
         spread = None
         if self.mode.currentText() == MEAN:
@@ -150,15 +248,4 @@ class WeightsPanel(QtWidgets.QGroupBox):
         if ticks != self._ticks:
             self._ticks = ticks
             self.plot.getAxis("bottom").setTicks([ticks, []])
-        if frame.now - self._head_drawn >= HEAD_PERIOD_S:
-            self._head_drawn = frame.now
-            self._draw_head(values)
-
-    def _draw_head(self, values: np.ndarray) -> None:
-        if self._head_xy is None or not self.head_plot.isVisible():
-            return
-        low, high = float(values.min()), float(values.max())
-        scaled = (values - low) / (high - low) if high > low else np.full(len(values), 0.5)
-        brushes = [pg.mkBrush(c) for c in self.colormap.mapToQColor(scaled)]
-        tips = [f"{label}: {v:.3f}" for label, v in zip(self.labels, values, strict=True)]
-        self.scatter.setData(pos=self._head_xy, brush=brushes, data=tips)
+        return values
