@@ -29,7 +29,12 @@ from bci_app.sources.replay import Replayer
 from bci_app.stream.markers import MarkerInlet
 from bci_app.stream.resolve import StreamError
 from bci_app.stream.ring import RingBuffer
-from bci_app.train.commands import TrainingError, evaluate_command, train_command
+from bci_app.train.commands import (
+    TrainingError,
+    evaluate_command,
+    train_command,
+    training_free_command,
+)
 from bci_app.train.data import extract_trials
 from bci_app.train.erp import FlashEpochs, extract_flash_epochs, speller_metrics
 from tests.conftest import SHARED_DATA, last_json, run_cli, unique_id, wait_until
@@ -314,15 +319,23 @@ def _flicker(frequency: float | None, n: int, rate: float, seed: int) -> np.ndar
     return x.astype(np.float32)
 
 
-def test_training_free_fbcca_finds_the_flicker_and_calls_noise_rest():
+def test_training_free_fbcca_finds_the_flicker_and_tells_rest_on_real_sessions(tmp_path):
     rate = 128.0
     decoder = FbccaDecoder.fit(None, None, SSVEP_CLASSES, rate, 8)
     for index, frequency in ((1, 13.0), (2, 17.0), (3, 21.0)):
         probabilities, weights = decoder.predict(_flicker(frequency, 10, rate, index))
         assert (probabilities.argmax(axis=1) == index).mean() >= 0.9
         assert weights.shape == (10, 8) and np.all(weights <= 1.0)
-    probabilities, _ = decoder.predict(_flicker(None, 10, rate, 9))
-    assert (probabilities.argmax(axis=1) == 0).mean() >= 0.8
+    # A checkpoint without a recording, then a real session: rest and the three flickers told
+    # apart well above chance (0.25).
+    config = with_paradigm(load_config(), "ssvep")
+    out = tmp_path / "training-free"
+    occipital = ["Oz", "O1", "O2", "PO3", "POz", "PO7", "PO8", "PO4"]
+    training_free_command(SSVEP_CLASSES, occipital, out, config)
+    metrics = evaluate_command(out, [SHARED_DATA / "ssvep-exo" / "s03_r2_raw.fif"])
+    assert metrics["accuracy"] >= 0.6 and metrics["recall_per_class"]["rest"] >= 0.5
+    with pytest.raises(TrainingError, match="needs the electrodes"):
+        training_free_command(SSVEP_CLASSES, [], tmp_path / "none", config)
     with pytest.raises(DecoderError, match="not a stimulation frequency"):
         FbccaDecoder.fit(None, None, ("rest", "left"), rate, 8)
 

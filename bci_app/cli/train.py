@@ -38,6 +38,15 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         "windows unless --config sets them",
     )
     parser.add_argument("--out", required=True, help="checkpoint folder to write")
+    parser.add_argument(
+        "--training-free",
+        action="store_true",
+        help="SSVEP: a filter-bank CCA model needing no recording (give --channels); "
+        "rest is detected by a noise threshold",
+    )
+    parser.add_argument(
+        "--channels", nargs="+", help="--training-free: the electrodes it reads, e.g. O1 Oz O2"
+    )
     parser.add_argument("--config", help="config YAML with the dsp and window settings")
     parser.add_argument(
         "--decoder",
@@ -102,6 +111,19 @@ def cmd_train(args: argparse.Namespace) -> int:
     if paradigm != "mi" or args.paradigm:
         config = with_paradigm(config, paradigm, keep_set_keys=args.config is not None)
     decoder = args.decoder or ("se" if paradigm == "mi" else "auto")
+    if args.training_free:
+        from bci_app.train.commands import training_free_command
+
+        if args.files or args.simulated:
+            raise SystemExit("bci-app train --training-free learns nothing: drop the recordings")
+        metrics = training_free_command(
+            args.classes, args.channels or [], Path(args.out), config, args.overwrite,
+            args.description,
+        )  # fmt: skip
+        print(f"saved {args.out}: training-free fbcca on {len(args.channels)} channels")
+        if args.json:
+            print_json(metrics)
+        return 0
     recordings = [load_recording(f, args.strict) for f in args.files]
     if args.simulated:
         sim = SimulatorSettings.from_config(config.simulator)

@@ -18,7 +18,14 @@ from bci_app.config import (
     WindowsConfig,
     parse_config,
 )
-from bci_app.decoders import Decoder, DecoderError, decoder_spec, load_decoder, save_decoder
+from bci_app.decoders import (
+    Decoder,
+    DecoderError,
+    FbccaDecoder,
+    decoder_spec,
+    load_decoder,
+    save_decoder,
+)
 from bci_app.decoders.ssvep import stimulation_frequencies
 from bci_app.errors import UserError
 from bci_app.io import Recording, load_recording
@@ -225,6 +232,56 @@ def train_command(
         shutil.rmtree(out_dir)
     save_decoder(out_dir, result.decoder, metadata, render_model_card(metadata, description))
     return metrics
+
+
+def training_free_command(
+    classes: Sequence[str],
+    channels: Sequence[str],
+    out_dir: Path,
+    config: AppConfig,
+    overwrite: bool = False,
+    description: str = "",
+) -> dict:
+    """An SSVEP checkpoint that needs no calibration: filter-bank CCA against the class
+    frequencies (:class:`~bci_app.decoders.FbccaDecoder`, ``rest`` by its noise threshold) on
+    ``channels``, with the config's (the SSVEP paradigm's) dsp, model rate and windows."""
+    if config.paradigm.kind != "ssvep":
+        raise TrainingError("a training-free model is an SSVEP model; add --paradigm ssvep")
+    if not channels:
+        raise TrainingError(
+            "a training-free model needs the electrodes it reads: --channels O1 Oz O2 ..."
+        )
+    out_dir = Path(out_dir)
+    if out_dir.exists() and any(out_dir.iterdir()) and not overwrite:
+        raise TrainingError(f"{out_dir} exists and is not empty; pass --overwrite to replace it")
+    names = [
+        item.partition(":")[0] if ":" not in item else item.rpartition(":")[2] for item in classes
+    ]
+    try:
+        decoder = FbccaDecoder.fit(None, None, names, config.model_rate or 0.0, len(channels))
+    except DecoderError as exc:
+        raise TrainingError(str(exc)) from None
+    metadata = CheckpointMetadata(
+        classes=names,
+        channel_labels=list(channels),
+        model_rate_hz=config.model_rate,
+        window_s=config.windows.length,
+        hop_s=config.windows.hop,
+        dsp=DspConfig.from_config(config),
+        decoder=decoder_spec(decoder),
+        paradigm=config.paradigm,
+        training={
+            "training_free": True,
+            "class_map": {name: name for name in names},
+            "trial_window_s": [0.0, 4.0],
+            "description": description,
+        },
+        metrics={"decoder": "fbcca", "training_free": True},
+    )
+    if out_dir.exists() and overwrite:
+        shutil.rmtree(out_dir)
+    save_decoder(out_dir, decoder, metadata, render_model_card(metadata, description))
+    return dict(metadata.metrics)
 
 
 def evaluate_command(checkpoint: Path, files: Sequence[str | Path], strict: bool = False) -> dict:
