@@ -269,7 +269,7 @@ def test_live_p300_pipeline_spells_from_real_eeg_and_markers_over_lsl(p300_model
         characters = pylsl.StreamInlet(found[0])
         characters.open_stream(timeout=5.0)
         with replayer:
-            sample, _ = characters.pull_sample(timeout=20.0)
+            sample, _ = characters.pull_sample(timeout=30.0)
         stats = pipeline.erp.stats()
     finally:
         pipeline.stop()

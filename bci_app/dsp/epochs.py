@@ -13,8 +13,8 @@ from typing import Generic, TypeVar
 
 import numpy as np
 
-from bci_app.dsp.windows import Window, seconds_to_samples
-from bci_app.stream.ring import FLAG_NONFINITE, RingBuffer, RingOverrun
+from bci_app.dsp.windows import Window, WindowReader, seconds_to_samples
+from bci_app.stream.ring import RingBuffer, RingOverrun
 
 __all__ = ["EpochCutter", "PendingEpochsFull"]
 
@@ -51,9 +51,7 @@ class EpochCutter(Generic[Tag]):
         self._pending: collections.deque[_Pending[Tag]] = collections.deque()
         self.next_seq = 0
         self.missed = 0
-        self._flags = np.zeros(self.length, dtype=np.uint8)
-        self._timestamps = np.zeros(self.length, dtype=np.float64)
-        self._arrival = np.zeros(self.length, dtype=np.float64)
+        self._reader = WindowReader(ring, self.length)
 
     def request(self, position: float, tag: Tag) -> None:
         """Ask for the epoch of a stimulus at model-rate sample ``position`` (fractional), in
@@ -76,36 +74,10 @@ class EpochCutter(Generic[Tag]):
         written = self.ring.written
         while self._pending and self._pending[0].start + self.length <= written:
             item = self._pending.popleft()
-            data = np.empty((self.length, self.ring.n_channels), dtype=np.float32)
             try:
-                if item.start < 0:
-                    raise RingOverrun(item.start, self.ring.oldest)
-                self.ring.read_into(
-                    item.start,
-                    item.start + self.length,
-                    data,
-                    self._timestamps,
-                    self._flags,
-                    self._arrival,
-                )
+                epochs.append((item.tag, self._reader.read(item.start, self.next_seq, now)))
             except RingOverrun:
                 self.missed += 1
                 continue
-            epochs.append(
-                (
-                    item.tag,
-                    Window(
-                        seq=self.next_seq,
-                        start_index=item.start,
-                        data=data,
-                        first_timestamp=float(self._timestamps[0]),
-                        last_timestamp=float(self._timestamps[-1]),
-                        arrival_time=float(self._arrival[-1]),
-                        cut_time=now,
-                        flags=int(np.bitwise_or.reduce(self._flags[1:]))
-                        | int(self._flags[0] & FLAG_NONFINITE),
-                    ),
-                )
-            )
             self.next_seq += 1
         return epochs

@@ -51,6 +51,39 @@ def seconds_to_samples(seconds: float, rate_hz: float, what: str) -> int:
     return samples
 
 
+class WindowReader:
+    """Reads ``length`` samples of a model-rate ring into a new :class:`Window` (one set of
+    scratch buffers for the timestamps, flags and arrival times, reused)."""
+
+    def __init__(self, ring: RingBuffer, length: int) -> None:
+        self.ring = ring
+        self.length = length
+        self._flags = np.zeros(length, dtype=np.uint8)
+        self._timestamps = np.zeros(length, dtype=np.float64)
+        self._arrival = np.zeros(length, dtype=np.float64)
+
+    def read(self, start: int, seq: int, now: float) -> Window:
+        """Window ``seq`` of samples ``[start, start + length)``, cut at ``now``; raises
+        :class:`RingOverrun` when they are no longer (or, for ``start < 0``, never were) held."""
+        if start < 0:
+            raise RingOverrun(start, self.ring.oldest)
+        data = np.empty((self.length, self.ring.n_channels), dtype=np.float32)
+        self.ring.read_into(
+            start, start + self.length, data, self._timestamps, self._flags, self._arrival
+        )
+        return Window(
+            seq=seq,
+            start_index=start,
+            data=data,
+            first_timestamp=float(self._timestamps[0]),
+            last_timestamp=float(self._timestamps[-1]),
+            arrival_time=float(self._arrival[-1]),
+            cut_time=now,
+            # A gap mark on the first sample only says what came before the window.
+            flags=int(np.bitwise_or.reduce(self._flags[1:])) | int(self._flags[0] & FLAG_NONFINITE),
+        )
+
+
 class WindowCutter:
     """Cuts windows from a model-rate :class:`RingBuffer` as soon as their last sample is there."""
 
@@ -66,9 +99,7 @@ class WindowCutter:
             )
         self.next_seq = 0
         self.overruns = 0
-        self._flags = np.zeros(self.length, dtype=np.uint8)
-        self._timestamps = np.zeros(self.length, dtype=np.float64)
-        self._arrival = np.zeros(self.length, dtype=np.float64)
+        self._reader = WindowReader(ring, self.length)
 
     def cut(self, now: float) -> list[Window]:
         """Every window whose last sample has been written since the previous call."""
@@ -81,27 +112,10 @@ class WindowCutter:
                 self.overruns += 1
                 self.next_seq = -(-self.ring.oldest // self.hop)
                 continue
-            data = np.empty((self.length, self.ring.n_channels), dtype=np.float32)
             try:
-                self.ring.read_into(
-                    start, start + self.length, data, self._timestamps, self._flags, self._arrival
-                )
+                windows.append(self._reader.read(start, self.next_seq, now))
             except RingOverrun:
                 self.overruns += 1
                 continue
-            windows.append(
-                Window(
-                    seq=self.next_seq,
-                    start_index=start,
-                    data=data,
-                    first_timestamp=float(self._timestamps[0]),
-                    last_timestamp=float(self._timestamps[-1]),
-                    arrival_time=float(self._arrival[-1]),
-                    cut_time=now,
-                    # A gap mark on the first sample only says what came before the window.
-                    flags=int(np.bitwise_or.reduce(self._flags[1:]))
-                    | int(self._flags[0] & FLAG_NONFINITE),
-                )
-            )
             self.next_seq += 1
         return windows

@@ -419,6 +419,7 @@ class InferenceWorker(Background):
         self.keep_warm = KeepWarm() if warm else None
         self._warm_up()
         decoder.reset()  # warm-up windows must not have moved an adapting reference
+        self.every_window = every_window
         self.slot = FifoSlot() if every_window else LatestSlot()
         self._windows = self._predicted = self._stale = self._flagged = self._errors = 0
         self._backlog = 0
@@ -524,7 +525,9 @@ class InferenceWorker(Background):
             return None
         claimed = pylsl.local_clock()
         backlog = window.arrival_time <= self.backlog_until
-        if not backlog and (claimed - window.last_timestamp) * 1e3 > self.budgets.staleness_ms:
+        stale = (claimed - window.last_timestamp) * 1e3 > self.budgets.staleness_ms
+        # An ERP epoch is one flash of a decision still being made: late, it still counts.
+        if stale and not backlog and not self.every_window:
             self._stale += 1
             return None
         started = pylsl.local_clock()
