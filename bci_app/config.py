@@ -78,6 +78,7 @@ class StreamConfig(_Section):
 class SimulatorConfig(_Section):
     """The embedded simulator, started in-process when no stream selector is configured."""
 
+    paradigm: Literal["mi", "p300", "ssvep"] = "mi"
     channels: Literal[8, 64, 256] = 64
     rate: Annotated[float, Field(ge=128, le=4096)] = 160.0
     seed: int = 0

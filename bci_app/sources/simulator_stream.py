@@ -2,7 +2,9 @@
 :class:`~bci_app.sources.simulator.EEGSimulator` to an EEG outlet plus a string marker outlet from
 a background thread, paced by ``pylsl.local_clock()`` without drift (sample ``n`` has timestamp
 exactly ``t0 + n / rate_hz``); :class:`SimulatorClock` is what another process needs to follow
-it (its settings, ``t0``, source_id and cue schedule).
+it (its settings, ``t0``, source_id and cue schedule). The marker outlet carries the schedule's
+every marker (:func:`~bci_app.sources.simulator.make_schedule`): the class name at each cue (mi,
+ssvep) or ``char:<X>``, ``code<N>`` and ``target``/``nontarget`` at each flash (p300).
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ import pylsl
 
 from bci_app.io.lslinfo import make_stream_info
 from bci_app.lifecycle import STOP_TIMEOUT_S, Background
-from bci_app.sources.simulator import CueSchedule, EEGSimulator, SimulatorSettings
+from bci_app.sources.simulator import EEGSimulator, Schedule, SimulatorSettings, make_schedule
 
 __all__ = ["InjectFn", "SimulatorClock", "SimulatorStream"]
 
@@ -49,8 +51,8 @@ class _Counters:
 
 
 @functools.lru_cache(maxsize=8)
-def _schedule_of(settings: SimulatorSettings) -> CueSchedule:
-    return CueSchedule(settings)  # lazy and thread-safe, so one per settings can be shared
+def _schedule_of(settings: SimulatorSettings) -> Schedule:
+    return make_schedule(settings)  # lazy and thread-safe, so one per settings can be shared
 
 
 @dataclass(frozen=True)
@@ -67,7 +69,7 @@ class SimulatorClock:
         return self.source_id + "-markers"
 
     @property
-    def schedule(self) -> CueSchedule:
+    def schedule(self) -> Schedule:
         return _schedule_of(self.settings)
 
     def timestamp_of(self, sample_index: int) -> float:
@@ -87,8 +89,10 @@ class SimulatorStream(Background):
       ``settings.rate_hz``, ``source_id``; desc has ``<channels>`` (label, unit microvolts,
       type EEG) and ``<manufacturer>bci-app simulator</manufacturer>``.
     * Marker outlet: type ``"Markers"``, name ``settings.name + "-markers"``, 1 string channel,
-      irregular rate, source_id ``source_id + "-markers"``; one sample (the class name) per cue,
-      stamped with the timestamp of the cue sample.
+      irregular rate, source_id ``source_id + "-markers"``; one sample per marker of the
+      schedule (mi/ssvep: the class name at each cue; p300: ``char:<X>`` at a character's first
+      flash, ``code<N>``, ``target``/``nontarget``, as separate samples in that order), each
+      stamped with the timestamp of its cue/flash sample.
 
     Sample ``n`` (0-based since ``start()``) carries timestamp ``t0 + n / rate_hz`` with
     ``t0 = pylsl.local_clock()`` taken in ``start()``; a chunk of ``settings.chunk_samples`` is
@@ -137,8 +141,9 @@ class SimulatorStream(Background):
         return self._sim.labels
 
     @property
-    def schedule(self) -> CueSchedule:
-        """The simulator's cue schedule (sample indices; timestamp = ``t0 + index / rate``)."""
+    def schedule(self) -> Schedule:
+        """The simulator's cue / flash schedule (sample indices; timestamp = ``t0 + index /
+        rate``)."""
         return self._sim.schedule
 
     @property

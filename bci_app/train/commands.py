@@ -83,18 +83,22 @@ def _check_trials(counts: dict[str, int], classes: Sequence[str]) -> None:
 
 
 def simulated_recording(settings: SimulatorSettings, seconds: float) -> Recording:
-    """A recording of the simulator with its cue markers as events (for the demo model)."""
+    """A recording of the simulator in its paradigm (``settings.paradigm``) with every marker
+    of its schedule as events: the class name at each cue (mi, ssvep; the demo model's), or at
+    each flash ``char:<X>`` (a character's first), ``code<N>`` and ``target``/``nontarget`` at
+    the same sample, in that order (p300)."""
     simulator = EEGSimulator(settings)
     n = round(seconds * settings.rate_hz)
     data = simulator.generate(n)
     events = tuple(simulator.schedule.cues_between(0, n))
+    paradigm = "" if settings.paradigm == "mi" else f"{settings.paradigm}, "
     return Recording(
         data=data,
         rate_hz=settings.rate_hz,
         labels=tuple(simulator.labels),
         events=events,
         timestamps=None,
-        source=f"simulator(seed={settings.seed}, {seconds:g} s)",
+        source=f"simulator({paradigm}seed={settings.seed}, {seconds:g} s)",
         run=f"sim-seed{settings.seed}",
     )
 
