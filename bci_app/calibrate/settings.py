@@ -1,18 +1,41 @@
 """What a calibration runs, validated once: trial :class:`Timings` (seconds) and the session's
-:class:`CalibrationSettings` (classes, trial counts, output folder, training)."""
+:class:`CalibrationSettings` (classes, trial counts, output folder, training, what it leaves
+besides the model: the session report and a BIDS export)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictInt, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictInt,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from bci_app.config import DECODER_CHOICES
+from bci_app.export.bids import check_label
 
-__all__ = ["CalibrationSettings", "Timings", "check_classes"]
+__all__ = [
+    "DEFAULT_BIDS_SUBJECT",
+    "DEFAULT_BIDS_TASK",
+    "REPORT_NAME",
+    "CalibrationSettings",
+    "Timings",
+    "check_classes",
+]
 
 Seconds = Annotated[float, Field(ge=0, allow_inf_nan=False)]
+
+#: The session report, in the calibration's output folder (next to ``model/``).
+REPORT_NAME = "report.html"
+#: BIDS entities of a calibration's export unless given (``--bids-subject``, ``--bids-task``).
+DEFAULT_BIDS_SUBJECT = "01"
+DEFAULT_BIDS_TASK = "calibration"
 
 
 def check_classes(classes: list[str] | tuple[str, ...], trials_per_class: int) -> None:
@@ -55,7 +78,10 @@ class Timings(BaseModel):
 class CalibrationSettings(BaseModel):
     """What the calibration runs: ``trials_per_class`` valid trials of each class, then (with
     ``feedback_trials`` > 0) as many feedback trials per class. ``out_dir`` receives
-    ``calibration.xdf``, ``model/`` and ``feedback.xdf``."""
+    ``calibration.xdf``, ``model/``, ``report.html`` (unless ``report`` is False) and
+    ``feedback.xdf``. With ``bids_root``, ``calibration.xdf`` is exported there as
+    ``sub-<bids_subject>[_ses-<bids_session>]_task-<bids_task>`` once it is closed (the labels:
+    letters and digits, checked here)."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -71,6 +97,11 @@ class CalibrationSettings(BaseModel):
     decoder: Literal[DECODER_CHOICES] = "auto"  # runtime Literal of the tuple's values
     auto_feedback: bool = False  # start feedback as soon as the model is trained
     close_when_done: bool = False
+    report: bool = True  # write report.html with the trained model (in the background)
+    bids_root: Path | None = None  # export calibration.xdf there as BIDS-EEG at the end
+    bids_subject: str = DEFAULT_BIDS_SUBJECT
+    bids_session: str | None = None
+    bids_task: str = DEFAULT_BIDS_TASK
 
     @field_validator("classes")
     @classmethod
@@ -85,6 +116,11 @@ class CalibrationSettings(BaseModel):
             raise ValueError(f"trials per class must be an integer >= 1, got {trials!r}")
         return trials
 
+    @field_validator("bids_subject", "bids_session", "bids_task")
+    @classmethod
+    def _bids_label(cls, value: str | None, info: ValidationInfo) -> str | None:
+        return check_label(value, "--" + info.field_name.replace("_", "-"))
+
     @property
     def calibration_xdf(self) -> Path:
         return self.out_dir / "calibration.xdf"
@@ -96,3 +132,7 @@ class CalibrationSettings(BaseModel):
     @property
     def model_dir(self) -> Path:
         return self.out_dir / "model"
+
+    @property
+    def report_html(self) -> Path:
+        return self.out_dir / REPORT_NAME

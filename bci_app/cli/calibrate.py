@@ -1,4 +1,5 @@
-"""``bci-app calibrate``: cue paradigm with markers, recording, training, online feedback."""
+"""``bci-app calibrate``: cue paradigm with markers, recording, training, online feedback; the
+session report (``report.html``) and, with ``--bids-root``, the recording exported as BIDS-EEG."""
 
 from __future__ import annotations
 
@@ -43,14 +44,31 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     parser.add_argument(
         "--auto", action="store_true", help="go on to feedback by itself and close at the end"
     )
+    parser.add_argument(
+        "--no-report",
+        dest="report",
+        action="store_false",
+        help="do not write the session report (report.html next to the model)",
+    )
+    bids = parser.add_argument_group(
+        "BIDS export", "after training, calibration.xdf into a BIDS-EEG dataset (mne-bids)"
+    )
+    bids.add_argument("--bids-root", metavar="DIR", help="root of the BIDS dataset (new or raw)")
+    bids.add_argument("--bids-subject", help="subject label, letters and digits (default: 01)")
+    bids.add_argument("--bids-session", help="session label, letters and digits (default: none)")
+    bids.add_argument("--bids-task", help="task label, letters and digits (default: calibration)")
     parser.add_argument("--json", action="store_true", help="last line: summary as JSON")
     parser.set_defaults(func=cmd_calibrate)
     return parser
 
 
 def cmd_calibrate(args: argparse.Namespace) -> int:
-    from bci_app.calibrate.settings import CalibrationSettings
-    from bci_app.gui.calibration import run_calibration
+    from bci_app.calibrate.outputs import check_bids_target
+    from bci_app.calibrate.settings import (
+        DEFAULT_BIDS_SUBJECT,
+        DEFAULT_BIDS_TASK,
+        CalibrationSettings,
+    )
 
     config = load_app_config(args.config)
     out_dir = Path(args.out or time.strftime("calibration-%Y%m%d-%H%M%S"))
@@ -60,6 +78,11 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
                 f"{out_dir / name} exists; choose another --out folder (recordings are never "
                 "overwritten)"
             )
+    subject = args.bids_subject or DEFAULT_BIDS_SUBJECT
+    task = args.bids_task or DEFAULT_BIDS_TASK
+    # Before the session, not after it: a bad label or a taken name costs no recording.
+    if args.bids_root is not None:
+        check_bids_target(args.bids_root, subject, args.bids_session, task)
     settings = CalibrationSettings(
         classes=tuple(args.classes),
         trials_per_class=args.trials,
@@ -72,7 +95,14 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
         decoder=args.decoder,
         auto_feedback=args.auto,
         close_when_done=args.auto,
+        report=args.report,
+        bids_root=None if args.bids_root is None else Path(args.bids_root),
+        bids_subject=subject,
+        bids_session=args.bids_session,
+        bids_task=task,
     )
+    from bci_app.gui.calibration import run_calibration
+
     summary = run_calibration(config, settings)
     training = summary.get("training") or {}
     if training:
@@ -87,6 +117,12 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
             f"online accuracy {feedback['online_accuracy']:.3f} on "
             f"{feedback['online_trials']} feedback trials"
         )
+    if summary.get("report_path"):
+        print(f"session report: {summary['report_path']}")
+    if summary.get("bids_path"):
+        print(f"BIDS: {summary['bids_path']} (dataset {summary['bids']['root']})")
+    for warning in summary.get("warnings") or ():
+        print(f"bci-app calibrate: warning: {warning}", file=sys.stderr)
     if summary.get("error"):
         print(f"bci-app calibrate: error: {summary['error']}", file=sys.stderr)
     if args.json:

@@ -63,6 +63,8 @@ __all__ = [
     "BidsExportError",
     "BidsResult",
     "BidsSession",
+    "check_bids_root",
+    "check_label",
     "export_bids",
     "read_bids_session",
 ]
@@ -631,29 +633,38 @@ def _generated_by(description: str) -> dict[str, str]:
     return {"Name": "bci-app", "Version": __version__, "Description": description}
 
 
-def _check_root(root: Path, bids_path: Any, overwrite: bool) -> None:
-    """``root`` must be new, empty, or a raw BIDS dataset; this recording's file must be new
-    unless ``overwrite``."""
+def check_bids_root(root: str | Path, option: str = "--root") -> Path:
+    """``root`` must be new, empty, or a raw BIDS dataset, else :class:`BidsExportError`
+    naming ``option``; reads no recording and imports no MNE (a calibration checks it before
+    its session). Returns it as a Path."""
+    root = Path(root)
     if root.exists() and not root.is_dir():
-        raise BidsExportError(f"--root {root} is a file; give a folder for the BIDS dataset")
+        raise BidsExportError(f"{option} {root} is a file; give a folder for the BIDS dataset")
     description = root / "dataset_description.json"
     if root.is_dir() and any(root.iterdir()) and not description.is_file():
         raise BidsExportError(
-            f"--root {root} is a folder that is not a BIDS dataset (no dataset_description.json); "
-            "give a new or empty folder, or the root of a BIDS dataset"
+            f"{option} {root} is a folder that is not a BIDS dataset (no "
+            "dataset_description.json); give a new or empty folder, or the root of a BIDS dataset"
         )
     if description.is_file():
         try:
             kind = json.loads(description.read_text(encoding="utf-8")).get("DatasetType", "raw")
         except (OSError, ValueError, AttributeError) as exc:
             raise BidsExportError(
-                f"{description} cannot be read ({exc}); fix or remove it, or choose another --root"
+                f"{description} cannot be read ({exc}); fix or remove it, or choose another "
+                f"{option}"
             ) from None
         if kind != "raw":
             raise BidsExportError(
-                f"--root {root} is a BIDS {kind} dataset; raw recordings go into a raw dataset: "
-                "give its root or a new folder"
+                f"{option} {root} is a BIDS {kind} dataset; raw recordings go into a raw "
+                "dataset: give its root or a new folder"
             )
+    return root
+
+
+def _check_root(root: Path, bids_path: Any, overwrite: bool) -> None:
+    """:func:`check_bids_root`, and this recording's file must be new unless ``overwrite``."""
+    check_bids_root(root)
     if bids_path.fpath.exists() and not overwrite:
         raise BidsExportError(
             f"{bids_path.fpath} already exists in the dataset at {root}; pass --overwrite to "

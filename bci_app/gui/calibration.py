@@ -6,6 +6,15 @@ card) -> results (accuracy, chance level, confusion matrix) -> online feedback (
 again, the new model's predictions drive bars on the cue screen, per-trial online accuracy
 accumulates; recorded with the app's outlets to ``feedback.xdf``).
 
+Besides the model, a calibration leaves (see :mod:`bci_app.calibrate.outputs`): the session
+report ``report.html`` in its folder, written with the trained model in a background call after
+training (unless ``settings.report`` is False; a failure is a warning in the results view and
+the summary, the model and the recording stay), and with ``settings.bids_root`` the calibration
+recording exported as BIDS-EEG after training. The "Export to BIDS…" button exports it into a
+chosen folder at any time once the recording is closed (:meth:`CalibrationWindow.export_bids`).
+These output calls queue one after another beside the stages' own background calls, so that
+online feedback can start while the report is being written.
+
 The GUI thread only draws and steers: starting a pipeline or a recorder, stopping them and
 training run in background calls whose results the window's timer picks up. The pipeline runs in
 its own process (``gui.separate_process``), so painting the cue screen cannot hold up
@@ -16,10 +25,12 @@ the whole flow runs without hardware.
 
 from __future__ import annotations
 
+import html
 import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -32,10 +43,18 @@ from bci_app.calibrate.controller import (
     MarkerOutlet,
     Phase,
 )
+from bci_app.calibrate.outputs import (
+    bids_summary,
+    check_bids_target,
+    export_calibration,
+    report_summary,
+    write_calibration_report,
+)
 from bci_app.calibrate.paradigm import ParadigmPlanner, SimulatorPlanner
 from bci_app.calibrate.settings import CalibrationSettings
 from bci_app.calibrate.training import train_calibration
 from bci_app.config import AppConfig
+from bci_app.export import BidsExportError
 from bci_app.gui.cue_screen import CueScreen, CueView
 from bci_app.gui.paradigm_run import ParadigmRun
 from bci_app.infer.latency import summarize_ms
@@ -51,6 +70,10 @@ log = logging.getLogger(__name__)
 
 TICK_MS = 4  # paradigm timer; shortened to land on the next phase boundary
 STOP_TIMEOUT_S = 2.0
+#: After the window closed, how long :func:`run_calibration` waits for a report or an export
+#: still being written (a 2-minute session's report takes 5-10 s).
+OUTPUTS_TIMEOUT_S = 300.0
+WARNING_STYLE = "color: #b35900;"
 
 
 @dataclass
@@ -79,12 +102,23 @@ class CalibrationWindow(QtWidgets.QMainWindow):
         self.summary: dict[str, Any] = {
             "classes": list(settings.classes),
             "out_dir": str(settings.out_dir),
+            "report": None,  # {"path", "seconds", "decoder", "accuracy", ..., "error"}
+            "report_path": None,
+            "bids": None,  # BidsResult.to_json() + subject/session/task, or {"root", "error"}
+            "bids_path": None,
+            "warnings": [],
         }
         self.stage: _Stage | None = None
         self.training_metrics: dict | None = None
         self.error: str | None = None
         self._task: BackgroundCall | None = None
         self._after_task: Callable[[BackgroundCall], None] | None = None
+        # The report and BIDS exports: one at a time, beside the stages' own calls.
+        self._outputs: list[tuple[str, Callable[[], Any], Callable[[BackgroundCall], None]]] = []
+        self._output_task: BackgroundCall | None = None
+        self._after_output: Callable[[BackgroundCall], None] | None = None
+        self._close_when_idle = False
+        self.recording_closed = False  # calibration.xdf is finished: it can be exported
         self._closed = False
 
         self.setWindowTitle("bci-app calibration")
@@ -94,6 +128,10 @@ class CalibrationWindow(QtWidgets.QMainWindow):
         self.results = self.findChild(QtWidgets.QTableWidget, "confusion")
         self.feedback_button = self.findChild(QtWidgets.QPushButton, "feedback")
         self.feedback_button.clicked.connect(self.start_feedback)
+        self.report_label = self.findChild(QtWidgets.QLabel, "report")
+        self.bids_label = self.findChild(QtWidgets.QLabel, "bids")
+        self.export_button = self.findChild(QtWidgets.QPushButton, "export_bids")
+        self.export_button.clicked.connect(self._choose_bids_folder)
         for key, slot in (
             (QtCore.Qt.Key_Space, self.toggle_pause),
             (QtCore.Qt.Key_Escape, self.abort),
@@ -213,6 +251,9 @@ class CalibrationWindow(QtWidgets.QMainWindow):
             result = task.result
             if result is not None:
                 self.summary[name]["xdf"] = str(result.path)
+                if name == "calibration" and Path(result.path).is_file():
+                    self.recording_closed = True
+                    self._update_export_button()
                 if result.error:
                     self._fail(f"The recording of the {name} failed: {result.error}")
                     return
@@ -251,6 +292,8 @@ class CalibrationWindow(QtWidgets.QMainWindow):
         self._run_task("train", train, self._trained)
 
     def _trained(self, task: BackgroundCall) -> None:
+        if self.settings.bids_root is not None:
+            self.export_bids(self.settings.bids_root)  # the recording, trained on or not
         if task.error is not None:
             self._fail(f"Training failed: {task.error}")
             return
@@ -270,10 +313,12 @@ class CalibrationWindow(QtWidgets.QMainWindow):
         }
         self.state = "results"
         self._show_results(cv)
+        if self.settings.report:
+            self._write_report()
         if self.settings.feedback_trials and self.settings.auto_feedback:
             self.start_feedback()
         elif not self.settings.feedback_trials and self.settings.close_when_done:
-            self.close()
+            self._close_when_outputs_done()
 
     def start_feedback(self) -> None:
         """Online feedback with the model just trained (button / automatic)."""
@@ -293,7 +338,173 @@ class CalibrationWindow(QtWidgets.QMainWindow):
             f"(chance {1 / len(self.settings.classes):.0%}). Recording: {fb.get('xdf')}."
         )
         if self.settings.close_when_done:
+            self._close_when_outputs_done()
+
+    # -- outputs: the session report and BIDS exports (background calls, one at a time) -----
+    def _write_report(self) -> None:
+        """``report.html`` with the model just trained, in the background."""
+        s = self.settings
+        self._set_label(self.report_label, f"Writing the session report {s.report_html.name}…")
+
+        def write() -> Any:
+            return write_calibration_report(
+                s.calibration_xdf,
+                s.report_html,
+                list(s.classes),
+                s.model_dir,
+                imagery_s=s.timings.imagery_s,
+            )
+
+        def written(task: BackgroundCall) -> None:
+            if task.error is not None:
+                message = (
+                    f"The session report could not be written: {task.error} (the model and the "
+                    "recording are kept; `bci-app report` can write it later)"
+                )
+                self.summary["report"] = {"path": None, "error": str(task.error)}
+                self.summary["report_path"] = None
+                self._warn(self.report_label, message)
+                return
+            self.summary["report"] = report_summary(task.result)
+            self.summary["report_path"] = self.summary["report"]["path"]
+            path = Path(task.result.out).resolve()
+            self._set_label(
+                self.report_label,
+                f'Open report: <a href="{path.as_uri()}">{html.escape(str(path))}</a>',
+                rich=True,
+            )
+
+        self._queue_output("report", write, written)
+
+    def export_bids(
+        self,
+        root: str | Path,
+        subject: str | None = None,
+        session: str | None = None,
+        task: str | None = None,
+    ) -> bool:
+        """Export ``calibration.xdf`` into the BIDS dataset at ``root`` in the background (the
+        "Export to BIDS…" button, after its folder dialog); labels default to the settings'.
+        False (and the reason shown) when the recording is not closed yet, an export is
+        already under way, or the target is refused."""
+        s = self.settings
+        if not self.recording_closed or self._exporting():
+            return False
+        subject = s.bids_subject if subject is None else subject
+        session = s.bids_session if session is None else session
+        task = s.bids_task if task is None else task
+        root = Path(root)
+        try:
+            check_bids_target(root, subject, session, task)  # quick: files only
+        except (BidsExportError, OSError) as exc:
+            self._export_failed(root, exc)
+            return False
+        self._set_label(self.bids_label, f"Exporting the calibration to BIDS at {root}…")
+        line_freq = self.config.filters.notch
+
+        def export() -> Any:
+            return export_calibration(
+                s.calibration_xdf,
+                root,
+                list(s.classes),
+                subject=subject,
+                session=session,
+                task=task,
+                line_freq=None if line_freq is None else float(line_freq),
+            )
+
+        def exported(call: BackgroundCall) -> None:
+            if call.error is not None:
+                self._export_failed(root, call.error)
+                return
+            self.summary["bids"] = bids_summary(call.result, subject, session, task)
+            self.summary["bids_path"] = self.summary["bids"]["bids_path"]
+            self._set_label(self.bids_label, f"BIDS: {call.result.bids_path}")
+
+        self._queue_output("bids", export, exported)
+        return True
+
+    def _export_failed(self, root: Path, error: BaseException) -> None:
+        # "bids" is the latest attempt; "bids_path" stays that of an earlier export, if any
+        self.summary["bids"] = {"root": str(root), "bids_path": None, "error": str(error)}
+        self._warn(
+            self.bids_label,
+            f"The BIDS export to {root} failed: {error} (the recording is kept: "
+            f"{self.settings.calibration_xdf})",
+        )
+
+    def _choose_bids_folder(self) -> None:
+        start = self.settings.bids_root or self.settings.out_dir
+        folder = QtWidgets.QFileDialog.getExistingDirectory(
+            self, "Export the calibration to a BIDS dataset (its root folder)", str(start)
+        )
+        if folder:
+            self.export_bids(folder)
+
+    @property
+    def outputs_pending(self) -> bool:
+        """A report or an export is queued or being written."""
+        return self._output_task is not None or bool(self._outputs)
+
+    def _queue_output(
+        self, name: str, job: Callable[[], Any], after: Callable[[BackgroundCall], None]
+    ) -> None:
+        self._outputs.append((name, job, after))
+        self._next_output()
+
+    def _next_output(self) -> None:
+        if self._output_task is None and self._outputs:
+            name, job, after = self._outputs.pop(0)
+            self._output_task = BackgroundCall(job, f"bci-calibrate-{name}")
+            self._after_output = after
+        self._update_export_button()
+
+    def _poll_outputs(self) -> None:
+        """GUI thread: hand a finished output call to its follow-up, start the next one."""
+        task = self._output_task
+        if task is None or not task.done:
+            return
+        after = self._after_output
+        self._output_task, self._after_output = None, None
+        after(task)
+        self._next_output()
+
+    def finish_outputs(self, timeout: float = OUTPUTS_TIMEOUT_S) -> bool:
+        """Wait (GUI thread, e.g. after the window closed) for the queued outputs, at most
+        ``timeout`` s; True when none is left."""
+        deadline = time.monotonic() + timeout
+        while self.outputs_pending:
+            left = deadline - time.monotonic()
+            if left <= 0 or not self._output_task.join(left):
+                return False
+            self._poll_outputs()
+        return True
+
+    def _close_when_outputs_done(self) -> None:
+        self._close_when_idle = True
+        if not self.outputs_pending:
             self.close()
+
+    def _exporting(self) -> bool:
+        """A BIDS export is queued or running."""
+        running = self._output_task is not None and self._output_task.name.endswith("-bids")
+        return running or any(name == "bids" for name, _, _ in self._outputs)
+
+    def _update_export_button(self) -> None:
+        self.export_button.setEnabled(self.recording_closed and not self._exporting())
+
+    def _set_label(self, label: QtWidgets.QLabel, text: str, rich: bool = False) -> None:
+        label.setTextFormat(QtCore.Qt.RichText if rich else QtCore.Qt.PlainText)
+        label.setStyleSheet("")
+        label.setText(text)
+        label.setToolTip(text if not rich else "")
+        label.setVisible(True)
+
+    def _warn(self, label: QtWidgets.QLabel, message: str) -> None:
+        log.warning("%s", message)
+        self.summary["warnings"].append(message)
+        self._set_label(label, "⚠ " + message)
+        label.setStyleSheet(WARNING_STYLE)
 
     # -- user actions -----------------------------------------------------------------------
     def toggle_pause(self) -> None:
@@ -317,6 +528,11 @@ class CalibrationWindow(QtWidgets.QMainWindow):
             task, after = self._task, self._after_task
             self._task, self._after_task = None, None
             after(task)
+        self._poll_outputs()
+        if self._close_when_idle and not self.outputs_pending and self._task is None:
+            self._close_when_idle = False
+            self.close()
+            return
         controller = self._controller()
         run = None if self.stage is None else self.stage.run
         if controller is None or run is None or self.state != self.stage.name:
@@ -426,6 +642,23 @@ def _build_central(window: QtWidgets.QMainWindow) -> CueScreen:
     feedback.setEnabled(False)
     bar.addWidget(feedback)
     layout.addLayout(bar)
+    outputs = QtWidgets.QHBoxLayout()
+    for name in ("report", "bids"):
+        label = QtWidgets.QLabel("")
+        label.setObjectName(name)
+        label.setOpenExternalLinks(True)  # "Open report": the HTML file in the browser
+        label.setTextInteractionFlags(
+            QtCore.Qt.TextBrowserInteraction | QtCore.Qt.TextSelectableByMouse
+        )
+        label.setWordWrap(True)
+        label.setVisible(False)
+        outputs.addWidget(label, stretch=1)
+    export = QtWidgets.QPushButton("Export to BIDS…")
+    export.setObjectName("export_bids")
+    export.setToolTip("Write calibration.xdf into a BIDS-EEG dataset (choose its root folder)")
+    export.setEnabled(False)
+    outputs.addWidget(export)
+    layout.addLayout(outputs)
     window.setCentralWidget(central)
     return screen
 
@@ -442,6 +675,9 @@ def run_calibration(config: AppConfig, settings: CalibrationSettings) -> dict:
         app.exec_()
     finally:
         window.shutdown()
+    if window.outputs_pending:
+        log.info("finishing the session report / BIDS export…")
+        window.finish_outputs()
     summary = dict(window.summary)
     summary["state"] = window.state
     summary["error"] = window.error
