@@ -41,6 +41,7 @@ from bci_app.gui.flicker import (
     producible_frequencies,
 )
 from bci_app.gui.speller import SpellerWindow
+from tests.conftest import unique_id
 
 REPO = Path(__file__).resolve().parents[1]
 FAST = {"flash_s": 0.05, "blank_s": 0.03, "pause_s": 0.15}  # 80 ms SOA keeps the tests short
@@ -153,7 +154,9 @@ def test_sequencer_times_flashes_stops_early_and_finishes():
 # -- the speller screen ---------------------------------------------------------------------
 def open_speller(qtbot, **overrides) -> SpellerWindow:
     values = {"repetitions": 1, **FAST, **overrides}
-    window = SpellerWindow(SpellerSettings(**values), close_when_done=False)
+    window = SpellerWindow(
+        SpellerSettings(**values), close_when_done=False, markers_source_id=unique_id("speller")
+    )
     qtbot.addWidget(window)
     window.show()
     qtbot.waitExposed(window)

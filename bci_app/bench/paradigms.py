@@ -5,7 +5,8 @@ P300 (BCI Competition II IIb, ``p300-bcicomp2``): train on run 1 and spell run 2
 reverse; per method the character accuracy against the number of repetitions (1-15), the ITR
 from the real flash timing, dynamic stopping, and the flash AUC. SSVEP (``ssvep-exo``): leave one
 session out within each subject (train on one session, test on the other, both ways); per
-method the trial accuracy and the accuracy and ITR against data length (1-4 s after the cue).
+method the trial accuracy and the accuracy and ITR against data length (1-4 s after the cue),
+and the training-free FBCCA beside them (it sees only the test session).
 
 Ours go through the app's causal dsp, epochs and windows (:func:`with_paradigm`). The peers are
 the pipelines the shared data's README measured, as their libraries define them, on MNE data
@@ -27,6 +28,7 @@ import mne
 import numpy as np
 
 from bci_app.config import load_config, with_paradigm
+from bci_app.decoders import FbccaDecoder
 from bci_app.io import load_recording
 from bci_app.train.commands import ssvep_lengths
 from bci_app.train.data import extract_trials
@@ -202,6 +204,15 @@ def bench_ssvep(methods: tuple[str, ...], settings: TrainSettings) -> dict:
                     **lengths,
                     "train_seconds": round(time.monotonic() - started, 2),
                 }
+            free = FbccaDecoder.fit(
+                None, None, SSVEP_CLASSES, sessions[test].rate_hz, sessions[test].x.shape[1]
+            )
+            metrics = evaluate_trials(free, sessions[test])
+            fold["methods"]["fbcca (training-free)"] = {
+                "accuracy": round(metrics["accuracy"], 4),
+                **ssvep_lengths(free, sessions[test], config.windows.hop),
+                "train_seconds": 0.0,
+            }
             fold["methods"]["pyriemann_fb_ts_lr"] = {
                 "accuracy": _ssvep_peer(*paths[:: 1 if train == 0 else -1])
             }

@@ -26,7 +26,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     parser.add_argument("--seed", type=int, default=0, help="randomises the flash order")
     parser.add_argument("--config", help="config YAML (paradigm.matrix, stream.resolve_timeout)")
     parser.add_argument(
-        "--markers", default="bci-app-speller-markers", help="name of the marker outlet"
+        "--markers",
+        default="bci-app-speller-markers",
+        help="name and source_id of the marker outlet (a P300 worker finds it with "
+        "stream.markers: bci-app-speller-markers)",
     )
     parser.add_argument(
         "--attach",
@@ -60,7 +63,9 @@ def cmd_speller(args: argparse.Namespace) -> int:
     )
     app = qt_application()
     inlet = resolve_decisions(args.attach, config.stream.resolve_timeout) if args.attach else None
-    window = SpellerWindow(settings, args.markers, close_when_done=not args.screenshot)
+    window = SpellerWindow(
+        settings, args.markers, close_when_done=not args.screenshot, markers_source_id=args.markers
+    )
     try:
         if inlet is not None:
             window.read_decisions(inlet)

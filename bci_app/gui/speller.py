@@ -366,7 +366,9 @@ class DecisionReader(QtCore.QObject):
 
 
 class SpellerWindow(QtWidgets.QMainWindow):
-    """The speller run as a window: markers on ``markers_name`` (a fresh source_id). Esc ends,
+    """The speller run as a window: markers on ``markers_name`` with ``markers_source_id``
+    (default: the name itself, so that a worker's ``stream.markers`` finds the speller again
+    after a restart; None: a fresh one). Esc ends,
     F11 full screen; closes itself when every character is done when ``close_when_done``."""
 
     def __init__(
@@ -374,12 +376,13 @@ class SpellerWindow(QtWidgets.QMainWindow):
         settings: SpellerSettings,
         markers_name: str = MARKERS_NAME,
         close_when_done: bool = True,
+        markers_source_id: str | None = MARKERS_NAME,
     ) -> None:
         super().__init__()
         self.setWindowTitle("bci-app: P300 speller")
         self.resize(900, 760)
         self.settings = settings
-        self.markers = MarkerOutlet(markers_name)
+        self.markers = MarkerOutlet(markers_name, markers_source_id)
         self.sequencer = SpellerSequencer(settings, self.markers)
         self.screen_widget = SpellerScreen(settings.matrix)
         self.setCentralWidget(self.screen_widget)

@@ -26,6 +26,8 @@ log = logging.getLogger(__name__)
 
 #: A flash's markers arrive together; one still waiting for more this long is complete (s).
 MARKER_SETTLE_S = 0.1
+#: Markers without a single flash after which the marker stream is named as the wrong one.
+NO_FLASH_WARNING = 20
 #: Characters kept for the status (the outlet has them all).
 RECENT_CHARACTERS = 64
 
@@ -63,7 +65,8 @@ class ErpStage:
         self._newest_marker: float | None = None
         self._waiting: collections.deque[Flash] = collections.deque()
         self._by_seq: dict[int, Flash] = {}
-        self._flashes = self._epochs = self._missed = 0
+        self._flashes = self._epochs = self._missed = self._markers = 0
+        self._warned = False
         self._characters: collections.deque[str] = collections.deque(maxlen=RECENT_CHARACTERS)
 
     def stats(self) -> ErpStats:
@@ -80,7 +83,17 @@ class ErpStage:
         flashes whose time the EEG has reached, and return the epochs cut (to classify)."""
         for timestamp, label in self.markers.take():
             self._newest_marker = timestamp
+            self._markers += 1
             self._add(self._feed(timestamp, label))
+        if self._markers >= NO_FLASH_WARNING and not self._flashes and not self._warned:
+            self._warned = True
+            log.warning(
+                "%d markers from %s and not one flash: a P300 model needs code<N> at each "
+                "flash (with char:<X> at a character's first, target/nontarget in copy "
+                "spelling); point stream.markers at the speller's marker stream",
+                self._markers,
+                self.markers.source_id,
+            )
         if self._newest_marker is not None and now - self._newest_marker > MARKER_SETTLE_S:
             self._add(self._assembler.flush())
         while self._waiting:

@@ -74,10 +74,10 @@ __all__ = [
     "SSVEP_CLASSES",
     "CueSchedule",
     "EEGSimulator",
-    "Flash",
+    "PlannedFlash",
     "Schedule",
     "SimulatorSettings",
-    "SpelledCharacter",
+    "PlannedCharacter",
     "SpellerSchedule",
     "Trial",
     "make_schedule",
@@ -378,7 +378,7 @@ class CueSchedule:
 
 
 @dataclass(frozen=True)
-class Flash:
+class PlannedFlash:
     """One flash of the speller: onset ``sample``, ``code`` (1-based: columns, then rows),
     ``target`` (the flashed row/column holds the character), the character ``char`` being
     spelled, and ``first`` (the character's first flash, which carries ``char:<X>``)."""
@@ -391,7 +391,7 @@ class Flash:
 
 
 @dataclass(frozen=True)
-class SpelledCharacter:
+class PlannedCharacter:
     """One character of the speller, in sample indices: ``start`` (pause onset) <
     ``first_flash`` <= its flashes < ``stop`` (exclusive; one SOA after the last flash's onset,
     = the next character's start). ``row``/``column``: 0-based cell of ``char``."""
@@ -431,7 +431,7 @@ class SpellerSchedule:
         self._offsets = np.round(np.arange(n_flashes) * settings.soa_s * rate).astype(np.int64)
         self._span = round(n_flashes * settings.soa_s * rate)
         self._n_pause = round(settings.char_pause_s * rate)
-        self._chars: list[SpelledCharacter] = []
+        self._chars: list[PlannedCharacter] = []
         self._starts: list[int] = []
         # One entry per flash, in time order.
         self._samples: list[int] = []
@@ -445,7 +445,7 @@ class SpellerSchedule:
 
     @property
     def n_codes(self) -> int:
-        """Flash codes per repetition (``n_columns + n_rows``)."""
+        """PlannedFlash codes per repetition (``n_columns + n_rows``)."""
         return self._n_codes
 
     @property
@@ -465,7 +465,7 @@ class SpellerSchedule:
         latencies = _ERP_LATENCY_SD_S * self._jitter.standard_normal(len(codes))
         start = self._next_start
         first = start + self._n_pause
-        char = SpelledCharacter(
+        char = PlannedCharacter(
             len(self._chars), self._symbols[cell], row, column, start, first, first + self._span
         )
         targets = (codes == column + 1) | (codes == self._n_columns + row + 1)
@@ -483,7 +483,7 @@ class SpellerSchedule:
         while self._next_start <= sample_index:
             self._extend()
 
-    def character(self, k: int) -> SpelledCharacter:
+    def character(self, k: int) -> PlannedCharacter:
         """Character number ``k`` (0-based)."""
         if k < 0:
             raise ValueError(f"character index must be >= 0, got {k}")
@@ -492,7 +492,7 @@ class SpellerSchedule:
                 self._extend()
             return self._chars[k]
 
-    def character_at(self, sample_index: int) -> SpelledCharacter | None:
+    def character_at(self, sample_index: int) -> PlannedCharacter | None:
         """The character whose pause or flashes contain ``sample_index``."""
         if sample_index < 0:
             return None
@@ -507,11 +507,11 @@ class SpellerSchedule:
         lo = bisect_right(self._samples, start_sample - 1)
         return range(lo, bisect_right(self._samples, stop_sample - 1))
 
-    def flashes_between(self, start_sample: int, stop_sample: int) -> list[Flash]:
+    def flashes_between(self, start_sample: int, stop_sample: int) -> list[PlannedFlash]:
         """Flashes with onset in ``[start_sample, stop_sample)``, in time order."""
         with self._lock:
             return [
-                Flash(
+                PlannedFlash(
                     self._samples[i],
                     self._codes[i],
                     self._targets[i],
