@@ -186,6 +186,7 @@ def test_the_command_line_checks_bids_options_before_the_session(tmp_path: Path)
 # -- the window: a short real calibration on the simulator ----------------------------------
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(300)  # ~30 s on a quiet machine; real time, so a busy one takes longer
 def test_window_writes_the_report_exports_and_the_button_exports_again(qtbot, tmp_path):
     config = parse_config(

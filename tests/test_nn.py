@@ -852,7 +852,8 @@ def test_onnx_saved_with_the_checkpoint_is_used_and_checked(saved, caplog) -> No
     folder, model, metadata = saved
     decoder, loaded = load_decoder(folder)
     assert decoder.onnx == (folder / ONNX_FILE).read_bytes() and loaded.onnx_sha256
-    assert loaded.format_version == FORMAT_VERSION and f"`{ONNX_FILE}`" in (folder / "MODEL_CARD.md").read_text()
+    assert loaded.format_version == FORMAT_VERSION
+    assert f"`{ONNX_FILE}`" in (folder / "MODEL_CARD.md").read_text()
     runner, reason = build_runner(decoder.model, torch.device("cpu"), onnx=decoder.onnx)
     assert isinstance(runner, OnnxRunner) and runner.from_checkpoint and reason is None
 

@@ -360,6 +360,7 @@ def test_ssvep_decoders_on_the_other_session_beat_chance(shared_data, tmp_path):
         assert np.mean(predicted == test.trial_classes[trials]) >= 0.6  # chance 0.25
 
 
+@pytest.mark.slow
 def test_ssvep_cli_train_and_evaluate(shared_data, tmp_path):
     folder = shared_data / "ssvep-exo"
     out = tmp_path / "ssvep"

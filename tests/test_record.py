@@ -384,6 +384,7 @@ def test_a_dying_recorder_is_reported_not_raised_and_the_file_kept(tmp_path: Pat
     assert stream["time_series"].shape[1] == 64 and len(stream["time_series"]) > 0
 
 
+@pytest.mark.slow
 def test_cli_records_until_ctrl_c_in_its_terminal(tmp_path: Path) -> None:
     """`bci-app record` in its own process group gets Ctrl+C (SIGINT to the whole group, as a
     terminal sends it): LabRecorderCLI must not die with it, and the file must be complete."""

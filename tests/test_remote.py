@@ -40,6 +40,7 @@ def test_status_survives_its_json() -> None:
     assert status_from_json(status_to_json(status)) == status
 
 
+@pytest.mark.slow
 def test_viewer_gets_the_workers_values_only_and_sees_it_go() -> None:
     prefix = unique_id("rw")
     received, logged = [], {}
@@ -107,6 +108,7 @@ def test_lsl_config_file_must_exist(tmp_path, monkeypatch) -> None:
     assert result.returncode == 2 and "nope.cfg does not exist" in result.stderr
 
 
+@pytest.mark.slow
 def test_the_participants_screen_runs_apart_and_publishes_its_cues() -> None:
     """``bci-app cue-screen --attach`` in its own process: the cue paradigm with feedback from
     the worker's outlets; its cue markers, stamped when drawn, reach any inlet."""

@@ -39,6 +39,7 @@ def test_fast_replay_is_deterministic_and_classifies_every_window(fast_r06):
     assert fast_r06.summary()["n_flagged"] == 0
 
 
+@pytest.mark.slow
 def test_fast_replay_equals_live_paced_replay_over_lsl(fast_r06):
     paced = run_paced(R06_XDF, parse_config({}), EEGMMIDB_MODEL, speed=5.0)
     fast, live = fast_r06.predictions, paced.predictions
@@ -126,6 +127,7 @@ def test_fast_replay_refuses_a_recording_without_the_model_channels(tmp_path):
     assert "lacks 61 of the model's 64 channels" in result.stderr
 
 
+@pytest.mark.slow
 def test_bench_replay_json_contract():
     result = subprocess.run(
         [sys.executable, "-m", "bci_app", "bench", "replay", "--duration", "2", "--json"],
