@@ -265,10 +265,11 @@ def test_live_p300_pipeline_spells_from_real_eeg_and_markers_over_lsl(p300_model
     pipeline = Pipeline(config, with_model=True, model_path=p300_model)
     pipeline.start()
     try:
-        found = pylsl.resolve_bypred(f"source_id='bci-app-characters-{session_id}'", 1, 5.0)
-        characters = pylsl.StreamInlet(found[0])
-        characters.open_stream(timeout=5.0)
+        # The replay starts at once: an inlet without samples for 2 s would re-resolve.
         with replayer:
+            found = pylsl.resolve_bypred(f"source_id='bci-app-characters-{session_id}'", 1, 5.0)
+            characters = pylsl.StreamInlet(found[0])
+            characters.open_stream(timeout=5.0)  # long before 'D' is decided, 11 s in
             sample, _ = characters.pull_sample(timeout=30.0)
         stats = pipeline.erp.stats()
     finally:
