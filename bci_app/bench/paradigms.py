@@ -27,7 +27,7 @@ from pathlib import Path
 import mne
 import numpy as np
 
-from bci_app.config import load_config, with_paradigm
+from bci_app.config import ParadigmConfig, load_config, with_paradigm
 from bci_app.decoders import FbccaDecoder
 from bci_app.io import load_recording
 from bci_app.train.commands import ssvep_lengths
@@ -83,13 +83,12 @@ def _p300_peer_scores(train: Path, test: Path) -> dict[str, np.ndarray]:
     }
 
 
-def _p300_row(probabilities: np.ndarray, epochs: FlashEpochs, seconds: float) -> dict:
+def _p300_row(
+    probabilities: np.ndarray, epochs: FlashEpochs, seconds: float, paradigm: ParadigmConfig
+) -> dict:
     from sklearn.metrics import roc_auc_score
 
-    config = load_config()
-    metrics = speller_metrics(
-        probabilities, epochs, config.paradigm.matrix, config.paradigm.stop_posterior
-    )
+    metrics = speller_metrics(probabilities, epochs, paradigm.matrix, paradigm.stop_posterior)
     known = epochs.target >= 0
     return {
         "accuracy_by_repetitions": metrics["accuracy_by_repetitions"],
@@ -116,7 +115,7 @@ def bench_p300(methods: tuple[str, ...], settings: TrainSettings) -> dict:
             )
             probabilities, _ = fitted.decoder.predict(epochs[test].x)
             fold["methods"][name] = _p300_row(
-                probabilities, epochs[test], time.monotonic() - started
+                probabilities, epochs[test], time.monotonic() - started, config.paradigm
             )
         started = time.monotonic()
         for name, probabilities in _p300_peer_scores(paths[train], paths[test]).items():
@@ -124,7 +123,7 @@ def bench_p300(methods: tuple[str, ...], settings: TrainSettings) -> dict:
             # target/nontarget annotation); checked by their count.
             assert len(probabilities) == len(epochs[test])
             fold["methods"][name] = _p300_row(
-                probabilities, epochs[test], time.monotonic() - started
+                probabilities, epochs[test], time.monotonic() - started, config.paradigm
             )
         folds.append(fold)
     names = list(folds[0]["methods"])

@@ -159,3 +159,66 @@ def paradigm_timings(args: argparse.Namespace) -> Timings:
         fixation_s=args.fixation, imagery_s=args.imagery, rest_min_s=args.rest[0],
         rest_max_s=args.rest[1],
     )  # fmt: skip
+
+
+def add_screen_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--duration``, ``--screenshot``, ``--json`` of a stimulus screen (:func:`run_window`)."""
+    parser.add_argument("--duration", type=positive_float, help="seconds to run, then close")
+    parser.add_argument(
+        "--screenshot", metavar="OUT.png", help="save a PNG of the screen after --duration s (3)"
+    )
+    parser.add_argument("--json", action="store_true", help="last line: summary as JSON")
+
+
+def qt_application():
+    """The process' QApplication, created on first use (without the main window's pyqtgraph
+    and pipeline imports, which a stimulus screen does not need)."""
+    import sys
+
+    from PyQt5 import QtWidgets
+
+    app = QtWidgets.QApplication.instance()
+    if app is None:
+        app = QtWidgets.QApplication(sys.argv[:1])
+        app.setApplicationName("bci-app")
+    return app
+
+
+def run_window(app, window, duration: float | None, screenshot: str | None) -> int:
+    """Show ``window``, call its ``start()``, and run Qt until it closes (after ``duration`` s
+    when given; with ``screenshot``: after ``duration`` s (default 3) save a PNG of it and
+    close). Ctrl+C / SIGTERM close it. Returns 0, or 1 when the PNG could not be written."""
+    import logging
+    from pathlib import Path
+
+    from PyQt5 import QtCore
+
+    from bci_app.lifecycle import on_signals
+
+    outcome = {"code": 0}
+    window.show()
+    window.start()
+    if screenshot:
+
+        def take() -> None:
+            target = Path(screenshot)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            if not window.grab().save(str(target), "PNG"):
+                logging.getLogger(__name__).error("could not write the screenshot %s", target)
+                outcome["code"] = 1
+            window.close()
+
+        QtCore.QTimer.singleShot(round((3.0 if duration is None else duration) * 1000), take)
+    elif duration is not None:
+        QtCore.QTimer.singleShot(round(duration * 1000), window.close)
+    wake = QtCore.QTimer()  # lets Python run a signal handler while Qt waits
+    wake.timeout.connect(lambda: None)
+    wake.start(200)
+    try:
+        with on_signals(window.close):
+            if window.isVisible():
+                app.exec_()
+    finally:
+        wake.stop()
+        window.close()
+    return outcome["code"]

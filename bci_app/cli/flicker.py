@@ -5,7 +5,13 @@ from __future__ import annotations
 
 import argparse
 
-from bci_app.cli._common import positive_float, print_json
+from bci_app.cli._common import (
+    add_screen_arguments,
+    positive_float,
+    print_json,
+    qt_application,
+    run_window,
+)
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -37,18 +43,13 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     parser.add_argument(
         "--markers", default="bci-app-flicker-markers", help="name of the marker outlet"
     )
-    parser.add_argument("--duration", type=positive_float, help="seconds to run, then close")
-    parser.add_argument(
-        "--screenshot", metavar="OUT.png", help="save a PNG of the screen after --duration s (3)"
-    )
-    parser.add_argument("--json", action="store_true", help="last line: summary as JSON")
+    add_screen_arguments(parser)
     parser.set_defaults(func=cmd_flicker)
     return parser
 
 
 def cmd_flicker(args: argparse.Namespace) -> int:
     from bci_app.calibrate.settings import Timings
-    from bci_app.cli.speller import qt_application, run_window
     from bci_app.gui.flicker import FlickerWindow
 
     timings = Timings(

@@ -5,7 +5,13 @@ from __future__ import annotations
 
 import argparse
 
-from bci_app.cli._common import load_app_config, positive_float, print_json
+from bci_app.cli._common import (
+    add_screen_arguments,
+    load_app_config,
+    print_json,
+    qt_application,
+    run_window,
+)
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -37,11 +43,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         help="show the characters a worker decides, read from its <PREFIX>-characters stream "
         "(a decision during a character's flashes ends it: dynamic stopping)",
     )
-    parser.add_argument("--duration", type=positive_float, help="seconds to run, then close")
-    parser.add_argument(
-        "--screenshot", metavar="OUT.png", help="save a PNG of the screen after --duration s (3)"
-    )
-    parser.add_argument("--json", action="store_true", help="last line: summary as JSON")
+    add_screen_arguments(parser)
     parser.set_defaults(func=cmd_speller)
     return parser
 
@@ -89,57 +91,3 @@ def cmd_speller(args: argparse.Namespace) -> int:
     if args.json:
         print_json(summary | ({"screenshot": args.screenshot} if args.screenshot else {}))
     return outcome
-
-
-def qt_application():
-    """The process' QApplication, created on first use (without the main window's pyqtgraph
-    and pipeline imports, which a stimulus screen does not need)."""
-    import sys
-
-    from PyQt5 import QtWidgets
-
-    app = QtWidgets.QApplication.instance()
-    if app is None:
-        app = QtWidgets.QApplication(sys.argv[:1])
-        app.setApplicationName("bci-app")
-    return app
-
-
-def run_window(app, window, duration: float | None, screenshot: str | None) -> int:
-    """Show ``window``, call its ``start()``, and run Qt until it closes (after ``duration`` s
-    when given; with ``screenshot``: after ``duration`` s (default 3) save a PNG of it and
-    close). Ctrl+C / SIGTERM close it. Returns 0, or 1 when the PNG could not be written."""
-    import logging
-    from pathlib import Path
-
-    from PyQt5 import QtCore
-
-    from bci_app.lifecycle import on_signals
-
-    outcome = {"code": 0}
-    window.show()
-    window.start()
-    if screenshot:
-
-        def take() -> None:
-            target = Path(screenshot)
-            target.parent.mkdir(parents=True, exist_ok=True)
-            if not window.grab().save(str(target), "PNG"):
-                logging.getLogger(__name__).error("could not write the screenshot %s", target)
-                outcome["code"] = 1
-            window.close()
-
-        QtCore.QTimer.singleShot(round((3.0 if duration is None else duration) * 1000), take)
-    elif duration is not None:
-        QtCore.QTimer.singleShot(round(duration * 1000), window.close)
-    wake = QtCore.QTimer()  # lets Python run a signal handler while Qt waits
-    wake.timeout.connect(lambda: None)
-    wake.start(200)
-    try:
-        with on_signals(window.close):
-            if window.isVisible():
-                app.exec_()
-    finally:
-        wake.stop()
-        window.close()
-    return outcome["code"]

@@ -32,7 +32,7 @@ from bci_app.decoders import Decoder, load_decoder
 from bci_app.dsp.feed import feed_recording, offline_stage
 from bci_app.dsp.stage import DspStage, model_rate
 from bci_app.dsp.windows import Window
-from bci_app.infer.speller import UNKNOWN_SYMBOL, Flash, OnlineSpeller, SpelledCharacter
+from bci_app.infer.speller import Flash
 from bci_app.infer.worker import InferenceWorker, Prediction
 from bci_app.io import Recording, RecordingError, load_recording
 from bci_app.io.session import ReplaySession, read_session
@@ -185,17 +185,9 @@ def _spell(
     config: AppConfig,
 ) -> dict:
     """A P300 replay's characters: what the live speller would have spelled (dynamic stopping,
-    ``online``) and the accuracy against repetitions (``characters``); ``accuracy`` / ``n_trials``
-    / ``chance`` are the online spelling's."""
+    ``online``, as :func:`speller_metrics` replays it) and the accuracy against repetitions
+    (``characters``); ``accuracy`` / ``n_trials`` / ``chance`` are the online spelling's."""
     paradigm = config.paradigm
-    speller = OnlineSpeller(paradigm.matrix, paradigm.stop_posterior)
-    spelled: list[SpelledCharacter] = []
-    for flash, window in cut:
-        prediction = predictions.get(window.seq)
-        if prediction is not None:
-            spelled += speller.add(flash, prediction.probabilities)
-    last = speller.finish()
-    spelled += [last] if last is not None else []
     epochs = flash_epochs_of(
         [(cut, chars, skipped, recording.rate_hz)], tuple(labels), config.model_rate or 0.0,
         (recording.run,),
@@ -204,17 +196,13 @@ def _spell(
         [predictions[w.seq].probabilities for _, w in cut if w.seq in predictions]
     )
     characters = speller_metrics(probabilities, epochs, paradigm.matrix, paradigm.stop_posterior)
-    known = [c for c in spelled if c.asked != UNKNOWN_SYMBOL]
-    right = sum(c.symbol == c.asked for c in known)
+    online = characters["dynamic_stopping"]  # the live speller's rule, flash by flash
     return {
-        "accuracy": round(right / len(known), 4) if known else None,
-        "n_trials": len(known),
+        "accuracy": online["accuracy"],
+        "n_trials": online["n_scored"],
         "chance": characters["chance"],
         "online": {
-            "spelled": "".join(c.symbol for c in spelled),
-            "asked": "".join(c.asked for c in spelled),
-            "repetitions": [c.repetitions for c in spelled],
-            "stopped_early": [c.stopped_early for c in spelled],
+            key: online[key] for key in ("spelled", "asked", "repetitions", "stopped_early")
         },
         "characters": characters,
     }

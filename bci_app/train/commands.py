@@ -258,9 +258,8 @@ def training_free_command(
     out_dir = Path(out_dir)
     if out_dir.exists() and any(out_dir.iterdir()) and not overwrite:
         raise TrainingError(f"{out_dir} exists and is not empty; pass --overwrite to replace it")
-    names = [
-        item.partition(":")[0] if ":" not in item else item.rpartition(":")[2] for item in classes
-    ]
+    class_map = parse_class_map(class_items(classes))
+    names = list(dict.fromkeys(class_map.values()))
     try:
         decoder = FbccaDecoder.fit(None, None, names, config.model_rate or 0.0, len(channels))
     except DecoderError as exc:
@@ -276,7 +275,7 @@ def training_free_command(
         paradigm=config.paradigm,
         training={
             "training_free": True,
-            "class_map": {name: name for name in names},
+            "class_map": class_map,
             "trial_window_s": [0.0, 4.0],
             "description": description,
         },

@@ -254,7 +254,7 @@ def flash_epochs_of(
     )
 
 
-def _flash_timing(epochs: FlashEpochs, n_codes: int) -> tuple[float, float]:
+def _flash_timing(epochs: FlashEpochs) -> tuple[float, float]:
     """``(stimulus onset asynchrony, pause between characters)`` in seconds, from the real
     flash times: the median interval between flashes within a character, and the median gap
     from a character's last flash to the next character's first, less one interval."""
@@ -285,7 +285,7 @@ def speller_metrics(
     scores = flash_log_odds(probabilities)
     symbols = np.array(list("".join(matrix))).reshape(n_rows, n_columns)
     max_repetitions = int(epochs.repetition.max()) + 1
-    soa, pause = _flash_timing(epochs, n_rows + n_columns)
+    soa, pause = _flash_timing(epochs)
     known = [c for c in np.unique(epochs.character) if epochs.chars[c] != UNKNOWN_SYMBOL]
     spelled: dict[int, list[str]] = {r: [] for r in range(1, max_repetitions + 1)}
     for c in np.unique(epochs.character):
@@ -348,5 +348,11 @@ def speller_metrics(
             "itr_bits_per_min": itr(dynamic_accuracy, mean_repetitions * n_codes * soa + pause)
             if stopped_at
             else None,
+            # per character decided, in order (free ones too): what the live speller shows
+            "spelled": "".join(d.symbol for d in decided),
+            "asked": "".join(d.asked for d in decided),
+            "repetitions": [d.repetitions for d in decided],
+            "stopped_early": [d.stopped_early for d in decided],
+            "n_scored": len(scored),
         },
     }
