@@ -180,6 +180,11 @@ class SimulatorSettings(BaseModel):
     repetitions: Annotated[int, Field(ge=1, le=100)] = 10
     soa_s: Annotated[float, Field(gt=0, le=5, allow_inf_nan=False)] = 0.175
     char_pause_s: Seconds = 2.0
+    #: p300: the characters the simulated participant attends to, in order and then again
+    #: (None: each drawn at random); the first character's pause (None: ``char_pause_s``),
+    #: e.g. to give a speller screen time to join the schedule before its first flash.
+    text: Annotated[str, Field(min_length=1)] | None = None
+    first_pause_s: Seconds | None = None
     p300_amplitude_uv: Annotated[float, Field(ge=0, le=100, allow_inf_nan=False)] = 18.0
     # SSVEP: RMS of the fundamental at O1/Oz/O2 (the second harmonic has half its amplitude).
     ssvep_amplitude_uv: Annotated[float, Field(ge=0, le=100, allow_inf_nan=False)] = 4.0
@@ -225,6 +230,12 @@ class SimulatorSettings(BaseModel):
             )
         if self.paradigm == "p300" and self.soa_s * self.rate_hz < 1:
             raise ValueError(f"soa_s must be at least one sample long, got {self.soa_s!r}")
+        missing = sorted(set(self.text or "") - set("".join(self.matrix)))
+        if missing:
+            raise ValueError(
+                f"the simulator's text {self.text!r} has {', '.join(map(repr, missing))}, not in "
+                f"its speller matrix {' '.join(self.matrix)}"
+            )
         if self.paradigm == "ssvep":
             for name in self.classes:
                 try:
@@ -408,9 +419,10 @@ class PlannedCharacter:
 class SpellerSchedule:
     """Infinite P300 speller schedule, deterministic from ``settings.seed`` (thread-safe, lazy).
 
-    Character ``k``: a symbol drawn uniformly from ``settings.matrix``; a pause of
-    ``round(char_pause_s * rate)`` samples starting at the previous character's ``stop``
-    (character 0 starts at sample 0), then ``repetitions`` blocks of the ``n_columns +
+    Character ``k``: ``settings.text[k % len(text)]``, or without a text a symbol drawn
+    uniformly from ``settings.matrix``; a pause of ``round(char_pause_s * rate)`` samples
+    (character 0: ``first_pause_s``) starting at the previous character's ``stop`` (character 0
+    starts at sample 0), then ``repetitions`` blocks of the ``n_columns +
     n_rows`` codes, each block a random permutation, flash ``j`` at ``first_flash +
     round(j * soa_s * rate)``. Markers at each flash onset, in this order: ``char:<X>`` (first
     flash of a character only), ``code<N>``, ``target`` or ``nontarget``.
@@ -431,6 +443,8 @@ class SpellerSchedule:
         self._offsets = np.round(np.arange(n_flashes) * settings.soa_s * rate).astype(np.int64)
         self._span = round(n_flashes * settings.soa_s * rate)
         self._n_pause = round(settings.char_pause_s * rate)
+        first_pause = settings.first_pause_s
+        self._n_first_pause = self._n_pause if first_pause is None else round(first_pause * rate)
         self._chars: list[PlannedCharacter] = []
         self._starts: list[int] = []
         # One entry per flash, in time order.
@@ -454,7 +468,9 @@ class SpellerSchedule:
 
     def _extend(self) -> None:
         s = self._settings
-        cell = int(self._rng.integers(len(self._symbols)))
+        cell = int(self._rng.integers(len(self._symbols)))  # drawn always: same flash order
+        if s.text is not None:
+            cell = self._symbols.index(s.text[len(self._chars) % len(s.text)])
         row, column = divmod(cell, self._n_columns)
         codes = np.concatenate(
             [self._rng.permutation(self._n_codes) + 1 for _ in range(s.repetitions)]
@@ -464,7 +480,7 @@ class SpellerSchedule:
         )
         latencies = _ERP_LATENCY_SD_S * self._jitter.standard_normal(len(codes))
         start = self._next_start
-        first = start + self._n_pause
+        first = start + (self._n_first_pause if not self._chars else self._n_pause)
         char = PlannedCharacter(
             len(self._chars), self._symbols[cell], row, column, start, first, first + self._span
         )
