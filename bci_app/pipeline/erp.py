@@ -2,13 +2,15 @@
 stage -> the worker (every epoch, in order) -> the speller -> decided characters.
 
 Runs on two threads: :meth:`ErpStage.step` on the dsp thread (markers in, epochs out to the
-worker), :meth:`ErpStage.on_prediction` on the worker thread (scores in, characters out).
+worker; a character whose markers stopped is decided there), :meth:`ErpStage.on_prediction` on
+the worker thread (scores in, characters out).
 """
 
 from __future__ import annotations
 
 import collections
 import logging
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -26,6 +28,11 @@ log = logging.getLogger(__name__)
 
 #: A flash's markers arrive together; one still waiting for more this long is complete (s).
 MARKER_SETTLE_S = 0.1
+#: Markers silent this long after a character's flashes (s): the character is decided with
+#: the repetitions it had, instead of when the next character's first flash arrives (the last
+#: one of a session has none). Longer than an epoch (0.8 s) and its classification, shorter
+#: than the pause between characters (2-2.5 s); with a shorter pause the next flash decides.
+CHARACTER_END_S = 1.5
 #: Markers without a single flash after which the marker stream is named as the wrong one.
 NO_FLASH_WARNING = 20
 #: Characters kept for the status (the outlet has them all).
@@ -67,6 +74,8 @@ class ErpStage:
         self._by_seq: dict[int, Flash] = {}
         self._flashes = self._epochs = self._missed = self._markers = 0
         self._warned = False
+        # The worker thread adds scores, the dsp thread ends a character whose markers stopped.
+        self._speller_lock = threading.Lock()
         self._characters: collections.deque[str] = collections.deque(maxlen=RECENT_CHARACTERS)
 
     def stats(self) -> ErpStats:
@@ -96,6 +105,13 @@ class ErpStage:
             )
         if self._newest_marker is not None and now - self._newest_marker > MARKER_SETTLE_S:
             self._add(self._assembler.flush())
+        if (
+            self._newest_marker is not None
+            and now - self._newest_marker > CHARACTER_END_S
+            and not self._waiting
+        ):
+            with self._speller_lock:
+                self._publish(self.speller.finish(), now)
         while self._waiting:
             try:
                 position = self.raw_ring.position_of(self._waiting[0].position)
@@ -130,6 +146,11 @@ class ErpStage:
         flash = self._by_seq.pop(prediction.seq, None)
         if flash is None:
             return
-        for character in self.speller.add(flash, prediction.probabilities):
+        with self._speller_lock:
+            for character in self.speller.add(flash, prediction.probabilities):
+                self._publish(character, prediction.timestamp)
+
+    def _publish(self, character: SpelledCharacter | None, timestamp: float) -> None:
+        if character is not None:
             self._characters.append(character.symbol)
-            self._on_character(character, prediction.timestamp)
+            self._on_character(character, timestamp)
