@@ -41,6 +41,7 @@ from bci_app.train.data import TrialWindows, extract_trials, parse_class_map, tr
 from bci_app.train.decoders import (
     PARADIGM_AUTO_CANDIDATES,
     PARADIGM_BAND_HZ,
+    PARADIGM_CRITERION,
     PARADIGM_DECODERS,
     cross_validate,
     fit_decoder,
@@ -196,6 +197,7 @@ def train_command(
                 progress=progress,
                 budget_s=time_budget_s,
                 band_hz=band_hz,
+                criterion=PARADIGM_CRITERION[paradigm],
             )
             metrics["selection"] = selection
             metrics["cross_validation"] = selection["candidates"][selection["chosen"]]

@@ -6,7 +6,8 @@ and judged per trial (the mean window probability), so what is chosen here is wh
 on blocks of consecutive trials (a random split of one run scored riemann 0.32 on a run it then
 decoded the next run from at 0.93), and never looks at data outside the calibration. It also
 scores the ensembles of the candidates from the same fold predictions, and picks the first
-candidate within one trial of the highest balanced accuracy (:func:`_choose`).
+candidate within one trial of the highest balanced accuracy, or for the P300 speller within
+0.005 of the highest AUC (:func:`_choose`).
 """
 
 from __future__ import annotations
@@ -18,8 +19,10 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from typing import Literal
 
 import numpy as np
+from sklearn.metrics import roc_auc_score
 
 from bci_app.config import AUTO_BUDGET_S, DECODER_CHOICES
 from bci_app.decoders import (
@@ -73,6 +76,14 @@ PARADIGM_AUTO_CANDIDATES = {
     "mi": AUTO_CANDIDATES,
     "p300": ("xdawn-riemann", "lda", "se"),
     "ssvep": ("fbcca", "fb-riemann", "se"),
+}
+#: What ``auto`` chooses by: argmax balanced accuracy per trial, or (two classes) AUC.
+Criterion = Literal["balanced_accuracy", "auc"]
+#: The criterion of each paradigm: a speller sums flash scores, so their ranking counts.
+PARADIGM_CRITERION: dict[str, Criterion] = {
+    "mi": "balanced_accuracy",
+    "p300": "auc",
+    "ssvep": "balanced_accuracy",
 }
 LEAVE_ONE_RUN_OUT = "leave one run out"
 #: Test folds of ``auto`` in a single run: blocks of consecutive trials (time moves on between
@@ -250,6 +261,10 @@ def _score(scores: _Scores, tw: TrialWindows) -> dict:
         truth, probabilities.argmax(axis=1), tw.classes, trial_seconds(tw)
     )
     metrics["true_class_probability"] = float(probabilities[np.arange(len(truth)), truth].mean())
+    if len(tw.classes) == 2 and len(set(truth.tolist())) == 2:
+        # how well the second class is ranked above the first (a P300 speller sums the scores,
+        # so its ranking counts, not the side of 0.5 each flash lands on)
+        metrics["auc"] = float(roc_auc_score(truth, probabilities[:, 1]))
     metrics["fold_accuracy"] = scores.fold_accuracy
     metrics["train_seconds"] = float(np.sum(scores.seconds))
     return {k: round(v, 4) if isinstance(v, float) else v for k, v in metrics.items()}
@@ -348,15 +363,16 @@ def select_decoder(
     progress: bool = False,
     budget_s: float | None = AUTO_BUDGET_S,
     band_hz: tuple[float, float] | None = BAND_HZ,
+    criterion: Criterion = "balanced_accuracy",
 ) -> tuple[FitResult, dict]:
-    """``auto``: score ``candidates`` and their ensembles on ``tw`` alone, refit the best on all
-    of ``tw``; returns it and the report (protocol, every candidate's score or why it was left
-    out, the choice). Networks are scored last, and only when their estimated training time
-    still fits ``budget_s`` (None: no budget). ``progress``: a bar on stderr, one step per
-    fitted fold."""
+    """``auto``: score ``candidates`` and their ensembles on ``tw`` alone, refit the best by
+    ``criterion`` on all of ``tw``; returns it and the report (protocol, criterion, every
+    candidate's score or why it was left out, the choice). Networks are scored last, and only
+    when their estimated training time still fits ``budget_s`` (None: no budget).
+    ``progress``: a bar on stderr, one step per fitted fold."""
     started = time.monotonic()
     protocol, folds = auto_folds(tw)
-    report: dict = {"protocol": protocol, "candidates": {}, "left_out": {}}
+    report: dict = {"protocol": protocol, "criterion": criterion, "candidates": {}, "left_out": {}}
     usable = []
     trial_ids = np.unique(tw.trial)
     # A fold's training part has fewer trials than the whole: check each one.
@@ -416,7 +432,7 @@ def select_decoder(
             predicted = np.array([combined.probabilities[int(t)].argmax() for t in test_ids])
             combined.fold_accuracy.append(round(float((predicted == truth).mean()), 4))
         report["candidates"]["+".join(members)] = _score(combined, tw)
-    chosen = _choose(report["candidates"])
+    chosen = _choose(report["candidates"], criterion)
     report["chosen"] = chosen
     bar.step(f"refit {chosen}")
     fitted = [
@@ -431,19 +447,25 @@ def select_decoder(
     return FitResult(ensemble, chosen, {"train_seconds": seconds}), report
 
 
-def _choose(candidates: dict[str, dict]) -> str:
+def _choose(candidates: dict[str, dict], criterion: Criterion = "balanced_accuracy") -> str:
     """The first candidate, in the order scored (single decoders in :data:`AUTO_CANDIDATES`
-    order, then ensembles), whose held-out balanced accuracy is within one trial of the best.
+    order, then ensembles), whose held-out balanced accuracy is within one trial of the best
+    (``criterion`` "auc": whose AUC is within :data:`AUC_TIE` of the best).
 
     With 15-30 calibration trials one trial is 0.03-0.07 of accuracy: differences that small are
     noise, and breaking them by the most confident probabilities favoured CSP+LDA, whose
     in-session confidence did not carry to the next run (S001, left/right: chosen by the
     probability 0.53 on the held-out run, by this order 0.93)."""
-    best = max(scores["balanced_accuracy"] for scores in candidates.values())
+    best = max(scores[criterion] for scores in candidates.values())
     for name, scores in candidates.items():
-        if scores["balanced_accuracy"] >= best - 1.0 / scores["n_trials"] - 1e-9:
+        tie = AUC_TIE if criterion == "auc" else 1.0 / scores["n_trials"]
+        if scores[criterion] >= best - tie - 1e-9:
             return name
     raise AssertionError("no candidate reached the best score")  # unreachable
+
+
+#: AUCs this close are a tie (:func:`_choose`).
+AUC_TIE = 0.005
 
 
 def _ensembles(names: Sequence[str]) -> list[tuple[str, ...]]:
