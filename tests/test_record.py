@@ -138,7 +138,11 @@ def test_default_and_app_outlet_selection() -> None:
     selectors = record_selectors(None, True, outlets)
     assert selectors[:2] == default_input_selectors()
     assert selectors[0] == StreamSelector(type="EEG") and selectors[1].optional
-    assert len(selectors) == 6
+    # a P300 worker's decided characters too, when it has them
+    assert len(selectors) == 7 and selectors[-1].optional
+    assert str(selectors[-1]) == "name=app-characters,source_id=sid-characters-s1 (optional)"
+    spelling = outlet_selectors(outlets, characters=True)
+    assert len(spelling) == 5 and not spelling[-1].optional
     chosen = [StreamSelector(source_id="x")]
     assert record_selectors(chosen, False, outlets) == chosen
     with pytest.raises(RecordError, match="nothing to record"):

@@ -91,7 +91,7 @@ def record_selectors(
 
     selectors = list(streams) if streams else default_input_selectors()
     if app_outlets:
-        selectors += outlet_selectors(outlets)
+        selectors += outlet_selectors(outlets, characters=None)  # a P300 worker's too
     return selectors
 
 

@@ -44,15 +44,20 @@ def outlet_source_id(config: OutletsConfig, suffix: str) -> str:
     return base if config.session_id is None else f"{base}-{config.session_id}"
 
 
-def outlet_selectors(config: OutletsConfig) -> list[StreamSelector]:
+def outlet_selectors(
+    config: OutletsConfig, characters: bool | None = False
+) -> list[StreamSelector]:
     """Selectors of the app's own outlets, e.g. to record them: by name and source_id when the
-    session is known, else by name (any worker with that prefix)."""
+    session is known, else by name (any worker with that prefix). ``characters``: True, a P300
+    worker's decided characters too; None, those too if the worker has them (any paradigm)."""
+    suffixes = OUTLET_SUFFIXES + ((CHARACTERS_SUFFIX,) if characters is not False else ())
     return [
         StreamSelector(
             name=f"{config.name_prefix}-{suffix}",
             source_id=None if config.session_id is None else outlet_source_id(config, suffix),
+            optional=suffix == CHARACTERS_SUFFIX and characters is None,
         )
-        for suffix in OUTLET_SUFFIXES
+        for suffix in suffixes
     ]
 
 

@@ -180,6 +180,11 @@ class PipelineBase(Background):
                 log.exception("prediction sink %r failed", sink)
 
 
+def spells(view: PipelineView) -> bool:
+    """The pipeline runs a P300 model: it publishes the characters it decides."""
+    return view.metadata is not None and view.metadata.paradigm.erp
+
+
 def marker_source_id(view: PipelineView) -> str | None:
     """source_id of the cue marker stream beside the pipeline's input: the simulator's, else
     ``<input source_id>-markers`` by convention (None for an input without a source_id)."""
@@ -205,5 +210,5 @@ def pipeline_selectors(view: PipelineView) -> list[StreamSelector]:
     if markers is not None:
         selectors.append(StreamSelector(source_id=markers, optional=view.simulator is None))
     if view.publishes_outlets:
-        selectors += outlet_selectors(view.config.outlets)
+        selectors += outlet_selectors(view.config.outlets, characters=spells(view))
     return selectors
