@@ -17,6 +17,7 @@ from pydantic import (
     model_validator,
 )
 
+from bci_app.calibrate.speller import SpellerSettings
 from bci_app.config import DECODER_CHOICES
 from bci_app.export.bids import check_label
 
@@ -102,6 +103,11 @@ class CalibrationSettings(BaseModel):
     bids_subject: str = DEFAULT_BIDS_SUBJECT
     bids_session: str | None = None
     bids_task: str = DEFAULT_BIDS_TASK
+    #: p300: the copy-spelling calibration (``speller.text``: its characters, one trial each;
+    #: ``classes``: target and non-target flashes), then ``feedback_trials`` characters of
+    #: free spelling with the model just trained. The trial timings are unused.
+    paradigm: Literal["mi", "p300"] = "mi"
+    speller: SpellerSettings | None = None
 
     @field_validator("classes")
     @classmethod
@@ -120,6 +126,33 @@ class CalibrationSettings(BaseModel):
     @classmethod
     def _bids_label(cls, value: str | None, info: ValidationInfo) -> str | None:
         return check_label(value, "--" + info.field_name.replace("_", "-"))
+
+    @model_validator(mode="after")
+    def _paradigm(self) -> CalibrationSettings:
+        if self.paradigm == "p300":
+            if self.speller is None or self.speller.text is None:
+                raise ValueError(
+                    "a P300 calibration is copy spelling: give the text to copy (--copy TEXT)"
+                )
+            if self.trials_per_class != len(self.speller.text):
+                raise ValueError(
+                    f"a P300 calibration's trials are the {len(self.speller.text)} characters "
+                    f"of its copy text, got trials_per_class={self.trials_per_class}"
+                )
+        elif self.speller is not None:
+            raise ValueError("speller settings belong to a p300 calibration (paradigm='p300')")
+        return self
+
+    def free_spelling(self) -> SpellerSettings:
+        """The speller after training (p300): ``feedback_trials`` characters of free spelling,
+        timed as the copy spelling, its flash order seeded apart."""
+        if self.speller is None:
+            raise ValueError("only a p300 calibration spells")
+        return SpellerSettings(
+            **self.speller.model_dump(exclude={"text", "characters", "seed"}),
+            characters=self.feedback_trials or None,
+            seed=self.speller.seed + 1,
+        )
 
     @property
     def calibration_xdf(self) -> Path:

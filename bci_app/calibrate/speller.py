@@ -24,16 +24,20 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, field_validator, model_validator
 
 from bci_app.config import SPELLER_MATRIX
+from bci_app.sources.simulator_stream import SimulatorClock
 
 __all__ = [
+    "CharacterPlanner",
     "FlashPlanner",
     "PlannedCharacter",
     "PlannedFlash",
     "SpellerPhase",
     "SpellerSequencer",
     "SpellerSettings",
+    "SimulatorFlashPlanner",
     "cells_of_code",
     "codes_of_symbol",
+    "plan_character",
 ]
 
 UNKNOWN_CHAR = "?"  # the char: marker's symbol in free spelling (as erp.py reads it)
@@ -158,15 +162,54 @@ class PlannedFlash:
 
 @dataclass(frozen=True)
 class PlannedCharacter:
-    """A character's flashes; ``symbol`` is the target (None in free spelling)."""
+    """A character's flashes; ``symbol`` is the target (None in free spelling), ``first_flash``
+    its first flash's planned onset (LSL s). ``intended``: in free spelling on the simulator,
+    the character the simulated participant attends to (None otherwise)."""
 
     index: int
     symbol: str | None
     flashes: tuple[PlannedFlash, ...]
+    first_flash: float = 0.0
+    intended: str | None = None
+
+
+class CharacterPlanner(Protocol):
+    settings: SpellerSettings
+
+    def character(self, index: int, not_before: float) -> PlannedCharacter:
+        """Character ``index`` (asked in order), its first flash at or after ``not_before``
+        (LSL s)."""
+        ...
+
+
+def plan_character(
+    settings: SpellerSettings,
+    index: int,
+    symbol: str | None,
+    codes: Sequence[int],
+    onsets_s: Sequence[float],
+    first_flash: float,
+    intended: str | None = None,
+) -> PlannedCharacter:
+    """The flashes of ``codes`` at ``onsets_s`` (s after the first) with their markers:
+    ``char:<symbol>`` (``char:?`` without a target) at the first, ``code<N>`` at each, and
+    ``target``/``nontarget`` when ``symbol`` is the target."""
+    targets = codes_of_symbol(settings.matrix, symbol) if symbol is not None else ()
+    flashes = []
+    for i, (code, onset) in enumerate(zip(codes, onsets_s, strict=True)):
+        labels: list[str] = []
+        if i == 0:
+            labels.append(f"char:{symbol if symbol is not None else UNKNOWN_CHAR}")
+        labels.append(f"code{code}")
+        if symbol is not None:
+            labels.append("target" if code in targets else "nontarget")
+        flashes.append(PlannedFlash(i, i // settings.n_codes, code, onset, tuple(labels)))
+    return PlannedCharacter(index, symbol, tuple(flashes), first_flash, intended)
 
 
 class FlashPlanner:
-    """The flash order and markers of each character, seeded by ``settings.seed``."""
+    """The flash order and markers of each character, seeded by ``settings.seed``; each
+    character starts at the ``not_before`` it is asked for (a real amplifier)."""
 
     def __init__(self, settings: SpellerSettings) -> None:
         self.settings = settings
@@ -186,21 +229,80 @@ class FlashPlanner:
             self._last_code = block[-1]
         return order
 
-    def character(self, index: int) -> PlannedCharacter:
-        """Character ``index`` (call in order: the random order is drawn as it goes)."""
+    def character(self, index: int, not_before: float = 0.0) -> PlannedCharacter:
+        """Character ``index`` (call in order: the random order is drawn as it goes), its
+        first flash at ``not_before`` (LSL s)."""
         s = self.settings
-        symbol = s.text[index] if s.text is not None else None
-        targets = codes_of_symbol(s.matrix, symbol) if symbol is not None else ()
-        flashes = []
-        for i, code in enumerate(self.codes()):
-            labels: list[str] = []
-            if i == 0:
-                labels.append(f"char:{symbol if symbol is not None else UNKNOWN_CHAR}")
-            labels.append(f"code{code}")
-            if symbol is not None:
-                labels.append("target" if code in targets else "nontarget")
-            flashes.append(PlannedFlash(i, i // s.n_codes, code, i * s.soa_s, tuple(labels)))
-        return PlannedCharacter(index, symbol, tuple(flashes))
+        codes = self.codes()
+        return plan_character(
+            s,
+            index,
+            s.text[index] if s.text is not None else None,
+            codes,
+            [i * s.soa_s for i in range(len(codes))],
+            not_before,
+        )
+
+
+class SimulatorFlashPlanner:
+    """The characters of the simulator's own speller schedule (``clock``: a started p300
+    simulator), in LSL time, so that the EEG it generates answers what the screen shows and
+    the whole flow runs without hardware.
+
+    Copy spelling takes the schedule's characters one after another from the first whose
+    first flash is at or after ``not_before`` (:meth:`text` says which: build the settings'
+    copy text from it). Free spelling takes, for each character, the schedule's first one
+    flashing at or after its ``not_before`` (a character ended early by dynamic stopping skips
+    the rest of the simulator's), and says in ``intended`` what the simulated participant
+    attends to."""
+
+    def __init__(self, settings: SpellerSettings, clock: SimulatorClock, not_before: float) -> None:
+        sim = clock.settings
+        if sim.paradigm != "p300":
+            raise ValueError(f"the simulator runs the {sim.paradigm} paradigm, not p300")
+        if (tuple(sim.matrix), sim.repetitions) != (settings.matrix, settings.repetitions) or (
+            abs(sim.soa_s - settings.soa_s) > 1e-9
+        ):
+            raise ValueError(
+                f"the speller ({settings.repetitions} repetitions, SOA {settings.soa_s:g} s) "
+                f"must flash as the simulator does ({sim.repetitions} repetitions, SOA "
+                f"{sim.soa_s:g} s, the same matrix)"
+            )
+        self.settings = settings
+        self.clock = clock
+        self.schedule = clock.schedule
+        self.first = self._first_at(0, not_before)
+        self._next = self.first
+
+    def _first_flash(self, k: int) -> float:
+        return self.clock.timestamp_of(self.schedule.character(k).first_flash)
+
+    def _first_at(self, k: int, not_before: float) -> int:
+        # A half-sample tolerance: times rebuilt from sample indices are not exact.
+        while self._first_flash(k) < not_before - 0.5 / self.clock.settings.rate_hz:
+            k += 1
+        return k
+
+    def text(self, n_characters: int) -> str:
+        """The ``n_characters`` symbols that copy spelling will cue, in order."""
+        return "".join(self.schedule.character(self.first + i).char for i in range(n_characters))
+
+    def character(self, index: int, not_before: float) -> PlannedCharacter:
+        copy = self.settings.copy
+        k = self.first + index if copy else self._first_at(self._next, not_before)
+        self._next = k + 1
+        char = self.schedule.character(k)
+        first_flash = self.clock.timestamp_of(char.first_flash)
+        flashes = self.schedule.flashes_between(char.first_flash, char.stop)
+        return plan_character(
+            self.settings,
+            index,
+            char.char if copy else None,
+            [f.code for f in flashes],
+            [self.clock.timestamp_of(f.sample) - first_flash for f in flashes],
+            first_flash,
+            intended=None if copy else char.char,
+        )
 
 
 class SpellerPhase(enum.Enum):
@@ -251,9 +353,14 @@ class SpellerSequencer:
     character it belongs to if that is still flashing.
     """
 
-    def __init__(self, settings: SpellerSettings, markers: MarkerSink | None = None) -> None:
+    def __init__(
+        self,
+        settings: SpellerSettings,
+        markers: MarkerSink | None = None,
+        planner: CharacterPlanner | None = None,
+    ) -> None:
         self.settings = settings
-        self.planner = FlashPlanner(settings)
+        self.planner = planner if planner is not None else FlashPlanner(settings)
         self.markers = markers
         self.phase = SpellerPhase.IDLE
         self.current: CharacterState | None = None
@@ -307,8 +414,8 @@ class SpellerSequencer:
                     done = now >= self._next_anchor
                     self.phase = SpellerPhase.FINISHED if done else SpellerPhase.PAUSE
                     return self.phase
-                planned = self.planner.character(len(self.characters))
-                self.current = char = CharacterState(planned, self._next_anchor)
+                planned = self.planner.character(len(self.characters), self._next_anchor)
+                self.current = char = CharacterState(planned, planned.first_flash)
                 self.characters.append(char)
             if char.on is not None:
                 on = char.on

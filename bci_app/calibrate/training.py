@@ -1,7 +1,8 @@
 """Training on a just-recorded calibration: the same trainer as ``bci-app train``.
 
-The recording's cue markers are the class names; a cue followed by a ``bci-app:invalid``
-marker (before the next cue) belongs to a trial that was interrupted and is left out.
+Motor imagery: the recording's cue markers are the class names; a cue followed by a
+``bci-app:invalid`` marker (before the next cue) belongs to a trial that was interrupted and is
+left out. P300: the speller's flash markers, as ``bci-app train --paradigm p300`` reads them.
 """
 
 from __future__ import annotations
@@ -83,5 +84,41 @@ def train_calibration(
         description=(
             f"Calibration of {', '.join(classes)} recorded in {Path(xdf_path).name} "
             f"({', '.join(f'{c}: {n}' for c, n in counts.items())} valid trials)."
+        ),
+    )
+
+
+def train_speller_calibration(
+    xdf_path: str | Path,
+    out_dir: str | Path,
+    config: AppConfig,
+    epochs: int = 30,
+    seed: int = 0,
+    cv_folds: int = CV_FOLDS,
+    decoder: str = "auto",
+) -> dict:
+    """Train and save a P300 checkpoint from a copy-spelling calibration (``config``: a p300
+    config; the recording's speller markers: ``char:<X>``, ``code<N>``, ``target`` /
+    ``nontarget`` at each flash); returns the trainer's metrics (``cross_validation``: target
+    detection per flash, of the decoder ``auto`` chose or with ``cv_folds`` folds)."""
+    if not config.paradigm.erp:
+        raise TrainingError(
+            f"a speller calibration trains a p300 model, not {config.paradigm.kind}"
+        )
+    recording = load_recording(xdf_path)
+    spelled = [label[5:] for _, label in recording.events if label.startswith("char:")]
+    return train_command(
+        [recording],
+        [],
+        Path(out_dir),
+        config,
+        settings=TrainSettings(epochs=epochs, seed=seed, threads=os.cpu_count() or 1),
+        decoder=decoder,
+        cv_folds=cv_folds if decoder != "auto" else 0,
+        overwrite=True,
+        progress=False,
+        description=(
+            f"P300 speller calibration recorded in {Path(xdf_path).name}: copy spelling of "
+            f"{''.join(spelled)!r} ({len(spelled)} characters)."
         ),
     )

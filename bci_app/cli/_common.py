@@ -17,6 +17,7 @@ from bci_app.stream.lslconfig import use_lsl_config
 
 if TYPE_CHECKING:
     from bci_app.calibrate.settings import Timings
+    from bci_app.calibrate.speller import SpellerSettings
     from bci_app.infer.worker import Prediction
     from bci_app.pipeline.view import PipelineStatus
 
@@ -159,6 +160,38 @@ def paradigm_timings(args: argparse.Namespace) -> Timings:
         fixation_s=args.fixation, imagery_s=args.imagery, rest_min_s=args.rest[0],
         rest_max_s=args.rest[1],
     )  # fmt: skip
+
+
+def add_speller_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--repetitions``, ``--flash``, ``--blank``, ``--pause``: the P300 speller's timing,
+    read back by :func:`speller_settings`."""
+    parser.add_argument("--repetitions", type=int, default=10, help="blocks per character (10)")
+    parser.add_argument("--flash", type=float, default=0.1, help="flash duration (s, 0.1)")
+    parser.add_argument("--blank", type=float, default=0.075, help="blank between flashes (s)")
+    parser.add_argument("--pause", type=float, default=2.5, help="pause between characters (s)")
+
+
+def speller_settings(
+    args: argparse.Namespace,
+    config: AppConfig,
+    text: str | None,
+    characters: int | None,
+    seed: int,
+) -> SpellerSettings:
+    """The validated speller of :func:`add_speller_arguments` on ``paradigm.matrix``: copy
+    spelling of ``text``, or free spelling of ``characters`` (None: until stopped)."""
+    from bci_app.calibrate.speller import SpellerSettings
+
+    return SpellerSettings(
+        matrix=tuple(config.paradigm.matrix),
+        text=text,
+        characters=characters,
+        repetitions=args.repetitions,
+        flash_s=args.flash,
+        blank_s=args.blank,
+        pause_s=args.pause,
+        seed=seed,
+    )
 
 
 def add_screen_arguments(parser: argparse.ArgumentParser) -> None:

@@ -1,5 +1,6 @@
 """``bci-app calibrate``: cue paradigm with markers, recording, training, online feedback; the
-session report (``report.html``) and, with ``--bids-root``, the recording exported as BIDS-EEG."""
+session report (``report.html``) and, with ``--bids-root``, the recording exported as BIDS-EEG.
+``--paradigm p300 --copy TEXT``: copy spelling on the P300 speller, training, free spelling."""
 
 from __future__ import annotations
 
@@ -10,12 +11,14 @@ from pathlib import Path
 
 from bci_app.cli._common import (
     add_paradigm_arguments,
+    add_speller_arguments,
     fold_count,
     load_app_config,
     paradigm_timings,
     print_json,
+    speller_settings,
 )
-from bci_app.config import DECODER_CHOICES
+from bci_app.config import DECODER_CHOICES, with_paradigm
 from bci_app.errors import InvalidArgument
 
 
@@ -23,13 +26,31 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     parser = subparsers.add_parser(
         "calibrate", help="cue paradigm with markers, recording, training, online feedback"
     )
-    parser.add_argument("--classes", nargs="+", required=True, help="class names (at least 2)")
-    parser.add_argument("--trials", type=int, required=True, help="valid trials per class")
+    parser.add_argument(
+        "--paradigm",
+        choices=("mi", "p300"),
+        default="mi",
+        help="mi (default): motor imagery cues; p300: copy spelling on the speller (--copy)",
+    )
+    parser.add_argument(
+        "--classes", nargs="+", help="motor imagery: class names (at least 2; required)"
+    )
+    parser.add_argument("--trials", type=int, help="motor imagery: valid trials per class")
+    speller = parser.add_argument_group(
+        "P300 speller (--paradigm p300)",
+        "copy spelling of --copy TEXT, training, then --feedback-trials characters of free "
+        "spelling (default: as many as TEXT has)",
+    )
+    speller.add_argument("--copy", metavar="TEXT", help="the characters to copy (required)")
+    add_speller_arguments(speller)
     parser.add_argument("--config", help="config YAML (no stream configured: the simulator)")
     parser.add_argument("--out", help="folder for the recordings and the model (default: dated)")
     add_paradigm_arguments(parser)
     parser.add_argument(
-        "--feedback-trials", type=int, help="online feedback trials per class (default: --trials)"
+        "--feedback-trials",
+        type=int,
+        help="online feedback trials per class (default: --trials); p300: free spelling "
+        "characters (0: none)",
     )
     parser.add_argument(
         "--decoder",
@@ -71,6 +92,27 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
     )
 
     config = load_app_config(args.config)
+    if args.paradigm == "p300":
+        from bci_app.train.erp import ERP_CLASSES
+
+        config = with_paradigm(config, "p300", keep_set_keys=args.config is not None)
+        if args.classes or args.trials is not None:
+            raise InvalidArgument(
+                "a P300 calibration's trials are the characters of --copy TEXT (target and "
+                "non-target flashes); leave out --classes and --trials"
+            )
+        if not args.copy:
+            raise InvalidArgument("--paradigm p300 copy-spells a text: give it with --copy TEXT")
+        speller = speller_settings(args, config, args.copy, None, args.seed)
+        classes, trials = ERP_CLASSES, len(speller.text)
+    else:
+        if args.copy:
+            raise InvalidArgument("--copy belongs to --paradigm p300 (the speller)")
+        if not args.classes or args.trials is None:
+            raise InvalidArgument(
+                "a motor imagery calibration needs --classes (at least 2) and --trials"
+            )
+        speller, classes, trials = None, args.classes, args.trials
     out_dir = Path(args.out or time.strftime("calibration-%Y%m%d-%H%M%S"))
     for name in ("calibration.xdf", "feedback.xdf"):
         if (out_dir / name).exists():
@@ -84,12 +126,12 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
     if args.bids_root is not None:
         check_bids_target(args.bids_root, subject, args.bids_session, task)
     settings = CalibrationSettings(
-        classes=tuple(args.classes),
-        trials_per_class=args.trials,
+        classes=tuple(classes),
+        trials_per_class=trials,
         out_dir=out_dir,
         timings=paradigm_timings(args),
         seed=args.seed,
-        feedback_trials=args.trials if args.feedback_trials is None else args.feedback_trials,
+        feedback_trials=trials if args.feedback_trials is None else args.feedback_trials,
         epochs=args.epochs,
         cv_folds=args.cv,
         decoder=args.decoder,
@@ -100,18 +142,29 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
         bids_subject=subject,
         bids_session=args.bids_session,
         bids_task=task,
+        paradigm=args.paradigm,
+        speller=speller,
     )
-    from bci_app.gui.calibration import run_calibration
+    from bci_app.gui.calibration import CalibrationWindow, run_calibration
+    from bci_app.gui.speller_calibration import SpellerCalibrationWindow
 
-    summary = run_calibration(config, settings)
+    window = SpellerCalibrationWindow if args.paradigm == "p300" else CalibrationWindow
+    summary = run_calibration(config, settings, window)
     training = summary.get("training") or {}
-    if training:
+    if training.get("auc") is not None and args.paradigm == "p300":
+        print(
+            f"model {training['checkpoint']}: target flashes cross-validated AUC "
+            f"{training['auc']:.3f} on {training['n_trials']} flashes (chance 0.5)"
+        )
+    elif training.get("cv_accuracy") is not None:
         print(
             f"model {training['checkpoint']}: cross-validated accuracy "
             f"{training['cv_accuracy']:.3f} on {training['n_trials']} trials "
             f"(chance {training['chance']:.3f}, 95% threshold {training['chance_95']:.3f})"
         )
     feedback = summary.get("feedback") or {}
+    if feedback.get("spelled") is not None:
+        print(f"free spelling: {feedback['spelled']!r}")
     if feedback.get("online_accuracy") is not None:
         print(
             f"online accuracy {feedback['online_accuracy']:.3f} on "

@@ -7,10 +7,12 @@ import argparse
 
 from bci_app.cli._common import (
     add_screen_arguments,
+    add_speller_arguments,
     load_app_config,
     print_json,
     qt_application,
     run_window,
+    speller_settings,
 )
 
 
@@ -25,10 +27,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     parser.add_argument(
         "--characters", type=int, help="free spelling: stop after this many (default: Esc ends)"
     )
-    parser.add_argument("--repetitions", type=int, default=10, help="blocks per character (10)")
-    parser.add_argument("--flash", type=float, default=0.1, help="flash duration (s, 0.1)")
-    parser.add_argument("--blank", type=float, default=0.075, help="blank between flashes (s)")
-    parser.add_argument("--pause", type=float, default=2.5, help="pause between characters (s)")
+    add_speller_arguments(parser)
     parser.add_argument("--seed", type=int, default=0, help="randomises the flash order")
     parser.add_argument("--config", help="config YAML (paradigm.matrix, stream.resolve_timeout)")
     parser.add_argument(
@@ -49,20 +48,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
 
 
 def cmd_speller(args: argparse.Namespace) -> int:
-    from bci_app.calibrate.speller import SpellerSettings
     from bci_app.gui.speller import SpellerWindow, resolve_decisions
 
     config = load_app_config(args.config)
-    settings = SpellerSettings(
-        matrix=tuple(config.paradigm.matrix),
-        text=args.copy,
-        characters=args.characters,
-        repetitions=args.repetitions,
-        flash_s=args.flash,
-        blank_s=args.blank,
-        pause_s=args.pause,
-        seed=args.seed,
-    )
+    settings = speller_settings(args, config, args.copy, args.characters, args.seed)
     app = qt_application()
     inlet = resolve_decisions(args.attach, config.stream.resolve_timeout) if args.attach else None
     window = SpellerWindow(

@@ -62,6 +62,7 @@ from bci_app.infer.outlets import outlet_selectors
 from bci_app.infer.worker import Prediction
 from bci_app.lifecycle import BackgroundCall
 from bci_app.pipeline import PipelineView, make_pipeline
+from bci_app.pipeline.view import spells
 from bci_app.record import SessionRecorder
 from bci_app.sources.simulator import SimulatorSettings
 from bci_app.stream.selector import StreamSelector
@@ -85,14 +86,21 @@ class _Stage:
     markers: MarkerOutlet
     recorder: SessionRecorder | None = None
     controller: CalibrationController | None = None
-    run: ParadigmRun | None = None  # draws the controller on the cue screen
+    run: Any = None  # draws the stage on the screen (motor imagery: a ParadigmRun)
+    decisions: Any = None  # P300 free spelling: the worker's decided characters (an inlet)
 
 
 class CalibrationWindow(QtWidgets.QMainWindow):
     """The calibration flow in one window (the cue screen fills it; F11: full screen).
 
     Keys: Space pauses / resumes, Esc aborts (the recording is kept), F11 full screen.
+    The paradigm's part (screen, simulator, trials, training, results) sits in the methods
+    under "the paradigm's part", which :class:`~bci_app.gui.speller_calibration.
+    SpellerCalibrationWindow` replaces for the P300 speller.
     """
+
+    #: Feedback runs on the worker's predictions (motor imagery), not on decided characters.
+    WANTS_PREDICTIONS = True
 
     def __init__(self, config: AppConfig, settings: CalibrationSettings) -> None:
         super().__init__()
@@ -123,7 +131,7 @@ class CalibrationWindow(QtWidgets.QMainWindow):
 
         self.setWindowTitle("bci-app calibration")
         self.resize(1000, 700)
-        self.screen_widget = _build_central(self)
+        self.screen_widget = _build_central(self, self._make_screen())
         self.status_label = self.findChild(QtWidgets.QLabel, "status")
         self.results = self.findChild(QtWidgets.QTableWidget, "confusion")
         self.feedback_button = self.findChild(QtWidgets.QPushButton, "feedback")
@@ -145,8 +153,13 @@ class CalibrationWindow(QtWidgets.QMainWindow):
         self._timer.start(TICK_MS)
         self._begin_stage("calibration")
 
-    # -- stages -----------------------------------------------------------------------------
-    def _simulator(self, seed: int) -> SimulatorSettings | None:
+    # -- the paradigm's part: a subclass (the P300 speller's) replaces these ----------------
+    def _make_screen(self) -> QtWidgets.QWidget:
+        """The stimulus screen the stages draw on (fills the window)."""
+        return CueScreen()
+
+    def _simulator(self, stage: str, seed: int) -> SimulatorSettings | None:
+        """The simulator of stage ``stage`` when no stream is configured, else None."""
         if not self.config.stream.uses_simulator:
             return None
         t = self.settings.timings
@@ -160,48 +173,12 @@ class CalibrationWindow(QtWidgets.QMainWindow):
             rest_max_s=t.rest_max_s,
         )
 
-    def _begin_stage(self, name: str) -> None:
-        feedback = name == "feedback"
-        seed = self.settings.seed + (1 if feedback else 0)
-        model = self.settings.model_dir if feedback else None
-        pipeline = make_pipeline(
-            self.config,
-            with_model=feedback,
-            model_path=model,
-            simulator_settings=self._simulator(seed),
-            traces=False,  # the cue screen draws no EEG
-        )
-        if feedback:
-            pipeline.add_prediction_sink(self._on_prediction)
-        markers = MarkerOutlet(f"{self.config.outlets.name_prefix}-cues")
-        stage = _Stage(name, pipeline, markers)
-        self.stage = stage
-        self.state = f"starting {name}"
-        self._show_message(f"Starting the {name}: connecting to the EEG stream and recorder…")
-        path = self.settings.feedback_xdf if feedback else self.settings.calibration_xdf
+    def _stage_config(self, stage: str, markers: MarkerOutlet) -> AppConfig:
+        """The pipeline's config in stage ``stage`` (whose markers go out on ``markers``)."""
+        return self.config
 
-        def start() -> None:
-            description = pipeline.start()
-            selectors = [
-                StreamSelector(source_id=description.source_id),
-                StreamSelector(source_id=markers.source_id),
-            ]
-            if pipeline.publishes_outlets:
-                selectors += outlet_selectors(pipeline.config.outlets)
-            try:
-                stage.recorder = SessionRecorder(path, selectors)
-                stage.recorder.start()
-            except BaseException:
-                pipeline.stop(STOP_TIMEOUT_S)  # no recording, no session: leave nothing running
-                raise
-
-        self._run_task(name, start, self._stage_started)
-
-    def _stage_started(self, task: BackgroundCall) -> None:
-        stage = self.stage
-        if task.error is not None:
-            self._fail(f"The {stage.name} could not start: {task.error}")
-            return
+    def _start_run(self, stage: _Stage) -> None:
+        """The stage's pipeline and recorder are running: plan and start its trials."""
         s = self.settings
         pipeline = stage.pipeline
         if pipeline.simulator is not None:
@@ -220,16 +197,35 @@ class CalibrationWindow(QtWidgets.QMainWindow):
             trial_span_s=(0.0, s.timings.imagery_s),
         )
         stage.run = ParadigmRun(stage.controller, self.screen_widget, pipeline.status, stage.name)
-        self.state = stage.name
         stage.controller.start(pylsl.local_clock())
 
-    def _finish_stage(self, aborted: bool = False) -> None:
-        """Stop the recorder and the pipeline (background), then train or report."""
-        stage = self.stage
+    def _advance_run(self, stage: _Stage) -> bool:
+        """Timer: advance and draw the stage's run; True once it has finished."""
+        run, controller = stage.run, stage.controller
+        phase = run.tick(pylsl.local_clock())
+        self.status_label.setText(run.status_text())
+        if phase is Phase.FINISHED:
+            return True
+        # Wake right at the next phase boundary (1 ms timer resolution), not up to a tick late.
+        ahead = controller.seconds_to_next_change(pylsl.local_clock())
+        if ahead is not None:
+            self._timer.setInterval(max(0, min(TICK_MS, int(ahead * 1000))))
+        return False
+
+    def _run_active(self, stage: _Stage) -> bool:
+        """The stage's run is under way or paused (Esc aborts it)."""
         controller = stage.controller
-        name = stage.name
+        return controller is not None and controller.phase in (*ACTIVE, Phase.PAUSED)
+
+    def _abort_run(self, stage: _Stage) -> None:
+        if stage.controller is not None:
+            stage.controller.abort(pylsl.local_clock())
+
+    def _stage_summary(self, stage: _Stage) -> dict[str, Any]:
+        """What the stage's run did, for the summary (its ``xdf`` is filled in later)."""
+        controller = stage.controller
         lateness = controller.draw_lateness() if controller is not None else np.zeros(0)
-        self.summary[name] = {
+        summary: dict[str, Any] = {
             "trials": 0 if controller is None else len(controller.trials),
             "valid_trials": {} if controller is None else controller.valid_counts(),
             "cue_draw_lateness_ms": summarize_ms(lateness),
@@ -237,8 +233,102 @@ class CalibrationWindow(QtWidgets.QMainWindow):
         }
         if controller is not None and controller.feedback:
             correct, decided = controller.online_accuracy()
-            self.summary[name]["online_accuracy"] = correct / decided if decided else None
-            self.summary[name]["online_trials"] = decided
+            summary["online_accuracy"] = correct / decided if decided else None
+            summary["online_trials"] = decided
+        return summary
+
+    def _training_job(self) -> tuple[str, Callable[[], dict]]:
+        """What training says while it runs, and the call that trains and saves the model."""
+        s = self.settings
+        counts = self.summary["calibration"]["valid_trials"]
+        message = (
+            f"Training on {sum(counts.values())} valid trials "
+            f"({', '.join(f'{c} {n}' for c, n in counts.items())})…"
+        )
+
+        def train() -> dict:
+            return train_calibration(
+                s.calibration_xdf,
+                list(s.classes),
+                s.model_dir,
+                self.config,
+                imagery_s=s.timings.imagery_s,
+                epochs=s.epochs,
+                seed=s.seed,
+                cv_folds=s.cv_folds,
+                decoder=s.decoder,
+            )
+
+        return message, train
+
+    def _feedback_message(self) -> str:
+        fb = self.summary["feedback"]
+        accuracy = fb.get("online_accuracy")
+        text = "n/a" if accuracy is None else f"{accuracy:.0%}"
+        return (
+            f"Feedback finished: online accuracy {text} on {fb.get('online_trials', 0)} trials "
+            f"(chance {1 / len(self.settings.classes):.0%}). Recording: {fb.get('xdf')}."
+        )
+
+    def _show_message(self, text: str) -> None:
+        """A message across the screen (starting, training, results, errors)."""
+        view = CueView(phase=Phase.IDLE, status=self.status_label.text(), message=text)
+        if self.stage is not None and self.stage.run is not None:
+            self.stage.run.redraw()
+        self.screen_widget.show_view(view)
+
+    # -- stages -----------------------------------------------------------------------------
+    def _begin_stage(self, name: str) -> None:
+        feedback = name == "feedback"
+        seed = self.settings.seed + (1 if feedback else 0)
+        model = self.settings.model_dir if feedback else None
+        markers = MarkerOutlet(f"{self.config.outlets.name_prefix}-cues")
+        pipeline = make_pipeline(
+            self._stage_config(name, markers),
+            with_model=feedback,
+            model_path=model,
+            simulator_settings=self._simulator(name, seed),
+            traces=False,  # the stimulus screen draws no EEG
+        )
+        if feedback and self.WANTS_PREDICTIONS:
+            pipeline.add_prediction_sink(self._on_prediction)
+        stage = _Stage(name, pipeline, markers)
+        self.stage = stage
+        self.state = f"starting {name}"
+        self._show_message(f"Starting the {name}: connecting to the EEG stream and recorder…")
+        path = self.settings.feedback_xdf if feedback else self.settings.calibration_xdf
+
+        def start() -> None:
+            description = pipeline.start()
+            selectors = [
+                StreamSelector(source_id=description.source_id),
+                StreamSelector(source_id=markers.source_id),
+            ]
+            if pipeline.publishes_outlets:
+                selectors += outlet_selectors(pipeline.config.outlets, characters=spells(pipeline))
+            try:
+                stage.recorder = SessionRecorder(path, selectors)
+                stage.recorder.start()
+                self._stage_starting(stage)
+            except BaseException:
+                pipeline.stop(STOP_TIMEOUT_S)  # no recording, no session: leave nothing running
+                raise
+
+        self._run_task(name, start, self._stage_started)
+
+    def _stage_started(self, task: BackgroundCall) -> None:
+        stage = self.stage
+        if task.error is not None:
+            self._fail(f"The {stage.name} could not start: {task.error}")
+            return
+        self.state = stage.name
+        self._start_run(stage)
+
+    def _finish_stage(self, aborted: bool = False) -> None:
+        """Stop the recorder and the pipeline (background), then train or report."""
+        stage = self.stage
+        name = stage.name
+        self.summary[name] = self._stage_summary(stage)
         self.state = "aborted" if aborted else f"stopping {name}"
 
         def stop() -> Any:
@@ -269,26 +359,8 @@ class CalibrationWindow(QtWidgets.QMainWindow):
 
     def _train(self) -> None:
         self.state = "training"
-        s = self.settings
-        counts = self.summary["calibration"]["valid_trials"]
-        self._show_message(
-            f"Training on {sum(counts.values())} valid trials "
-            f"({', '.join(f'{c} {n}' for c, n in counts.items())})…"
-        )
-
-        def train() -> dict:
-            return train_calibration(
-                s.calibration_xdf,
-                list(s.classes),
-                s.model_dir,
-                self.config,
-                imagery_s=s.timings.imagery_s,
-                epochs=s.epochs,
-                seed=s.seed,
-                cv_folds=s.cv_folds,
-                decoder=s.decoder,
-            )
-
+        message, train = self._training_job()
+        self._show_message(message)
         self._run_task("train", train, self._trained)
 
     def _trained(self, task: BackgroundCall) -> None:
@@ -305,6 +377,7 @@ class CalibrationWindow(QtWidgets.QMainWindow):
             "selection": task.result.get("selection"),
             "cv_accuracy": cv.get("accuracy"),
             "kappa": cv.get("kappa"),
+            "auc": cv.get("auc"),  # two classes: target above non-target (P300), etc.
             "itr_bits_per_min": cv.get("itr_bits_per_min"),
             "chance": cv.get("chance"),
             "chance_95": cv.get("chance_95"),
@@ -330,13 +403,7 @@ class CalibrationWindow(QtWidgets.QMainWindow):
 
     def _feedback_done(self) -> None:
         self.state = "done"
-        fb = self.summary["feedback"]
-        accuracy = fb.get("online_accuracy")
-        text = "n/a" if accuracy is None else f"{accuracy:.0%}"
-        self._show_message(
-            f"Feedback finished: online accuracy {text} on {fb.get('online_trials', 0)} trials "
-            f"(chance {1 / len(self.settings.classes):.0%}). Recording: {fb.get('xdf')}."
-        )
+        self._show_message(self._feedback_message())
         if self.settings.close_when_done:
             self._close_when_outputs_done()
 
@@ -513,10 +580,10 @@ class CalibrationWindow(QtWidgets.QMainWindow):
             run.toggle_pause(pylsl.local_clock())
 
     def abort(self) -> None:
-        controller = self._controller()
-        if controller is None or controller.phase not in (*ACTIVE, Phase.PAUSED):
+        stage = self.stage
+        if stage is None or stage.run is None or not self._run_active(stage):
             return
-        controller.abort(pylsl.local_clock())
+        self._abort_run(stage)
         self._finish_stage(aborted=True)
 
     def _toggle_full_screen(self) -> None:
@@ -533,23 +600,16 @@ class CalibrationWindow(QtWidgets.QMainWindow):
             self._close_when_idle = False
             self.close()
             return
-        controller = self._controller()
-        run = None if self.stage is None else self.stage.run
-        if controller is None or run is None or self.state != self.stage.name:
+        stage = self.stage
+        if stage is None or stage.run is None or self.state != stage.name:
             return  # starting, stopping, training or showing results: nothing to run
-        phase = run.tick(pylsl.local_clock())
-        self.status_label.setText(run.status_text())
-        if phase is Phase.FINISHED:
+        if self._advance_run(stage):
             self._finish_stage()
-            return
-        # Wake right at the next phase boundary (1 ms timer resolution), not up to a tick late.
-        ahead = controller.seconds_to_next_change(pylsl.local_clock())
-        if ahead is not None:
-            self._timer.setInterval(max(0, min(TICK_MS, int(ahead * 1000))))
 
     # -- helpers ----------------------------------------------------------------------------
-    def _controller(self) -> CalibrationController | None:
-        return None if self.stage is None else self.stage.controller
+    def _stage_starting(self, stage: _Stage) -> None:
+        """Background, once the stage's pipeline and recorder run: anything else the run
+        needs before it starts (a blocking call is fine here)."""
 
     def _on_prediction(self, prediction: Prediction) -> None:
         # Worker thread: the run hands it over through a bounded deque (no widgets here).
@@ -563,19 +623,12 @@ class CalibrationWindow(QtWidgets.QMainWindow):
         self._task = BackgroundCall(job, f"bci-calibrate-{name}")
         self._after_task = after
 
-    def _show_message(self, text: str) -> None:
-        view = CueView(phase=Phase.IDLE, status=self.status_label.text(), message=text)
-        if self.stage is not None and self.stage.run is not None:
-            self.stage.run.redraw()
-        self.screen_widget.show_view(view)
-
-    def _show_results(self, cv: dict) -> None:
-        classes = cv.get("classes", list(self.settings.classes))
-        confusion = cv.get("confusion") or []
+    def _results_message(self, cv: dict) -> str:
+        """The training's results in words (the confusion matrix goes in the table)."""
         accuracy = cv.get("accuracy", float("nan"))
         itr = cv.get("itr_bits_per_min")
         decoder = (self.training_metrics or {}).get("decoder")
-        self._show_message(
+        return (
             (f"Decoder {decoder}: " if decoder else "")
             + f"cross-validated accuracy {accuracy:.0%} on {cv.get('n_trials', 0)} trials "
             f"(chance {cv.get('chance', 0):.0%}; above {cv.get('chance_95', 0):.0%} is better "
@@ -584,6 +637,11 @@ class CalibrationWindow(QtWidgets.QMainWindow):
             + f". Model saved to {self.settings.model_dir}."
             + ("  Start online feedback when ready." if self.settings.feedback_trials else "")
         )
+
+    def _show_results(self, cv: dict) -> None:
+        classes = cv.get("classes", list(self.settings.classes))
+        confusion = cv.get("confusion") or []
+        self._show_message(self._results_message(cv))
         table = self.results
         table.setRowCount(len(classes))
         table.setColumnCount(len(classes))
@@ -609,8 +667,7 @@ class CalibrationWindow(QtWidgets.QMainWindow):
         self._timer.stop()
         stage = self.stage
         if stage is not None:
-            if stage.controller is not None:
-                stage.controller.abort(pylsl.local_clock())
+            self._abort_run(stage)
             if stage.recorder is not None:
                 stage.recorder.request_stop()
             stage.pipeline.stop(timeout)
@@ -622,11 +679,10 @@ class CalibrationWindow(QtWidgets.QMainWindow):
         super().closeEvent(event)
 
 
-def _build_central(window: QtWidgets.QMainWindow) -> CueScreen:
+def _build_central(window: QtWidgets.QMainWindow, screen: QtWidgets.QWidget) -> QtWidgets.QWidget:
     central = QtWidgets.QWidget()
     layout = QtWidgets.QVBoxLayout(central)
     layout.setContentsMargins(0, 0, 0, 0)
-    screen = CueScreen()
     layout.addWidget(screen, stretch=1)
     bar = QtWidgets.QHBoxLayout()
     status = QtWidgets.QLabel("")
@@ -663,13 +719,18 @@ def _build_central(window: QtWidgets.QMainWindow) -> CueScreen:
     return screen
 
 
-def run_calibration(config: AppConfig, settings: CalibrationSettings) -> dict:
-    """Open the window, run until it is closed; returns the summary."""
+def run_calibration(
+    config: AppConfig,
+    settings: CalibrationSettings,
+    window_type: type[CalibrationWindow] = CalibrationWindow,
+) -> dict:
+    """Open the window (``window_type``: the paradigm's), run until it is closed; returns the
+    summary."""
     from bci_app.gui.app import application
 
     app = application()
     settings.out_dir.mkdir(parents=True, exist_ok=True)
-    window = CalibrationWindow(config, settings)
+    window = window_type(config, settings)
     window.show()
     try:
         app.exec_()

@@ -253,6 +253,10 @@ class SpellerRun(QtCore.QObject):
         self.screen.show_decision(symbol)
         self._tick()
 
+    def redraw(self) -> None:
+        """Draw at the next tick even if nothing changed (something else was shown)."""
+        self._shown = None
+
     def post_decision(self, symbol: str) -> None:
         """:meth:`show_decision` from any thread (queued to the GUI thread)."""
         self._posted.emit(symbol)
@@ -318,11 +322,17 @@ class SpellerRun(QtCore.QObject):
         return f"{mode}   {text}"
 
 
-def resolve_decisions(prefix: str, timeout: float) -> pylsl.StreamInlet:
+def resolve_decisions(
+    prefix: str, timeout: float, source_id: str | None = None
+) -> pylsl.StreamInlet:
     """An inlet on the worker's decided characters, the string stream ``<prefix>-characters``
-    (resolved by name within ``timeout`` s); :class:`UserError` when it is not there."""
+    (resolved by name, or by ``source_id`` when given, within ``timeout`` s); :class:`UserError`
+    when it is not there."""
     name = f"{prefix}-characters"
-    infos = pylsl.resolve_byprop("name", name, minimum=1, timeout=timeout)
+    if source_id is None:
+        infos = pylsl.resolve_byprop("name", name, minimum=1, timeout=timeout)
+    else:
+        infos = pylsl.resolve_byprop("source_id", source_id, minimum=1, timeout=timeout)
     if not infos:
         raise UserError(
             f"no LSL stream named {name!r} within {timeout:g} s: start the worker with a P300 "
