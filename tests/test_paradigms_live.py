@@ -5,14 +5,18 @@ markers over LSL -> the pipeline (epochs per flash, or windows over the flicker)
 from __future__ import annotations
 
 import collections
+import json
 
 import numpy as np
 import pylsl
 import pytest
 
 from bci_app.config import load_config, parse_config, with_paradigm
+from bci_app.gui.common import Frame
+from bci_app.gui.prediction import PredictionPanel
 from bci_app.io import Recording
 from bci_app.pipeline.local import Pipeline
+from bci_app.pipeline.view import status_from_json, status_to_json
 from bci_app.sources.simulator import SimulatorSettings
 from bci_app.sources.simulator_stream import SimulatorStream
 from bci_app.train.commands import simulated_recording, train_command, training_free_command
@@ -62,6 +66,18 @@ def test_p300_on_the_simulator_reaches_the_speller_screen(qtbot, tmp_path):
         first = source.schedule.character(0).char
         qtbot.waitUntil(lambda: len(window.screen_widget.spelled) >= 1, timeout=60_000)
         stats = pipeline.erp.stats()
+        # The app's own window shows it too: the status carries the speller's state, as far as
+        # a viewer on another host (it arrives there as JSON on the status outlet).
+        status = status_from_json(json.loads(json.dumps(status_to_json(pipeline.status()))))
+        assert status.erp is not None and status.erp.characters[:1] == (first,)
+        panel = PredictionPanel()
+        qtbot.addWidget(panel)
+        panel.bind(tuple(pipeline.metadata.classes))
+        panel.update_frame(
+            Frame(pylsl.local_clock(), status=status, prediction=pipeline.latest_prediction())
+        )
+        assert panel.class_label.text().startswith(first)
+        assert "flashes" in panel.detail.text() and "missed" in panel.detail.text()
     finally:
         if window is not None:
             window.close()

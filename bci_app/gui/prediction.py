@@ -1,5 +1,7 @@
 """Prediction panel: the current class in large type, a bar per class probability, and a strip
-of the last seconds of probabilities with the cues (marker stream) drawn against it."""
+of the last seconds of probabilities with the cues (marker stream) drawn against it. With a P300
+model the large type is the text the speller has spelled (one probability per flash epoch is
+not a decision), with its flash and epoch counts under it."""
 
 from __future__ import annotations
 
@@ -11,6 +13,7 @@ from bci_app.gui.common import Frame, class_color, plot_widget
 from bci_app.infer.worker import Prediction
 
 CUE_LINES = 8
+SPELLED_SHOWN = 16  # characters of the spelled text in large type (the newest)
 DETAIL_PERIOD_S = 0.2  # the text under the class is rewritten at most this often
 
 
@@ -105,9 +108,15 @@ class PredictionPanel(QtWidgets.QGroupBox):
         if not self.classes:
             return
         prediction = frame.prediction
+        erp = None if frame.status is None else frame.status.erp
+        if erp is not None:
+            spelled = "".join(erp.characters)[-SPELLED_SHOWN:] or "…"
+            if self.class_label.text() != spelled:
+                self.class_label.setText(spelled)
+                self.class_label.setStyleSheet("")
         if prediction is not None and prediction is not self.shown:
             self.shown = prediction
-            if self.class_label.text() != prediction.class_name:
+            if erp is None and self.class_label.text() != prediction.class_name:
                 color = pg.mkColor(class_color(prediction.class_index)).name()
                 self.class_label.setText(prediction.class_name)
                 self.class_label.setStyleSheet(f"color: {color}")
@@ -147,6 +156,14 @@ class PredictionPanel(QtWidgets.QGroupBox):
         self._detail_time = frame.now
         age = frame.now - shown.timestamp
         text = f"p = {shown.probabilities[shown.class_index]:.2f}, window ended {age:.2f} s ago"
+        erp = None if frame.status is None else frame.status.erp
+        if erp is not None:
+            text = (
+                f"spelled {len(erp.characters)} characters: {erp.flashes} flashes, "
+                f"{erp.epochs} epochs classified ({erp.missed} missed)\nlast epoch: "
+                f"{shown.class_name} p = {shown.probabilities[shown.class_index]:.2f}, "
+                f"ended {age:.2f} s ago"
+            )
         if frame.markers:
             cue_time, cue = frame.markers[-1]
             text += f"\nlast cue: {cue} ({frame.now - cue_time:.1f} s ago)"

@@ -130,6 +130,7 @@ class Pipeline(PipelineBase):
             worker=None if self.worker is None else self.worker.stats(),
             samples_processed=0 if stage is None else stage.cursor,
             filter_delays=None if stage is None else stage.delays,
+            erp=None if self.erp is None else self.erp.stats(),
         )
 
     # -- in-process extras ---------------------------------------------------------------------

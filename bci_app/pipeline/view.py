@@ -25,6 +25,7 @@ from bci_app.infer.outlets import outlet_selectors
 from bci_app.infer.worker import Prediction, WorkerStats
 from bci_app.lifecycle import Background
 from bci_app.nn.checkpoint import CheckpointMetadata, model_dir
+from bci_app.pipeline.erp import ErpStats
 from bci_app.sources.simulator import SimulatorSettings
 from bci_app.sources.simulator_stream import SimulatorClock
 from bci_app.stream.inlet import StreamHealth, StreamState
@@ -64,6 +65,7 @@ class PipelineStatus:
     worker: WorkerStats | None  # None when running without a model
     samples_processed: int = 0  # raw samples the dsp stage has consumed
     filter_delays: ChainDelays | None = None  # group delay per band and settling time
+    erp: ErpStats | None = None  # a P300 model: flashes, epochs, the characters it spelled
 
 
 def status_to_json(status: PipelineStatus) -> dict:
@@ -89,6 +91,10 @@ def status_from_json(data: Mapping) -> PipelineStatus:
         values["worker"] = build(WorkerStats, data["worker"])
     if data.get("filter_delays") is not None:
         values["filter_delays"] = build(ChainDelays, data["filter_delays"])
+    if data.get("erp") is not None:
+        erp = dict(data["erp"])
+        erp["characters"] = tuple(erp.get("characters", ()))
+        values["erp"] = build(ErpStats, erp)
     return build(PipelineStatus, values)
 
 
