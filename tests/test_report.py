@@ -11,9 +11,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from bci_app.config import load_config, with_paradigm
 from bci_app.errors import UserError
 from bci_app.io import Recording, load_recording
-from bci_app.report import SECTIONS, ReportError, write_report
+from bci_app.report import ERP_SECTIONS, SECTIONS, ReportError, write_report
 from bci_app.report.quality import check_quality
 from bci_app.report.scalp import nearest_sites
 from tests.conftest import REPO, last_json, run_cli
@@ -28,10 +29,10 @@ def r06(shared_data: Path) -> Recording:
     return load_recording(shared_data / "eegmmidb" / "S001" / "S001R06.edf")
 
 
-def _check_html(path: Path) -> str:
+def _check_html(path: Path, sections: tuple[str, ...] = SECTIONS) -> str:
     """The report exists, names every section and loads nothing from elsewhere."""
     text = path.read_text(encoding="utf-8")
-    for title in SECTIONS:  # in the table of contents and as a section's header
+    for title in sections:  # in the table of contents and as a section's header
         assert text.count(f">{title}</a>") >= 2, f"section {title!r} missing"
     external = re.findall(
         r"""<(?:script|img|link|iframe)\b[^>]*\b(?:src|href)\s*=\s*["']?(?:https?:)?//""", text
@@ -139,3 +140,37 @@ def test_the_command_line_reports_a_user_error(tmp_path: Path) -> None:
     result = run_cli("report", str(tmp_path / "missing.edf"), "--out", str(tmp_path / "r.html"))
     assert result.returncode == 2, result.stderr
     assert "bci-app report: error:" in result.stderr and "does not exist" in result.stderr
+
+
+def test_p300_report_without_a_model_spells_each_half_from_the_other(
+    shared_data: Path, tmp_path: Path
+) -> None:
+    """A speller file and no model: the P300 report, xDAWN + tangent space fitted on one half
+    of the characters and spelling the other."""
+    out = tmp_path / "p300.html"
+    fif = shared_data / "p300-bcicomp2" / "AAS010R02_raw.fif"
+    summary = last_json(run_cli("report", str(fif), "--out", str(out), "--json"))
+    print(f"P300 report of AAS010R02 without a model: {summary['seconds']:.1f} s")
+    assert summary["sections"] == list(ERP_SECTIONS) and summary["decoder"] == "xdawn-riemann"
+    assert summary["trials"] == {"target": 90, "nontarget": 450}
+    assert summary["accuracy"] is not None and summary["accuracy"] >= 2 / 3  # chance 1/36
+    text = _check_html(out, ERP_SECTIONS)
+    assert "Target minus non-target" in text and "characters 1-2 and tested on 3, then" in text
+
+
+def test_p300_report_scores_a_speller_model_and_refuses_a_file_without_flashes(
+    shared_data: Path, tmp_path: Path, r06: Recording
+) -> None:
+    from bci_app.train.commands import train_command
+
+    model = tmp_path / "model"
+    train = load_recording(shared_data / "p300-bcicomp2" / "AAS010R01_raw.fif")
+    config = with_paradigm(load_config(), "p300")
+    train_command([train], [], model, config, decoder="xdawn-riemann", progress=False)
+    test = load_recording(shared_data / "p300-bcicomp2" / "AAS010R02_raw.fif")
+    summary = write_report(test, tmp_path / "r.html", model_dir=model)
+    assert summary.sections == ERP_SECTIONS and summary.accuracy == 1.0  # 'DOG', held out
+    text = _check_html(summary.out, ERP_SECTIONS)
+    assert "not held out" not in text and "xdawn-riemann" in text
+    with pytest.raises(ReportError, match="no code<N> flash markers"):
+        write_report(r06, tmp_path / "x.html", model_dir=model)

@@ -148,6 +148,11 @@ def test_guided_p300_calibration_copy_spells_trains_and_spells_freely(qtbot, tmp
     assert training["selection"]["criterion"] == "auc"  # chosen by ranking, as the speller sums
     assert training["decoder"] == training["selection"]["chosen"]
     assert training["auc"] > 0.6  # on 30 target flashes
+    # The session report: the P300's own (waveforms, topomaps, characters by repetitions).
+    qtbot.waitUntil(lambda: summary["report"] is not None, timeout=60_000)
+    assert summary["report"]["error"] is None, summary["report"]
+    assert summary["report_path"] == str(settings.report_html) and settings.report_html.is_file()
+    assert "Target minus non-target" in settings.report_html.read_text()
     # Free spelling: the worker decided every character from the screen's own markers.
     feedback = summary["feedback"]
     assert feedback["characters"] == 3 and len(feedback["spelled"]) == 3

@@ -1,5 +1,6 @@
 """``bci-app report``: a session report (``mne.Report``, one self-contained HTML file) of a
-recording with cue markers, optionally with a trained model."""
+recording with cue markers (or the P300 speller's flash markers), optionally with a trained
+model."""
 
 from __future__ import annotations
 
@@ -14,9 +15,10 @@ from bci_app.cli._common import add_strict_argument, load_app_config, print_json
 def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     parser = subparsers.add_parser(
         "report",
-        help="session report (HTML): ERD/ERS maps, band-power topomaps, decoding, data quality",
+        help="session report (HTML): ERD/ERS maps, band-power topomaps, decoding, data quality; "
+        "for the P300 speller: ERPs, their topomaps, characters against repetitions",
     )
-    parser.add_argument("file", help="EDF/BDF/FIF/XDF recording with cue markers")
+    parser.add_argument("file", help="EDF/BDF/FIF/XDF recording with cue (or flash) markers")
     parser.add_argument("--out", required=True, help="the HTML file to write (overwritten)")
     parser.add_argument(
         "--model", help="checkpoint folder to score on the file (default: fit a quick decoder)"

@@ -232,10 +232,6 @@ class SpellerCalibrationWindow(CalibrationWindow):
             + ("  Start free spelling when ready." if self.settings.feedback_trials else "")
         )
 
-    def _write_report(self) -> None:
-        # The session report (report.html) shows motor imagery's ERD/ERS; none for P300 yet.
-        self.summary["report"] = {"path": None, "note": "no session report for P300 yet"}
-
     def _feedback_message(self) -> str:
         fb = self.summary["feedback"]
         accuracy = fb.get("online_accuracy")

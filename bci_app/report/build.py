@@ -17,6 +17,7 @@ import numpy as np
 from bci_app.config import AppConfig, load_config
 from bci_app.decoders.threads import blas_on_one_thread
 from bci_app.io import Recording, load_recording
+from bci_app.nn.checkpoint import read_metadata
 from bci_app.report.cues import APP_MARKER_PREFIX, ReportError, cue_epochs, resolve_class_map
 from bci_app.report.decoding import (
     Decoding,
@@ -231,7 +232,20 @@ def write_report(
 
     BLAS runs on one thread meanwhile: the arrays are small, and on a busy 2-core machine
     OpenBLAS's threads made each topomap's interpolation take 1-2 s instead of 20 ms.
+
+    A P300 model, or without a model and ``classes`` a file with the speller's flash markers,
+    gets the P300 report instead (:func:`~bci_app.report.erp.write_erp_report`).
     """
+    from bci_app.report.erp import has_flash_markers, write_erp_report
+
+    if not isinstance(recording, Recording):
+        recording = load_recording(recording, strict)
+    if model_dir is not None:
+        erp = read_metadata(Path(model_dir)).paradigm.erp
+    else:
+        erp = not classes and has_flash_markers(recording)
+    if erp:
+        return write_erp_report(recording, out_path, model_dir, strict=strict)
     with blas_on_one_thread():
         return _write_report(
             recording, out_path, model_dir, classes, config, trial_s, decoder, strict
