@@ -34,7 +34,7 @@ from bci_app.train.commands import ssvep_lengths
 from bci_app.train.data import extract_trials
 from bci_app.train.decoders import PARADIGM_BAND_HZ, fit_decoder
 from bci_app.train.erp import FlashEpochs, extract_flash_epochs, speller_metrics
-from bci_app.train.trainer import TrainSettings, evaluate_trials
+from bci_app.train.trainer import TrainSettings, evaluate_trials, paradigm_settings
 
 ROOT = Path(__file__).resolve().parents[2]
 DATA = ROOT.parent / "shared" / "data"
@@ -110,9 +110,7 @@ def bench_p300(methods: tuple[str, ...], settings: TrainSettings) -> dict:
         tw = epochs[train].trial_windows()
         for name in methods:
             started = time.monotonic()
-            fitted = fit_decoder(
-                name, tw, settings.model_copy(update={"crops_per_trial": None}), band_hz=None
-            )
+            fitted = fit_decoder(name, tw, paradigm_settings(settings, "p300"), band_hz=None)
             probabilities, _ = fitted.decoder.predict(epochs[test].x)
             fold["methods"][name] = _p300_row(
                 probabilities, epochs[test], time.monotonic() - started, config.paradigm
@@ -194,7 +192,10 @@ def bench_ssvep(methods: tuple[str, ...], settings: TrainSettings) -> dict:
             for name in methods:
                 started = time.monotonic()
                 fitted = fit_decoder(
-                    name, sessions[train], settings, band_hz=PARADIGM_BAND_HZ["ssvep"]
+                    name,
+                    sessions[train],
+                    paradigm_settings(settings, "ssvep"),
+                    band_hz=PARADIGM_BAND_HZ["ssvep"],
                 )
                 metrics = evaluate_trials(fitted.decoder, sessions[test])
                 lengths = ssvep_lengths(fitted.decoder, sessions[test], config.windows.hop)

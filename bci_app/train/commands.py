@@ -49,7 +49,12 @@ from bci_app.train.decoders import (
 )
 from bci_app.train.erp import ERP_CLASSES, extract_flash_epochs, speller_metrics
 from bci_app.train.metrics import by_data_length, classification_metrics
-from bci_app.train.trainer import TrainSettings, evaluate_trials, stratified_folds
+from bci_app.train.trainer import (
+    TrainSettings,
+    evaluate_trials,
+    paradigm_settings,
+    stratified_folds,
+)
 
 log = logging.getLogger(__name__)
 
@@ -157,8 +162,6 @@ def train_command(
         epoch_start, epoch_stop = config.paradigm.epoch
         windows = WindowsConfig(length=epoch_stop - epoch_start, hop=epoch_stop - epoch_start)
         trial_start_s, trial_stop_s = epoch_start, epoch_stop
-        # One epoch per flash: random crops would draw that one window several times an epoch.
-        settings = settings.model_copy(update={"crops_per_trial": None})
     else:
         if not classes:
             raise TrainingError(
@@ -182,6 +185,7 @@ def train_command(
             trial_stop_s,
             channels=config.channels.pick,
         )
+    settings = paradigm_settings(settings, paradigm)
     counts = trials_per_class(tw)
     _check_trials(counts, tw.classes)
     log.info("trials per class: %s (%d windows)", counts, len(tw.y))
