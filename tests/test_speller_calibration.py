@@ -20,9 +20,9 @@ from bci_app.config import parse_config, with_paradigm
 from bci_app.decoders import load_decoder
 from bci_app.gui.speller_calibration import SpellerCalibrationWindow
 from bci_app.sources.simulator import SimulatorSettings, SpellerSchedule
-from bci_app.sources.simulator_stream import SimulatorClock
+from bci_app.sources.simulator_stream import SimulatorClock, SimulatorStream
 from bci_app.train.erp import ERP_CLASSES
-from tests.conftest import run_cli
+from tests.conftest import run_cli, unique_id
 
 FAST = {"repetitions": 5, "flash_s": 0.075, "blank_s": 0.05, "pause_s": 2.0}
 
@@ -105,6 +105,66 @@ def test_p300_calibration_settings_and_arguments_are_checked(tmp_path):
     ):
         result = run_cli("calibrate", *args, "--out", str(tmp_path / "x"))
         assert result.returncode == 2 and message in result.stderr, (args, result.stderr)
+
+
+def test_a_lost_stream_holds_the_speller_and_it_goes_on_when_the_stream_is_back(qtbot, tmp_path):
+    """An amplifier's stream (the simulator as a plain LSL source) pauses mid-character: the
+    character ends, the screen says why and waits, and the next one starts once it is back."""
+    amplifier = SimulatorStream(SimulatorSettings(n_channels=8, source_id=unique_id("amp")))
+    amplifier.start()
+    config = with_paradigm(
+        parse_config(
+            {
+                "stream": {"source_id": amplifier.source_id},
+                "outlets": {"enabled": False},
+                "gui": {"separate_process": False},
+            }
+        ),
+        "p300",
+    )
+    settings = CalibrationSettings(
+        classes=ERP_CLASSES,
+        trials_per_class=2,
+        out_dir=tmp_path / "session",
+        paradigm="p300",
+        speller=SpellerSettings(text="AB", **FAST),
+        feedback_trials=0,
+    )
+    window = SpellerCalibrationWindow(config, settings)
+    qtbot.addWidget(window)
+    window.show()
+    try:
+        qtbot.waitUntil(
+            lambda: (
+                window.stage.run is not None
+                and len(window.stage.run.sequencer.drawn_flashes()) >= 3
+            ),
+            timeout=30_000,
+        )
+        sequencer = window.stage.run.sequencer
+        amplifier.pause()  # the amplifier stops sending
+        qtbot.waitUntil(lambda: bool(sequencer.held), timeout=5_000)
+        assert "EEG stream" in sequencer.held and sequencer.interrupted == 1
+        assert sequencer.characters[0].stopped_after is not None
+        qtbot.waitUntil(lambda: "EEG stream" in window.screen_widget.view.message, timeout=2_000)
+        amplifier.resume()
+        qtbot.waitUntil(
+            lambda: len(sequencer.characters) == 2 and bool(sequencer.characters[1].drawn),
+            timeout=15_000,
+        )
+        assert not sequencer.held and sequencer.characters[1].planned.symbol == "B"
+        window.abort()
+        qtbot.waitUntil(
+            lambda: "recording is kept" in window.screen_widget.view.message, timeout=20_000
+        )
+    finally:
+        window.close()
+        amplifier.stop()
+    assert window.summary["calibration"]["interrupted_characters"] == 1
+    streams, _ = pyxdf.load_xdf(str(settings.calibration_xdf))
+    markers = next(s for s in streams if s["info"]["type"][0] == "Markers")
+    labels = [v[0] for v in markers["time_series"]]
+    assert labels.count("char:A") == labels.count("char:B") == 1
 
 
 @pytest.mark.slow

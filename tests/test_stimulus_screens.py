@@ -151,6 +151,49 @@ def test_sequencer_times_flashes_stops_early_and_finishes():
     assert sequencer.stop_character(t) is False  # nothing left to stop
 
 
+def test_a_hold_ends_the_flashing_character_and_starts_none_until_released():
+    settings = SpellerSettings(text="ABC", repetitions=2, **FAST)
+    sequencer = SpellerSequencer(settings)
+    t = 100.0
+    sequencer.start(t)
+    while len(sequencer.drawn_flashes()) < 5:  # 5 flashes into A
+        sequencer.tick(t)
+        if sequencer.awaiting_draw:
+            sequencer.flash_drawn(t)
+        t += 0.001
+    sequencer.hold(t, "EEG stream stale: waiting")
+    assert sequencer.interrupted == 1 and sequencer.characters[0].stopped_after == 5
+    for _ in range(3000):  # 3 s held: far past B's planned start, nothing flashes
+        assert sequencer.tick(t) is SpellerPhase.PAUSE and sequencer.current is None
+        assert sequencer.seconds_to_next_change(t) is None
+        t += 0.001
+    sequencer.release(t)
+    released = t
+    while len(sequencer.characters) < 2 or not sequencer.characters[1].drawn:
+        sequencer.tick(t)
+        if sequencer.awaiting_draw:
+            sequencer.flash_drawn(t)
+        t += 0.001
+    assert sequencer.characters[1].planned.symbol == "B"
+    assert sequencer.characters[1].drawn[0].drawn >= released + settings.pause_s
+    # Held while B's target is cued, before its first flash: B waits, whole, for the release.
+    sequencer = SpellerSequencer(settings)
+    sequencer.start(t := 0.0)
+    sequencer.tick(t)
+    sequencer.hold(t, "lost")
+    assert sequencer.interrupted == 0
+    for _ in range(5000):
+        assert sequencer.tick(t) is SpellerPhase.PAUSE and not sequencer.drawn_flashes()
+        t += 0.001
+    sequencer.release(t)
+    while not sequencer.drawn_flashes():
+        sequencer.tick(t)
+        if sequencer.awaiting_draw:
+            sequencer.flash_drawn(t)
+        t += 0.001
+    assert len(sequencer.characters) == 1 and sequencer.characters[0].planned.symbol == "A"
+
+
 # -- the speller screen ---------------------------------------------------------------------
 def open_speller(qtbot, **overrides) -> SpellerWindow:
     values = {"repetitions": 1, **FAST, **overrides}

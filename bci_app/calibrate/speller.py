@@ -350,7 +350,8 @@ class SpellerSequencer:
     Late ticks never skip a flash: one that comes due more than ``flash_s`` late shifts the rest
     of its character (counted in :attr:`shifts`). :meth:`stop_character` (dynamic stopping) ends
     the character in progress; :meth:`add_decision` records a decided symbol and ends the
-    character it belongs to if that is still flashing.
+    character it belongs to if that is still flashing. :meth:`hold` (the EEG stream is gone)
+    ends the character in progress and starts no other until :meth:`release`.
     """
 
     def __init__(
@@ -368,6 +369,8 @@ class SpellerSequencer:
         self.decisions: list[str] = []
         self.shifts = 0  # flashes that came due > flash_s late and shifted their character
         self.markers_sent = 0
+        self.held = ""  # why no character may start now ("": none)
+        self.interrupted = 0  # characters ended by hold()
         self._next_anchor = 0.0
 
     # -- what to draw -----------------------------------------------------------------------
@@ -407,6 +410,9 @@ class SpellerSequencer:
         s = self.settings
         while True:
             char = self.current
+            if self.held and (char is None or (char.next_flash == 0 and char.on is None)):
+                self.phase = SpellerPhase.PAUSE  # no character starts flashing while held
+                return self.phase
             if char is None:
                 total = s.n_characters
                 if total is not None and len(self.characters) >= total:
@@ -463,7 +469,11 @@ class SpellerSequencer:
     def seconds_to_next_change(self, now: float) -> float | None:
         """Time (s) until the phase changes, None when nothing is planned."""
         char, s = self.current, self.settings
-        if self.phase in (SpellerPhase.IDLE, SpellerPhase.FINISHED, SpellerPhase.ABORTED):
+        if self.held or self.phase in (
+            SpellerPhase.IDLE,
+            SpellerPhase.FINISHED,
+            SpellerPhase.ABORTED,
+        ):
             return None
         if char is None:
             return max(0.0, self._next_anchor - now)
@@ -485,6 +495,28 @@ class SpellerSequencer:
         char.on = None
         self._end_character(now)
         return True
+
+    def hold(self, now: float, reason: str) -> None:
+        """No EEG to read (``reason`` says why): end the character in progress (the flashes
+        shown so far keep their markers; those the EEG missed are left out of training as
+        epochs over a gap) and start no other until :meth:`release`."""
+        if self.held or self.phase in (SpellerPhase.FINISHED, SpellerPhase.ABORTED):
+            return
+        self.held = reason
+        if self.stop_character(now):
+            self.interrupted += 1
+
+    def release(self, now: float) -> None:
+        """The EEG is back: the next character starts after the pause from ``now``."""
+        if not self.held:
+            return
+        self.held = ""
+        start = now + LEAD_S + self.settings.pause_s
+        char = self.current
+        if char is None:
+            self._next_anchor = start
+        elif char.next_flash == 0 and char.on is None:  # held before its first flash
+            char.anchor = start
 
     def add_decision(self, symbol: str, now: float) -> bool:
         """A decided character. When it is the decision of the character still flashing (the

@@ -296,7 +296,7 @@ class SpellerRun(QtCore.QObject):
             position=sequencer.character_index,
             spelled=self.screen.spelled,
             status=self.status_text(),
-            message="Done." if phase is SpellerPhase.FINISHED else "",
+            message=sequencer.held or ("Done." if phase is SpellerPhase.FINISHED else ""),
         )
         flash_id = None if on is None else (on.character, on.flash.index)
         key = (view, flash_id)

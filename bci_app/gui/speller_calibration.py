@@ -22,6 +22,7 @@ online accuracy, so the whole flow runs without hardware.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from typing import Any
 
@@ -48,8 +49,11 @@ from bci_app.gui.speller import (
 from bci_app.infer.latency import summarize_ms
 from bci_app.infer.outlets import CHARACTERS_SUFFIX, outlet_source_id
 from bci_app.sources.simulator import SimulatorSettings
+from bci_app.stream.inlet import StreamState
 
 __all__ = ["SpellerCalibrationWindow"]
+
+log = logging.getLogger(__name__)
 
 #: The simulator's first character starts flashing this long after the simulator does: time
 #: for the recorder to start and the screen to join it (else the screen joins the next one).
@@ -61,8 +65,9 @@ _DONE = (SpellerPhase.IDLE, SpellerPhase.FINISHED, SpellerPhase.ABORTED)
 
 class SpellerCalibrationWindow(CalibrationWindow):
     """The P300 speller calibration (``settings.paradigm == "p300"``). Esc aborts the stage
-    (the recording is kept); a speller cannot pause in the middle of a character, so Space
-    does nothing."""
+    (the recording is kept). A speller cannot pause in the middle of a character, so Space
+    does nothing; a lost EEG stream ends the character in progress and holds the next one
+    until the stream is back."""
 
     WANTS_PREDICTIONS = False  # free spelling shows the worker's decided characters instead
 
@@ -134,11 +139,36 @@ class SpellerCalibrationWindow(CalibrationWindow):
         run.start()
 
     def _advance_run(self, stage: _Stage) -> bool:
-        run = stage.run  # it runs on its own precise timer; here only the status and the end
+        run = stage.run  # it runs on its own precise timer; here the stream, status and end
+        self._watch_stream(stage)
         status = run.status_text()
         if self.status_label.text() != status:
             self.status_label.setText(status)
         return run.sequencer.phase is SpellerPhase.FINISHED
+
+    def _watch_stream(self, stage: _Stage) -> None:
+        """Hold the speller while the EEG stream is not live (the character in progress ends;
+        its flashes the EEG missed are left out of training as epochs over a gap) and go on
+        by itself when it is back."""
+        status = stage.pipeline.status()
+        if status is None:
+            return
+        sequencer, state = stage.run.sequencer, status.stream.state
+        now = pylsl.local_clock()
+        if state is not StreamState.LIVE and not sequencer.held:
+            if sequencer.phase in _DONE:
+                return
+            sequencer.hold(
+                now,
+                f"EEG stream {state.value}: waiting for it to come back. The character in "
+                "progress ends here; what was recorded is kept.",
+            )
+            stage.run.redraw()
+            log.warning("%s held: stream %s", stage.name, state.value)
+        elif state is StreamState.LIVE and sequencer.held:
+            sequencer.release(now)
+            stage.run.redraw()
+            log.info("%s goes on: stream live again", stage.name)
 
     def _run_active(self, stage: _Stage) -> bool:
         return stage.run.sequencer.phase not in _DONE
@@ -176,6 +206,7 @@ class SpellerCalibrationWindow(CalibrationWindow):
             "markers_sent": sequencer.markers_sent,
             "flash_draw_lateness_ms": summarize_ms(sequencer.draw_lateness()),
             "shifted_flashes": sequencer.shifts,
+            "interrupted_characters": sequencer.interrupted,  # by a lost EEG stream
             "xdf": None,
         }
         if stage.name == "feedback":
