@@ -180,18 +180,27 @@ def fit_decoder(
             train, val = windows_of(prepared, train_ids), windows_of(prepared, val_ids)
         else:
             train, val = prepared, None
-        result = train_classifier(
-            train,
-            val,
-            classifier_config(tw, attention=name),
-            settings,
-            labels=tw.labels,
-            progress=progress,
-        )
+        members: list[Decoder] = []
+        for k in range(settings.seeds):  # seeds > 1: the same network from other starts
+            result = train_classifier(
+                train,
+                val,
+                classifier_config(tw, attention=name),
+                settings.model_copy(update={"seed": settings.seed + k}),
+                labels=tw.labels,
+                progress=progress,
+            )
+            members.append(NetworkDecoder(result.model))
+            members[-1].band = band
         info = {"epochs_run": len(result.history), "train_trials": train.n_trials}
         if val is not None:
             info.update(best_epoch=result.best_epoch, validation=result.val_metrics)
-        decoder: Decoder = NetworkDecoder(result.model)
+        if len(members) > 1:
+            info["seeds"] = len(members)
+            decoder: Decoder = EnsembleDecoder(members)
+            band = None  # each member band-passes its windows
+        else:
+            decoder = members[0]
     elif name in ERP or name in SSVEP:
         # Their own features (xDAWN, bin means, sub-bands) need the epoch's waveform or the
         # flicker's phase, which re-centring the covariances would not keep.
@@ -352,7 +361,7 @@ def _network_seconds(
 
     trained = sum(windows_per_epoch(np.setdiff1d(trial_ids, f)) for f in folds)
     trained += windows_per_epoch(trial_ids)
-    return per_window * settings.epochs * trained
+    return per_window * settings.epochs * trained * settings.seeds
 
 
 def select_decoder(
