@@ -204,7 +204,8 @@ def test_a_missing_stream_is_shown_and_the_window_stays_usable(qtbot) -> None:
     # Still usable: connect the built-in simulator from the stream panel.
     window.stream_panel.picker.setCurrentIndex(0)
     window.stream_panel.connect_button.click()
-    qtbot.waitUntil(lambda: window.stream_panel.state.text() == "live", timeout=10_000)
+    # The pipeline starts in its own process (imports torch): seconds on a busy 2-core box.
+    qtbot.waitUntil(lambda: window.stream_panel.state.text() == "live", timeout=30_000)
     assert window.banner_text() == ""
     assert window.stop_action.isEnabled() and not window.start_action.isEnabled()
 

@@ -3,13 +3,10 @@ markers, optionally with a trained model. See :func:`write_report`."""
 
 from __future__ import annotations
 
-import dataclasses
-import html
 import logging
 import time
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -25,6 +22,7 @@ from bci_app.report.decoding import (
     model_decoding,
     quick_decoding,
 )
+from bci_app.report.parts import ReportSummary, bullet_list, escape, paragraphs, table
 from bci_app.report.quality import QualityReport, check_quality
 from bci_app.report.scalp import MOTOR_SITES, nearest_sites, scalp_layout
 from bci_app.report.spectral import (
@@ -61,56 +59,6 @@ SECTIONS: tuple[str, ...] = (
     TIME_COURSE,
     WEIGHTS,
 )
-
-
-@dataclass(frozen=True)
-class ReportSummary:
-    """What :func:`write_report` wrote: ``out`` (the HTML file), ``seconds`` (wall time from
-    reading the recording to the saved file), ``sections`` (titles, in order), ``classes`` and
-    ``trials`` per class, the ``decoder`` scored and its per-trial ``accuracy`` on this file
-    (held out without a model; None when it could not be scored), the data-``quality``
-    sentences, and ``stage_seconds`` per step."""
-
-    out: Path
-    seconds: float
-    sections: tuple[str, ...]
-    classes: tuple[str, ...]
-    trials: dict[str, int]
-    decoder: str
-    accuracy: float | None
-    quality: tuple[str, ...]
-    stage_seconds: dict[str, float] = field(default_factory=dict)
-
-    def to_dict(self) -> dict:
-        """JSON-able form (``out`` as a string), the ``--json`` line of ``bci-app report``."""
-        data = dataclasses.asdict(self)
-        data["out"] = str(self.out)
-        data["sections"] = list(self.sections)
-        data["classes"] = list(self.classes)
-        data["quality"] = list(self.quality)
-        return data
-
-
-# --------------------------------------------------------------------------------------------
-# HTML pieces
-# --------------------------------------------------------------------------------------------
-
-
-def _e(value: object) -> str:
-    return html.escape(str(value))
-
-
-def _table(rows: Sequence[tuple[str, object]]) -> str:
-    body = "".join(f"<tr><th>{_e(k)}</th><td>{_e(v)}</td></tr>" for k, v in rows)
-    return f'<table class="table table-sm table-hover w-auto">{body}</table>'
-
-
-def _paragraphs(lines: Sequence[str]) -> str:
-    return "".join(f"<p>{_e(line)}</p>" for line in lines)
-
-
-def _list(lines: Sequence[str]) -> str:
-    return "<ul>" + "".join(f"<li>{_e(line)}</li>" for line in lines) + "</ul>"
 
 
 def _number(value: object, digits: int = 3) -> str:
@@ -204,7 +152,7 @@ def _session_html(
         rows.insert(3, ("channels without a scalp position", ", ".join(unplaced)))
     if recording.damage:
         rows.append(("damage", "; ".join(recording.damage)))
-    return _table(rows)
+    return table(rows)
 
 
 def write_report(
@@ -337,7 +285,7 @@ def _write_report(
         section=SESSION,
     )
 
-    report.add_html(_list(quality.notes), title="Findings", section=QUALITY)
+    report.add_html(bullet_list(quality.notes), title="Findings", section=QUALITY)
     report.add_figure(
         figures.rendered(figures.psd_figure(quality)),
         title="Power spectra",
@@ -363,7 +311,7 @@ def _write_report(
         )
     else:
         report.add_html(
-            _paragraphs(["No channel has a known scalp position, so no motor site was found."]),
+            paragraphs(["No channel has a known scalp position, so no motor site was found."]),
             title="No motor sites",
             section=ERD,
         )
@@ -385,25 +333,25 @@ def _write_report(
         )
     else:
         report.add_html(
-            _paragraphs(["Fewer than 3 channels have a scalp position: no topomaps."]),
+            paragraphs(["Fewer than 3 channels have a scalp position: no topomaps."]),
             title="No topomaps",
             section=BAND_POWER,
         )
 
     metrics = decoding.metrics
-    decoding_html = _paragraphs(
+    decoding_html = paragraphs(
         [f"Decoder: {decoding.description}.", f"Scored: {decoding.protocol}."]
     )
     if metrics is not None:
-        decoding_html += _table(_metrics_rows(metrics))
+        decoding_html += table(_metrics_rows(metrics))
     if decoding.model_scores:
         folds = decoding.model_scores.get("n_folds")
         how = f"{folds}-fold cross-validation" if folds else "held-out trials"
-        decoding_html += f"<p>The model's own scores, from its training ({_e(how)}):</p>"
-        decoding_html += _table(_metrics_rows(decoding.model_scores))
-    decoding_html += _list(decoding.notes) if decoding.notes else ""
+        decoding_html += f"<p>The model's own scores, from its training ({escape(how)}):</p>"
+        decoding_html += table(_metrics_rows(decoding.model_scores))
+    decoding_html += bullet_list(decoding.notes) if decoding.notes else ""
     report.add_html(decoding_html, title="Per-trial accuracy and ITR", section=DECODING)
-    missing = _paragraphs(["No decoding scores (see Decoding accuracy)."])
+    missing = paragraphs(["No decoding scores (see Decoding accuracy)."])
     if metrics is not None:
         report.add_figure(
             figures.rendered(figures.confusion_figure(metrics)),
@@ -439,7 +387,7 @@ def _write_report(
         )
     else:
         report.add_html(
-            _paragraphs(["No electrode weights to draw (no decoder, or too few placed channels)."]),
+            paragraphs(["No electrode weights to draw (no decoder, or too few placed channels)."]),
             title="No electrode weights",
             section=WEIGHTS,
         )

@@ -27,6 +27,7 @@ from bci_app.decoders.threads import blas_on_one_thread
 from bci_app.io import Recording, RecordingError, load_recording
 from bci_app.nn.checkpoint import CheckpointMetadata
 from bci_app.report.cues import ReportError
+from bci_app.report.parts import ReportSummary, bullet_list, paragraphs, table
 from bci_app.report.quality import check_quality
 from bci_app.report.scalp import Scalp, nearest_sites, scalp_layout
 
@@ -60,7 +61,7 @@ def write_erp_report(
     model_dir: str | Path | None = None,
     *,
     strict: bool = False,
-):  # -> ReportSummary (imported lazily: build imports this module)
+) -> ReportSummary:
     """Write the P300 report of ``recording`` to ``out_path`` (``.html``; overwritten) and
     return its :class:`~bci_app.report.ReportSummary`. ``model_dir``: a P300 checkpoint to
     score on the file. Raises :class:`ReportError` for input the report cannot use."""
@@ -70,11 +71,10 @@ def write_erp_report(
 
 def _write(
     recording: str | Path | Recording, out: Path, model_dir: str | Path | None, strict: bool
-):
+) -> ReportSummary:
     import mne
 
     from bci_app.report import figures
-    from bci_app.report.build import ReportSummary, _list, _paragraphs, _table
     from bci_app.train.commands import config_for_checkpoint
     from bci_app.train.erp import ERP_CLASSES, extract_flash_epochs
 
@@ -138,7 +138,7 @@ def _write(
         "nontarget": int((epochs.target == 0).sum()),
     }
     report.add_html(
-        _table(
+        table(
             [
                 ("file", recording.source),
                 ("duration", f"{recording.duration_s:.1f} s at {recording.rate_hz:g} Hz"),
@@ -165,7 +165,7 @@ def _write(
         title="Recording, flashes and decoder",
         section=SESSION,
     )
-    report.add_html(_list(quality.notes), title="Findings", section=QUALITY)
+    report.add_html(bullet_list(quality.notes), title="Findings", section=QUALITY)
     report.add_figure(
         figures.rendered(figures.psd_figure(quality)),
         title="Power spectra",
@@ -186,7 +186,7 @@ def _write(
         )
     else:
         report.add_html(
-            _paragraphs(["No target/non-target markers (free spelling), or no placed electrode."]),
+            paragraphs(["No target/non-target markers (free spelling), or no placed electrode."]),
             title="No waveforms",
             section=WAVEFORMS,
         )
@@ -201,7 +201,7 @@ def _write(
         )
     else:
         report.add_html(
-            _paragraphs(["No target/non-target markers, or fewer than 3 placed electrodes."]),
+            paragraphs(["No target/non-target markers, or fewer than 3 placed electrodes."]),
             title="No topomaps",
             section=TOPOMAPS,
         )
@@ -221,7 +221,7 @@ def _write(
                 )
             )
         report.add_html(
-            _table(rows) + (_list(notes) if notes else ""),
+            table(rows) + (bullet_list(notes) if notes else ""),
             title="Characters against repetitions",
             section=SPELLING,
         )
@@ -235,7 +235,7 @@ def _write(
         )
     else:
         report.add_html(
-            _paragraphs(["No character could be scored: no flash says target or non-target."]),
+            paragraphs(["No character could be scored: no flash says target or non-target."]),
             title="No spelling scores",
             section=SPELLING,
         )
@@ -254,7 +254,7 @@ def _write(
         )
     else:
         report.add_html(
-            _paragraphs(["No electrode weights to draw (too few placed channels)."]),
+            paragraphs(["No electrode weights to draw (too few placed channels)."]),
             title="No electrode weights",
             section=WEIGHTS,
         )
