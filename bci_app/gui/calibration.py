@@ -78,7 +78,7 @@ WARNING_STYLE = "color: #b35900;"
 
 
 @dataclass
-class _Stage:
+class CalibrationStage:
     """One paradigm run: its pipeline (and simulator), cue markers, recorder and controller."""
 
     name: str  # "calibration" | "feedback"
@@ -116,7 +116,7 @@ class CalibrationWindow(QtWidgets.QMainWindow):
             "bids_path": None,
             "warnings": [],
         }
-        self.stage: _Stage | None = None
+        self.stage: CalibrationStage | None = None
         self.training_metrics: dict | None = None
         self.error: str | None = None
         self._task: BackgroundCall | None = None
@@ -177,7 +177,7 @@ class CalibrationWindow(QtWidgets.QMainWindow):
         """The pipeline's config in stage ``stage`` (whose markers go out on ``markers``)."""
         return self.config
 
-    def _start_run(self, stage: _Stage) -> None:
+    def _start_run(self, stage: CalibrationStage) -> None:
         """The stage's pipeline and recorder are running: plan and start its trials."""
         s = self.settings
         pipeline = stage.pipeline
@@ -199,7 +199,7 @@ class CalibrationWindow(QtWidgets.QMainWindow):
         stage.run = ParadigmRun(stage.controller, self.screen_widget, pipeline.status, stage.name)
         stage.controller.start(pylsl.local_clock())
 
-    def _advance_run(self, stage: _Stage) -> bool:
+    def _advance_run(self, stage: CalibrationStage) -> bool:
         """Timer: advance and draw the stage's run; True once it has finished."""
         run, controller = stage.run, stage.controller
         phase = run.tick(pylsl.local_clock())
@@ -212,16 +212,16 @@ class CalibrationWindow(QtWidgets.QMainWindow):
             self._timer.setInterval(max(0, min(TICK_MS, int(ahead * 1000))))
         return False
 
-    def _run_active(self, stage: _Stage) -> bool:
+    def _run_active(self, stage: CalibrationStage) -> bool:
         """The stage's run is under way or paused (Esc aborts it)."""
         controller = stage.controller
         return controller is not None and controller.phase in (*ACTIVE, Phase.PAUSED)
 
-    def _abort_run(self, stage: _Stage) -> None:
+    def _abort_run(self, stage: CalibrationStage) -> None:
         if stage.controller is not None:
             stage.controller.abort(pylsl.local_clock())
 
-    def _stage_summary(self, stage: _Stage) -> dict[str, Any]:
+    def _stage_summary(self, stage: CalibrationStage) -> dict[str, Any]:
         """What the stage's run did, for the summary (its ``xdf`` is filled in later)."""
         controller = stage.controller
         lateness = controller.draw_lateness() if controller is not None else np.zeros(0)
@@ -292,7 +292,7 @@ class CalibrationWindow(QtWidgets.QMainWindow):
         )
         if feedback and self.WANTS_PREDICTIONS:
             pipeline.add_prediction_sink(self._on_prediction)
-        stage = _Stage(name, pipeline, markers)
+        stage = CalibrationStage(name, pipeline, markers)
         self.stage = stage
         self.state = f"starting {name}"
         self._show_message(f"Starting the {name}: connecting to the EEG stream and recorder…")
@@ -607,7 +607,7 @@ class CalibrationWindow(QtWidgets.QMainWindow):
             self._finish_stage()
 
     # -- helpers ----------------------------------------------------------------------------
-    def _stage_starting(self, stage: _Stage) -> None:
+    def _stage_starting(self, stage: CalibrationStage) -> None:
         """Background, once the stage's pipeline and recorder run: anything else the run
         needs before it starts (a blocking call is fine here)."""
 

@@ -30,6 +30,7 @@ import pylsl
 from PyQt5 import QtWidgets
 
 from bci_app.calibrate.controller import MarkerOutlet
+from bci_app.calibrate.settings import CalibrationSettings
 from bci_app.calibrate.speller import (
     SimulatorFlashPlanner,
     SpellerPhase,
@@ -38,7 +39,7 @@ from bci_app.calibrate.speller import (
 )
 from bci_app.calibrate.training import train_speller_calibration
 from bci_app.config import AppConfig
-from bci_app.gui.calibration import CalibrationWindow, _Stage
+from bci_app.gui.calibration import CalibrationStage, CalibrationWindow
 from bci_app.gui.speller import (
     DecisionReader,
     SpellerRun,
@@ -71,7 +72,7 @@ class SpellerCalibrationWindow(CalibrationWindow):
 
     WANTS_PREDICTIONS = False  # free spelling shows the worker's decided characters instead
 
-    def __init__(self, config: AppConfig, settings: Any) -> None:
+    def __init__(self, config: AppConfig, settings: CalibrationSettings) -> None:
         if settings.paradigm != "p300" or settings.speller is None:
             raise ValueError("the speller calibration needs a p300 CalibrationSettings")
         if not config.paradigm.erp:
@@ -111,7 +112,7 @@ class SpellerCalibrationWindow(CalibrationWindow):
         stream = self.config.stream.model_copy(update={"markers": markers.source_id})
         return self.config.model_copy(update={"stream": stream})
 
-    def _stage_starting(self, stage: _Stage) -> None:
+    def _stage_starting(self, stage: CalibrationStage) -> None:
         if stage.name == "feedback":
             config = stage.pipeline.config
             stage.decisions = resolve_decisions(
@@ -120,7 +121,7 @@ class SpellerCalibrationWindow(CalibrationWindow):
                 source_id=outlet_source_id(config.outlets, CHARACTERS_SUFFIX),
             )
 
-    def _start_run(self, stage: _Stage) -> None:
+    def _start_run(self, stage: CalibrationStage) -> None:
         feedback = stage.name == "feedback"
         settings = self.settings.free_spelling() if feedback else self.settings.speller
         planner = None
@@ -138,7 +139,7 @@ class SpellerCalibrationWindow(CalibrationWindow):
             self._reader = DecisionReader(stage.decisions, run)
         run.start()
 
-    def _advance_run(self, stage: _Stage) -> bool:
+    def _advance_run(self, stage: CalibrationStage) -> bool:
         run = stage.run  # it runs on its own precise timer; here the stream, status and end
         self._watch_stream(stage)
         status = run.status_text()
@@ -146,7 +147,7 @@ class SpellerCalibrationWindow(CalibrationWindow):
             self.status_label.setText(status)
         return run.sequencer.phase is SpellerPhase.FINISHED
 
-    def _watch_stream(self, stage: _Stage) -> None:
+    def _watch_stream(self, stage: CalibrationStage) -> None:
         """Hold the speller while the EEG stream is not live (the character in progress ends;
         its flashes the EEG missed are left out of training as epochs over a gap) and go on
         by itself when it is back."""
@@ -170,10 +171,10 @@ class SpellerCalibrationWindow(CalibrationWindow):
             stage.run.redraw()
             log.info("%s goes on: stream live again", stage.name)
 
-    def _run_active(self, stage: _Stage) -> bool:
+    def _run_active(self, stage: CalibrationStage) -> bool:
         return stage.run.sequencer.phase not in _DONE
 
-    def _abort_run(self, stage: _Stage) -> None:
+    def _abort_run(self, stage: CalibrationStage) -> None:
         if stage.run is not None:
             stage.run.stop()
         if self._reader is not None:
@@ -192,7 +193,7 @@ class SpellerCalibrationWindow(CalibrationWindow):
             stage.decisions = None
         super()._finish_stage(aborted)
 
-    def _stage_summary(self, stage: _Stage) -> dict[str, Any]:
+    def _stage_summary(self, stage: CalibrationStage) -> dict[str, Any]:
         run: SpellerRun | None = stage.run
         if run is None:
             return {"characters": 0, "flashes": 0, "xdf": None}
