@@ -289,16 +289,19 @@ def test_live_p300_pipeline_spells_from_real_eeg_and_markers_over_lsl(p300_model
                 "markers": replayer.source_id_of(markers),
             },
             "outlets": {"session_id": session_id},
+            # Silent until the replay starts: no re-resolving meanwhile, however long the
+            # characters outlet takes to resolve on a busy machine.
+            "health": {"recover_after": 20.0, "lost_after": 60.0},
         }
     )
     pipeline = Pipeline(config, with_model=True, model_path=p300_model)
     pipeline.start()
     try:
-        # The replay starts at once: an inlet without samples for 2 s would re-resolve.
+        # Connected before the replay: an inlet gets only the samples pushed after it opens.
+        found = pylsl.resolve_bypred(f"source_id='bci-app-characters-{session_id}'", 1, 10.0)
+        characters = pylsl.StreamInlet(found[0])
+        characters.open_stream(timeout=10.0)
         with replayer:
-            found = pylsl.resolve_bypred(f"source_id='bci-app-characters-{session_id}'", 1, 5.0)
-            characters = pylsl.StreamInlet(found[0])
-            characters.open_stream(timeout=5.0)  # long before 'D' is decided, 11 s in
             sample, _ = characters.pull_sample(timeout=30.0)
             assert replayer.wait(timeout=15.0)
         # 'D' is decided after 48 flashes (4 repetitions); 55 flashes have their 0.8 s
