@@ -22,7 +22,16 @@ from bci_app.report.decoding import (
     model_decoding,
     quick_decoding,
 )
-from bci_app.report.parts import ReportSummary, bullet_list, escape, paragraphs, table
+from bci_app.report.parts import (
+    ReportSummary,
+    add_quality,
+    add_weights,
+    bullet_list,
+    escape,
+    paragraphs,
+    save_report,
+    table,
+)
 from bci_app.report.quality import QualityReport, check_quality
 from bci_app.report.scalp import MOTOR_SITES, nearest_sites, scalp_layout
 from bci_app.report.spectral import (
@@ -285,14 +294,7 @@ def _write_report(
         section=SESSION,
     )
 
-    report.add_html(bullet_list(quality.notes), title="Findings", section=QUALITY)
-    report.add_figure(
-        figures.rendered(figures.psd_figure(quality)),
-        title="Power spectra",
-        caption="Welch spectra (2 s segments) of the whole recording; grey: each channel.",
-        image_format="png",
-        section=QUALITY,
-    )
+    add_quality(report, quality, QUALITY)
 
     if erd is not None:
         report.add_figure(
@@ -372,30 +374,17 @@ def _write_report(
     else:
         report.add_html(missing, title="No confusion matrix", section=CONFUSION)
         report.add_html(missing, title="No accuracy curve", section=TIME_COURSE)
-    weight_scalp = scalp_layout(decoding.weight_labels, recording.rate_hz)
-    if decoding.weights is not None and len(weight_scalp.labels) >= 3:
-        report.add_figure(
-            figures.rendered(
-                figures.weights_figure(
-                    decoding.weights, decoding.weight_labels, weight_scalp, decoding.decoder
-                )
-            ),
-            title="Electrode weights",
-            caption=f"Mean over this file's trial windows of {decoding.weights_meaning}.",
-            image_format="png",
-            section=WEIGHTS,
-        )
-    else:
-        report.add_html(
-            paragraphs(["No electrode weights to draw (no decoder, or too few placed channels)."]),
-            title="No electrode weights",
-            section=WEIGHTS,
-        )
+    add_weights(
+        report,
+        decoding.weights,
+        decoding.weight_labels,
+        recording.rate_hz,
+        decoding.decoder,
+        f"Mean over this file's trial windows of {decoding.weights_meaning}.",
+        WEIGHTS,
+    )
     t = lap("figures", t)
-
-    out.parent.mkdir(parents=True, exist_ok=True)
-    with mne.utils.use_log_level("error"):
-        report.save(str(out), open_browser=False, overwrite=True, verbose=False)
+    save_report(report, out)
     lap("save", t)
     accuracy = None if metrics is None else float(metrics["accuracy"])
     return ReportSummary(

@@ -27,7 +27,15 @@ from bci_app.decoders.threads import blas_on_one_thread
 from bci_app.io import Recording, RecordingError, load_recording
 from bci_app.nn.checkpoint import CheckpointMetadata
 from bci_app.report.cues import ReportError
-from bci_app.report.parts import ReportSummary, bullet_list, paragraphs, table
+from bci_app.report.parts import (
+    ReportSummary,
+    add_quality,
+    add_weights,
+    bullet_list,
+    paragraphs,
+    save_report,
+    table,
+)
 from bci_app.report.quality import check_quality
 from bci_app.report.scalp import Scalp, nearest_sites, scalp_layout
 
@@ -165,14 +173,7 @@ def _write(
         title="Recording, flashes and decoder",
         section=SESSION,
     )
-    report.add_html(bullet_list(quality.notes), title="Findings", section=QUALITY)
-    report.add_figure(
-        figures.rendered(figures.psd_figure(quality)),
-        title="Power spectra",
-        caption="Welch spectra (2 s segments) of the whole recording; grey: each channel.",
-        image_format="png",
-        section=QUALITY,
-    )
+    add_quality(report, quality, QUALITY)
     sites = nearest_sites(epochs.labels, ERP_SITES)
     if known.any() and counts["target"] and counts["nontarget"] and sites:
         report.add_figure(
@@ -239,28 +240,16 @@ def _write(
             title="No spelling scores",
             section=SPELLING,
         )
-    weight_scalp = scalp_layout(epochs.labels, epochs.rate_hz)
-    if weights is not None and len(weight_scalp.labels) >= 3:
-        report.add_figure(
-            figures.rendered(
-                figures.weights_figure(
-                    np.asarray(weights).mean(axis=0), epochs.labels, weight_scalp, name
-                )
-            ),
-            title="Electrode weights",
-            caption="Mean over this file's flash epochs of the decoder's weight per electrode.",
-            image_format="png",
-            section=WEIGHTS,
-        )
-    else:
-        report.add_html(
-            paragraphs(["No electrode weights to draw (too few placed channels)."]),
-            title="No electrode weights",
-            section=WEIGHTS,
-        )
-    out.parent.mkdir(parents=True, exist_ok=True)
-    with mne.utils.use_log_level("error"):
-        report.save(str(out), open_browser=False, overwrite=True, verbose=False)
+    add_weights(
+        report,
+        None if weights is None else np.asarray(weights).mean(axis=0),
+        epochs.labels,
+        epochs.rate_hz,
+        name,
+        "Mean over this file's flash epochs of the decoder's weight per electrode.",
+        WEIGHTS,
+    )
+    save_report(report, out)
     all_repetitions = None
     if metrics is not None:
         by = metrics["accuracy_by_repetitions"]

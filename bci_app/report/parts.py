@@ -7,8 +7,18 @@ import html
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
-__all__ = ["ReportSummary", "bullet_list", "escape", "paragraphs", "table"]
+__all__ = [
+    "ReportSummary",
+    "add_quality",
+    "add_weights",
+    "bullet_list",
+    "escape",
+    "paragraphs",
+    "save_report",
+    "table",
+]
 
 
 @dataclass(frozen=True)
@@ -55,3 +65,58 @@ def paragraphs(lines: Sequence[str]) -> str:
 
 def bullet_list(lines: Sequence[str]) -> str:
     return "<ul>" + "".join(f"<li>{escape(line)}</li>" for line in lines) + "</ul>"
+
+
+def add_quality(report: Any, quality: Any, section: str) -> None:
+    """The data-quality findings and the power spectra of the whole recording into ``report``
+    (an ``mne.Report``; ``quality``: a :class:`~bci_app.report.quality.QualityReport`)."""
+    from bci_app.report import figures
+
+    report.add_html(bullet_list(quality.notes), title="Findings", section=section)
+    report.add_figure(
+        figures.rendered(figures.psd_figure(quality)),
+        title="Power spectra",
+        caption="Welch spectra (2 s segments) of the whole recording; grey: each channel.",
+        image_format="png",
+        section=section,
+    )
+
+
+def add_weights(
+    report: Any,
+    weights: Any,
+    labels: Sequence[str],
+    rate_hz: float,
+    title: str,
+    caption: str,
+    section: str,
+) -> None:
+    """The electrode ``weights`` ``(len(labels),)`` (None: none) as a topomap, or a note when
+    there are none or fewer than 3 of ``labels`` have a scalp position."""
+    from bci_app.report import figures
+    from bci_app.report.scalp import scalp_layout
+
+    scalp = scalp_layout(labels, rate_hz)
+    if weights is None or len(scalp.labels) < 3:
+        report.add_html(
+            paragraphs(["No electrode weights to draw (no decoder, or too few placed channels)."]),
+            title="No electrode weights",
+            section=section,
+        )
+        return
+    report.add_figure(
+        figures.rendered(figures.weights_figure(weights, labels, scalp, title)),
+        title="Electrode weights",
+        caption=caption,
+        image_format="png",
+        section=section,
+    )
+
+
+def save_report(report: Any, out: Path) -> None:
+    """Write ``report`` as one self-contained HTML file at ``out`` (overwritten)."""
+    import mne
+
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with mne.utils.use_log_level("error"):
+        report.save(str(out), open_browser=False, overwrite=True, verbose=False)
