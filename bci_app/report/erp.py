@@ -83,6 +83,7 @@ def _write(
     import mne
 
     from bci_app.report import figures
+    from bci_app.report.decoding import _in_training
     from bci_app.train.commands import config_for_checkpoint
     from bci_app.train.erp import ERP_CLASSES, extract_flash_epochs
 
@@ -264,12 +265,6 @@ def _write(
         accuracy=all_repetitions,
         quality=quality.notes,
     )
-
-
-def _in_training(recording: Recording, metadata: CheckpointMetadata) -> bool:
-    from bci_app.report.decoding import _in_training as in_training
-
-    return in_training(recording, metadata)
 
 
 def _halves(epochs) -> tuple[np.ndarray | None, np.ndarray | None, str, list[str]]:
