@@ -46,7 +46,7 @@ def feed(stage: DspStage, raw: RingBuffer, x: np.ndarray, chunks, rate: float, f
             arrival=100.0 + start,
         )
         start += n
-        windows.extend(stage.process(now=200.0))
+        windows.extend(stage.process(lambda: 200.0))
     return windows
 
 
@@ -135,3 +135,18 @@ def test_cutter_recovers_from_falling_behind_the_ring_with_an_overrun():
 def test_window_longer_than_ring_is_refused():
     with pytest.raises(ValueError, match="raise ring.capacity"):
         WindowCutter(RingBuffer(10, 1), 100.0, length_s=1.0, hop_s=0.5)
+
+
+def test_each_window_is_stamped_cut_after_its_samples_are_filtered():
+    """The cut time is read from the clock once the window's last sample is filtered, so the
+    latency stage "dsp" (arrival -> cut) holds the filtering and "queue" only the hand-over."""
+    rate, n = 1000.0, 3000
+    config = make_config(length=0.5, hop=0.1)
+    raw = RingBuffer(30_000, 4)
+    stage = DspStage(raw, rate, config)  # it filters at most 0.5 s (500 raw samples) a step
+    raw.write(signal(n, 4, rate), np.arange(n) / rate, None, arrival=0.0)
+    windows = stage.process(lambda: float(stage.cursor))  # the clock reads the raw samples done
+    assert len(windows) > 5
+    for window in windows:
+        last_raw = (window.start_index + 125) * 4  # model rate 250 Hz, one raw sample in four
+        assert last_raw <= window.cut_time < last_raw + 500 + 4

@@ -230,7 +230,7 @@ def online_windows(recording: Recording, cfg, columns=None, seed: int = 0) -> di
         chunk = data[start : start + n]
         raw.write(chunk, (start + np.arange(len(chunk))) / rate, None, arrival=1.0)
         start += len(chunk)
-        windows.update((w.seq, w) for w in stage.process(now=2.0))
+        windows.update((w.seq, w) for w in stage.process(lambda: 2.0))
     return windows, stage.cutter.hop
 
 

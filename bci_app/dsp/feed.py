@@ -65,4 +65,4 @@ def feed_recording(
         chunk_flags = flags[start:stop].copy()
         chunk_flags[~np.isfinite(chunk).all(axis=1)] |= FLAG_NONFINITE
         stage.raw_ring.write(chunk, timestamps[start:stop], chunk_flags, arrival=0.0)
-        yield stage.process(now=0.0)
+        yield stage.process(lambda: 0.0)

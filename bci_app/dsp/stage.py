@@ -8,6 +8,8 @@ depends on, and cuts windows.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 
 from bci_app.config import AppConfig
@@ -78,8 +80,10 @@ class DspStage:
         """Group delay of the causal chain (resampler + band-pass), not processing latency."""
         return self._delay_seconds
 
-    def process(self, now: float) -> list[Window]:
-        """Process every raw sample written since the last call; returns the windows completed."""
+    def process(self, clock: Callable[[], float]) -> list[Window]:
+        """Process every raw sample written since the last call; returns the windows completed.
+        ``clock()`` stamps each window's (and epoch's) cut time once its samples are filtered
+        (``pylsl.local_clock`` live; a constant offline)."""
         windows: list[Window] = []
         while self.cursor < self.raw_ring.written:
             stop = min(self.raw_ring.written, self.cursor + self._max_read)
@@ -96,9 +100,9 @@ class DspStage:
                 continue
             self._feed(n)
             self.cursor = stop
-            windows.extend(self.cutter.cut(now))
+            windows.extend(self.cutter.cut(clock()))
             if self.epochs is not None:
-                self._epochs_cut.extend(self.epochs.cut(now))
+                self._epochs_cut.extend(self.epochs.cut(clock()))
         return windows
 
     def request_epoch(self, raw_index: float, tag: object) -> None:

@@ -280,7 +280,7 @@ class Pipeline(PipelineBase):
             overruns_before = stage.overruns
             if self.worker is not None and self.inlet.first_arrival is not None:
                 self.worker.backlog_until = self.inlet.first_arrival
-            for window in stage.process(pylsl.local_clock()):
+            for window in stage.process(pylsl.local_clock):
                 self._windows += 1
                 self._flagged += not window.usable
                 self._window_times.append(window.cut_time)
