@@ -34,8 +34,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
 
 def cmd_cue_screen(args: argparse.Namespace) -> int:
     from bci_app.gui.app import application
+    from bci_app.gui.run import run_until_closed
     from bci_app.gui.subject_screen import SubjectScreen
-    from bci_app.lifecycle import on_signals
     from bci_app.pipeline.remote import RemoteWorker
 
     config = load_app_config(args.config)
@@ -56,8 +56,7 @@ def cmd_cue_screen(args: argparse.Namespace) -> int:
             flush=True,
         )
         screen.show()
-        with on_signals(screen.close):
-            app.exec_()
+        run_until_closed(app, screen, None, None)
     finally:
         view.stop()
     summary = screen.summary()

@@ -9,8 +9,6 @@ from bci_app.cli._common import (
     add_screen_arguments,
     positive_float,
     print_json,
-    qt_application,
-    run_window,
 )
 
 
@@ -51,6 +49,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
 def cmd_flicker(args: argparse.Namespace) -> int:
     from bci_app.calibrate.settings import Timings
     from bci_app.gui.flicker import FlickerWindow
+    from bci_app.gui.run import qt_application, run_until_closed
 
     timings = Timings(
         fixation_s=args.cue, imagery_s=args.stimulation, rest_min_s=args.rest[0],
@@ -80,7 +79,9 @@ def cmd_flicker(args: argparse.Namespace) -> int:
             "Space pauses, Esc ends",
             flush=True,
         )
-        outcome = run_window(app, window, args.duration, args.screenshot)
+        window.show()
+        window.start()
+        outcome = run_until_closed(app, window, args.duration, args.screenshot)
         summary = window.summary()
     finally:
         window.markers.close()

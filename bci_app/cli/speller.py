@@ -10,8 +10,6 @@ from bci_app.cli._common import (
     add_speller_arguments,
     load_app_config,
     print_json,
-    qt_application,
-    run_window,
     speller_settings,
 )
 
@@ -48,6 +46,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
 
 
 def cmd_speller(args: argparse.Namespace) -> int:
+    from bci_app.gui.run import qt_application, run_until_closed
     from bci_app.gui.speller import SpellerWindow, resolve_decisions
 
     config = load_app_config(args.config)
@@ -65,7 +64,9 @@ def cmd_speller(args: argparse.Namespace) -> int:
             f"markers on {window.markers.name!r} (source_id {window.markers.source_id}); Esc ends",
             flush=True,
         )
-        outcome = run_window(app, window, args.duration, args.screenshot)
+        window.show()
+        window.start()
+        outcome = run_until_closed(app, window, args.duration, args.screenshot)
         summary = window.summary()
     finally:
         window.markers.close()

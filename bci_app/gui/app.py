@@ -4,17 +4,14 @@ from __future__ import annotations
 
 import logging
 import signal
-import sys
-import time
-from pathlib import Path
 
 import pyqtgraph as pg
-from PyQt5 import QtCore, QtWidgets
+from PyQt5 import QtWidgets
 
 from bci_app.config import AppConfig, ConfigError, load_config
 from bci_app.errors import UserError
+from bci_app.gui.run import qt_application, run_until_closed
 from bci_app.gui.window import MainWindow
-from bci_app.lifecycle import on_signals
 from bci_app.pipeline import make_pipeline
 from bci_app.pipeline.remote import RemoteWorker
 from bci_app.stream.lslconfig import use_lsl_config
@@ -26,10 +23,7 @@ SCREENSHOT_GRACE_S = 15.0  # longest extra wait for the first prediction before 
 
 def application() -> QtWidgets.QApplication:
     """The process' QApplication (created on first use) with the app's pyqtgraph options."""
-    app = QtWidgets.QApplication.instance()
-    if app is None:
-        app = QtWidgets.QApplication(sys.argv[:1])
-        app.setApplicationName("bci-app")
+    app = qt_application()
     pg.setConfigOptions(antialias=False, useOpenGL=False)
     return app
 
@@ -75,34 +69,15 @@ def run_gui(
         pipeline = make_pipeline(config, with_model=True, model_path=model_path)
     window = MainWindow(config, pipeline, error=error, model_path=model_path)
     window.show()
-    outcome = {"code": 0}
-
-    if screenshot:
-        wait = 5.0 if duration is None else duration
-        give_up = time.monotonic() + wait + SCREENSHOT_GRACE_S
-
-        def take() -> None:
-            if not _ready(window) and time.monotonic() < give_up:
-                QtCore.QTimer.singleShot(100, take)
-                return
-            window.refresh()
-            target = Path(screenshot)
-            target.parent.mkdir(parents=True, exist_ok=True)
-            if not window.grab().save(str(target), "PNG"):
-                log.error("could not write the screenshot %s", target)
-                outcome["code"] = 1
-            window.close()
-
-        QtCore.QTimer.singleShot(round(wait * 1000), take)
-    elif duration is not None:
-        QtCore.QTimer.singleShot(round(duration * 1000), window.close)
-
-    wake = QtCore.QTimer()  # lets Python run a signal handler while Qt waits
-    wake.timeout.connect(lambda: None)
-    wake.start(200)
-    try:
-        with on_signals(window.close, (signal.SIGINT,)):
-            app.exec_()
-    finally:
-        window.shutdown()
-    return outcome["code"]
+    return run_until_closed(
+        app,
+        window,
+        duration,
+        screenshot,
+        screenshot_after_s=5.0,
+        ready=lambda: _ready(window),
+        grace_s=SCREENSHOT_GRACE_S,
+        before_grab=window.refresh,
+        signals=(signal.SIGINT,),
+        finish=window.shutdown,
+    )

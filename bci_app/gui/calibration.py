@@ -727,15 +727,14 @@ def run_calibration(
     """Open the window (``window_type``: the paradigm's), run until it is closed; returns the
     summary."""
     from bci_app.gui.app import application
+    from bci_app.gui.run import run_until_closed
 
     app = application()
     settings.out_dir.mkdir(parents=True, exist_ok=True)
     window = window_type(config, settings)
     window.show()
-    try:
-        app.exec_()
-    finally:
-        window.shutdown()
+    # Ctrl+C / SIGTERM close the window; its shutdown lets the recorder finish the file
+    run_until_closed(app, window, None, None, finish=window.shutdown)
     if window.outputs_pending:
         log.info("finishing the session report / BIDS export…")
         window.finish_outputs()
