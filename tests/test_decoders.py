@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 import warnings
 from pathlib import Path
@@ -131,8 +132,11 @@ def test_every_kind_round_trips_through_a_checkpoint_folder(runs, tmp_path) -> N
         ).eval()
     )
     decoders.append(EnsembleDecoder([decoders[0], network]))
-    for decoder in decoders:
-        folder = tmp_path / decoder.kind
+    # what auto builds from a network averaged over seeds and another decoder (P300)
+    seeds = EnsembleDecoder([network, NetworkDecoder(copy.deepcopy(network.model))])
+    decoders.append(EnsembleDecoder([decoders[1], seeds]))
+    for i, decoder in enumerate(decoders):
+        folder = tmp_path / f"{i}-{decoder.kind}"
         metadata = metadata_for(train, decoder)
         save_decoder(folder, decoder, metadata, render_model_card(metadata))
         loaded, loaded_metadata = load_decoder(folder)
@@ -144,9 +148,11 @@ def test_every_kind_round_trips_through_a_checkpoint_folder(runs, tmp_path) -> N
             np.testing.assert_allclose(a, b, atol=1e-5, err_msg=decoder.kind)
         card = (folder / "MODEL_CARD.md").read_text()
         assert f"`{decoder.kind}`" in card and "Electrode weights:" in card
-    ensemble_card = (tmp_path / "ensemble" / "MODEL_CARD.md").read_text()
+    ensemble_card = (tmp_path / "3-ensemble" / "MODEL_CARD.md").read_text()
     assert "member `riemann`" in ensemble_card and "member `network`" in ensemble_card
     assert "band-pass 8-30 Hz" in ensemble_card and "following the session" in ensemble_card
+    nested_card = (tmp_path / "4-ensemble" / "MODEL_CARD.md").read_text()
+    assert "member `ensemble` of `network`, `network`" in nested_card
 
 
 def test_adaptation_is_switched_at_load_as_the_config_says(runs, tmp_path) -> None:

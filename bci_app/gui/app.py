@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import signal
 
 import pyqtgraph as pg
@@ -15,8 +14,6 @@ from bci_app.gui.window import MainWindow
 from bci_app.pipeline import make_pipeline
 from bci_app.pipeline.remote import RemoteWorker
 from bci_app.stream.lslconfig import use_lsl_config
-
-log = logging.getLogger(__name__)
 
 SCREENSHOT_GRACE_S = 15.0  # longest extra wait for the first prediction before a screenshot
 

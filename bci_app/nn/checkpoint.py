@@ -479,8 +479,11 @@ def _decoder_section(metadata: CheckpointMetadata) -> list[str]:
     decoder = metadata.decoder
     lines = ["## Decoder", "", f"`{decoder.kind}`: {_DECODER_NAMES[decoder.kind]}."]
     for member in decoder.members() if decoder.kind == "ensemble" else []:
-        lines.append(f"- member `{member.kind}`: {_DECODER_NAMES[member.kind]}")
-    for spec in decoder.members():
+        inside = ""
+        if member.kind == "ensemble":
+            inside = " of " + ", ".join(f"`{leaf.kind}`" for leaf in member.leaves())
+        lines.append(f"- member `{member.kind}`{inside}: {_DECODER_NAMES[member.kind]}")
+    for spec in decoder.leaves():
         steps = []
         if spec.band_hz is not None:
             steps.append(f"band-pass {spec.band_hz[0]:g}-{spec.band_hz[1]:g} Hz inside each window")
@@ -490,8 +493,9 @@ def _decoder_section(metadata: CheckpointMetadata) -> list[str]:
                 "Euclidean alignment (He & Wu 2019) to the calibration's mean covariance"
                 + (f", following the session over about {memory} windows" if memory else "")
             )
-        if steps:
-            lines.append(f"- `{spec.kind}` input: " + "; ".join(steps))
+        line = f"- `{spec.kind}` input: " + "; ".join(steps)
+        if steps and line not in lines:  # the members of a seed ensemble share their input
+            lines.append(line)
     lines += ["", f"Electrode weights: {decoder.weights_meaning or 'attention weights'}.", ""]
     for config in decoder.networks()[:1]:
         n_params = sum(p.numel() for p in EEGClassifier(config).parameters())

@@ -163,21 +163,26 @@ class DecoderSpec(BaseModel):
         return self
 
     def members(self) -> list[DecoderSpec]:
-        """The ensemble's members (validated), or ``[self]`` for a single decoder."""
+        """The ensemble's members (validated), or ``[self]`` for a single decoder. A member may
+        itself be an ensemble: ``auto`` can pair a network averaged over seeds with another
+        decoder."""
         if self.kind != "ensemble":
             return [self]
         members = self.params.get("members")
         if not isinstance(members, list) or len(members) < 2:
             raise ValueError("an ensemble's params.members must list at least 2 decoders")
-        specs = [DecoderSpec.model_validate(m) for m in members]
-        if any(m.kind == "ensemble" for m in specs):
-            raise ValueError("an ensemble member cannot itself be an ensemble")
-        return specs
+        return [DecoderSpec.model_validate(m) for m in members]
+
+    def leaves(self) -> list[DecoderSpec]:
+        """Every single decoder in it, nested ensembles opened (``[self]`` for one decoder)."""
+        if self.kind != "ensemble":
+            return [self]
+        return [leaf for member in self.members() for leaf in member.leaves()]
 
     def networks(self) -> list[ClassifierConfig]:
         """The architectures of the network decoders in it (validated)."""
         configs = []
-        for member in self.members():
+        for member in self.leaves():
             if member.kind == "network":
                 architecture = member.params.get("classifier")
                 if not isinstance(architecture, Mapping):
