@@ -152,7 +152,8 @@ def test_every_kind_round_trips_through_a_checkpoint_folder(runs, tmp_path) -> N
     assert "member `riemann`" in ensemble_card and "member `network`" in ensemble_card
     assert "band-pass 8-30 Hz" in ensemble_card and "following the session" in ensemble_card
     nested_card = (tmp_path / "4-ensemble" / "MODEL_CARD.md").read_text()
-    assert "member `ensemble` of `network`, `network`" in nested_card
+    assert "member `mdm`:" in nested_card
+    assert "member `ensemble` of `network` x2:" in nested_card
 
 
 def test_adaptation_is_switched_at_load_as_the_config_says(runs, tmp_path) -> None:

@@ -13,6 +13,7 @@ import json
 import logging
 import math
 import os
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -478,11 +479,14 @@ _DECODER_NAMES = {
 def _decoder_section(metadata: CheckpointMetadata) -> list[str]:
     decoder = metadata.decoder
     lines = ["## Decoder", "", f"`{decoder.kind}`: {_DECODER_NAMES[decoder.kind]}."]
-    for member in decoder.members() if decoder.kind == "ensemble" else []:
-        inside = ""
-        if member.kind == "ensemble":
-            inside = " of " + ", ".join(f"`{leaf.kind}`" for leaf in member.leaves())
-        lines.append(f"- member `{member.kind}`{inside}: {_DECODER_NAMES[member.kind]}")
+    members = decoder.members() if decoder.kind == "ensemble" else []
+    for kind, count in Counter(m.kind for m in members if m.kind != "ensemble").items():
+        times = f" x{count}" if count > 1 else ""
+        lines.append(f"- member `{kind}`{times}: {_DECODER_NAMES[kind]}")
+    for member in (m for m in members if m.kind == "ensemble"):  # e.g. a network over seeds
+        leaves = Counter(leaf.kind for leaf in member.leaves())
+        inside = ", ".join(f"`{kind}` x{count}" for kind, count in leaves.items())
+        lines.append(f"- member `ensemble` of {inside}: {_DECODER_NAMES['ensemble']}")
     for spec in decoder.leaves():
         steps = []
         if spec.band_hz is not None:
