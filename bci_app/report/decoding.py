@@ -121,7 +121,9 @@ def _mean_weights(decoder: Decoder, tw: TrialWindows) -> np.ndarray:
     return np.asarray(weights, dtype=np.float64).mean(axis=0)
 
 
-def _in_training(recording: Recording, metadata: CheckpointMetadata) -> bool:
+def in_training(recording: Recording, metadata: CheckpointMetadata) -> bool:
+    """Whether ``recording`` is one of the files the checkpoint was trained on (both reports
+    say so beside a score that is then not held out)."""
     files = metadata.training.get("files") or []
     mine = Path(recording.source)
     for name in files:
@@ -165,7 +167,7 @@ def model_decoding(
     metrics = evaluate_trials(decoder, tw)
     weights = _mean_weights(decoder, tw)
     notes = []
-    if _in_training(recording, metadata):
+    if in_training(recording, metadata):
         notes.append(
             f"{Path(recording.source).name} is one of the files {name} was trained on, so its "
             "accuracy on this file is not a held-out score; the cross-validated score from "

@@ -83,7 +83,7 @@ def _write(
     import mne
 
     from bci_app.report import figures
-    from bci_app.report.decoding import _in_training
+    from bci_app.report.decoding import in_training
     from bci_app.train.commands import config_for_checkpoint
     from bci_app.train.erp import ERP_CLASSES, extract_flash_epochs
 
@@ -122,7 +122,7 @@ def _write(
         how = "the model on every flash of this file"
         notes = (
             ["This file was part of the model's training: the scores are not held out."]
-            if _in_training(recording, metadata)
+            if in_training(recording, metadata)
             else []
         )
         paradigm = metadata.paradigm
