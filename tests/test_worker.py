@@ -156,6 +156,20 @@ def test_worker_output_equals_the_model_on_reordered_channels():
     np.testing.assert_allclose(prediction.weights, weights[0].numpy(), rtol=1e-6)
 
 
+@pytest.mark.parametrize("order", [[0, 1, 2, 3], [2, 0, 3, 1]])
+def test_a_batch_of_windows_gets_the_decisions_of_one_window_at_a_time(order):
+    """Fast replay's batch path (identity and reordered electrodes) equals the live path."""
+    worker = InferenceWorker(NetworkDecoder(small_model()), CLASSES, order, "cpu", BudgetsConfig())
+    windows = [window(seq) for seq in range(5)]
+    batched = worker.classify_batch(windows)
+    for w, together in zip(windows, batched, strict=True):
+        alone = worker.classify(w)
+        assert together.seq == alone.seq == w.seq
+        np.testing.assert_allclose(together.probabilities, alone.probabilities, atol=1e-6)
+        np.testing.assert_allclose(together.weights, alone.weights, atol=1e-6)
+    assert worker.classify_batch([]) == []
+
+
 def test_budget_misses_are_counted_with_their_stage():
     tracker = LatencyTracker(total_budget_ms=10.0, inference_budget_ms=2.0)
     base = 100.0

@@ -19,20 +19,31 @@ from bci_app.dsp.windows import Window
 from bci_app.io.recording import Recording, timestamp_breaks
 from bci_app.stream.ring import FLAG_GAP, FLAG_NONFINITE, RingBuffer
 
-__all__ = ["BLOCK_READS", "feed_recording", "gap_flags", "offline_stage"]
+__all__ = ["feed_recording", "gap_flags", "offline_read_seconds", "offline_stage"]
 
 log = logging.getLogger(__name__)
 
-# Raw samples written per DspStage.process() call, in units of the stage's own 0.5 s read size
-# (so its internal chunking is the same as for one whole-recording call).
-BLOCK_READS = 64
+#: Raw signal filtered per DspStage step offline (s), where the model-rate ring holds it beside
+#: a window: on S001R06 (64 ch @ 160 Hz) fast replay ran 1.2x faster than with the live 0.5 s.
+OFFLINE_READ_S = 8.0
+#: Raw signal written per DspStage.process() call offline (s): the raw ring's capacity.
+BLOCK_S = 32.0
+
+
+def offline_read_seconds(config: AppConfig) -> float:
+    """The offline step: :data:`OFFLINE_READ_S`, less where the model-rate ring (``ring.capacity``)
+    would not hold a step beside a window and an ERP epoch, never under the live 0.5 s."""
+    epoch = config.paradigm.epoch[1] - config.paradigm.epoch[0] if config.paradigm.erp else 0.0
+    room = config.ring.capacity - config.windows.length - epoch
+    return max(0.5, min(OFFLINE_READ_S, room / 2))
 
 
 def offline_stage(recording: Recording, n_columns: int, config: AppConfig) -> DspStage:
     """A fresh :class:`DspStage` over a raw ring sized for feeding ``recording`` in blocks."""
-    read = max(1, round(0.5 * recording.rate_hz))  # DspStage's read size
-    capacity = max(1, min(recording.n_samples, read * BLOCK_READS))
-    return DspStage(RingBuffer(capacity, n_columns), recording.rate_hz, config)
+    read_s = offline_read_seconds(config)
+    read = max(1, round(read_s * recording.rate_hz))
+    capacity = max(1, min(recording.n_samples, read * max(1, round(BLOCK_S / read_s))))
+    return DspStage(RingBuffer(capacity, n_columns), recording.rate_hz, config, read_s)
 
 
 def gap_flags(recording: Recording, tolerance_s: float) -> np.ndarray:

@@ -41,9 +41,21 @@ def model_rate(config: AppConfig, stream_rate_hz: float) -> float:
 
 
 class DspStage:
-    """Turns raw samples of ``raw_ring`` into windows; call :meth:`process` from one thread."""
+    """Turns raw samples of ``raw_ring`` into windows; call :meth:`process` from one thread.
 
-    def __init__(self, raw_ring: RingBuffer, stream_rate_hz: float, config: AppConfig) -> None:
+    ``read_seconds`` is the most raw signal filtered per step (s): live 0.5 s, so one call after
+    a stall never holds the thread long; offline feeding reads more per step (fewer calls).
+    """
+
+    def __init__(
+        self,
+        raw_ring: RingBuffer,
+        stream_rate_hz: float,
+        config: AppConfig,
+        read_seconds: float = 0.5,
+    ) -> None:
+        if not read_seconds > 0:
+            raise ValueError(f"read_seconds must be > 0, got {read_seconds!r}")
         self.raw_ring = raw_ring
         self.stream_rate_hz = stream_rate_hz
         self.rate_hz = model_rate(config, stream_rate_hz)
@@ -68,7 +80,7 @@ class DspStage:
         self._gap_next = False  # an overrun skipped samples: the next one starts after a gap
         self._last_finite = np.zeros(raw_ring.n_channels, dtype=np.float32)
         self._pending_flags = 0  # flags of raw samples not yet behind any output sample
-        max_read = max(1, round(0.5 * stream_rate_hz))
+        max_read = max(1, round(read_seconds * stream_rate_hz))
         self._max_read = max_read
         self._data = np.zeros((max_read, raw_ring.n_channels), dtype=np.float32)
         self._timestamps = np.zeros(max_read, dtype=np.float64)

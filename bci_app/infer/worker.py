@@ -579,7 +579,9 @@ class InferenceWorker(Background):
         float rounding; CPU batches run through ONNX Runtime, GPU batches through CUDA."""
         if not windows:
             return []
-        x = np.stack([w.data[:, self.channel_index].T for w in windows]).astype(np.float32)
+        x = np.empty((len(windows), *self._input.shape), dtype=np.float32)
+        for row, window in zip(x, windows, strict=True):
+            row[...] = window.data.T if self._identity_order else window.data.T[self.channel_index]
         probabilities, weights = self.runner.batch(self.decoder.prepare(x))
         outputs = zip(windows, probabilities, weights, strict=True)
         return [self._prediction(window, p, w) for window, p, w in outputs]

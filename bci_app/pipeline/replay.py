@@ -114,8 +114,10 @@ def _worker(
     return InferenceWorker.from_config(decoder, metadata.classes, channel_index, config)
 
 
-#: Windows classified at once by fast replay (64 x 320 float32 windows: 80 kB each).
-REPLAY_BATCH = 256
+#: Windows classified at once by fast replay (64 x 320 float32 windows: 80 kB each). On S001R06
+#: (64 x 320, 493 windows) batches of 8-32 ran the band filter and network 1.5x faster than 256:
+#: a batch stays in the cache from one step to the next.
+REPLAY_BATCH = 32
 
 
 def run_fast(
@@ -126,7 +128,7 @@ def run_fast(
     batch_size: int = REPLAY_BATCH,
 ) -> ReplayRun:
     """Classify every window of a recording (a file's path, or one already read) without LSL
-    or pacing: all windows are cut first, then classified ``batch_size`` at a time (1: one by
+    or pacing: windows are classified ``batch_size`` at a time as the dsp cuts them (1: one by
     one, the live worker's path); ``strict`` refuses a damaged file (:mod:`bci_app.io.damage`)."""
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
@@ -148,18 +150,32 @@ def run_fast(
         recording=recording,
         damage=recording.damage,
     )
+    cut_windows: Iterator[Window]
     if config.paradigm.erp:
         cut, chars, skipped, _ = cut_flash_epochs(recording, columns, config)
-        windows = [window for _, window in cut]
+        cut_windows = (window for _, window in cut)
     else:
-        windows = list(_windows(recording, columns, config, run))
-    usable = [w for w in windows if w.usable]
+        cut_windows = _windows(recording, columns, config, run)
+    windows: list[Window] = []
+    pending: list[Window] = []  # usable windows not classified yet, in time order
     predictions: dict[int, Prediction] = {}
-    for start in range(0, len(usable), batch_size):
-        chunk = usable[start : start + batch_size]
-        one = batch_size == 1  # the live worker's path, window by window
-        found = [worker.classify(chunk[0])] if one else worker.classify_batch(chunk)
-        predictions.update((p.seq, p) for p in found)
+
+    def classify(final: bool) -> None:
+        while len(pending) >= batch_size or (final and pending):
+            chunk = pending[:batch_size]
+            del pending[:batch_size]
+            one = batch_size == 1  # the live worker's path, window by window
+            found = [worker.classify(chunk[0])] if one else worker.classify_batch(chunk)
+            predictions.update((p.seq, p) for p in found)
+
+    # Each batch is classified as soon as the dsp has cut it: its windows are still in the
+    # cache, which made the run 1.5x faster than cutting every window first.
+    for window in cut_windows:
+        windows.append(window)
+        if window.usable:
+            pending.append(window)
+            classify(final=False)
+    classify(final=True)
     if config.paradigm.erp:
         run.speller = _spell(cut, chars, skipped, predictions, recording, labels, config)
     for window in windows:
