@@ -1,6 +1,7 @@
 """Batch-1 CPU inference cost per window: torch eager vs ONNX Runtime vs torch.compile, one run;
 and, at 64 x 500 (2 s at 250 Hz), ONNX Runtime's graph optimisation levels, dynamic int8
-quantisation, and the worker's keep-warm run before each paced window.
+quantisation, and the worker's own path (its runner's I/O binding and keep-warm run before each
+paced window) side by side with plain batch-1 ONNX Runtime, paced alike.
 
     python benchmarks/inference_cpu.py [--repeats 2000] [--json]
 
@@ -43,17 +44,23 @@ def _time(fn, x: np.ndarray, repeats: int, pace_s: float = 0.0) -> np.ndarray:
     return times * 1e6
 
 
-def _paced_warm(fn, x: np.ndarray, repeats: int) -> np.ndarray:
-    """Paced, with one run on the previous window ``WARM_LEAD_S`` before each (KeepWarm)."""
-    times = np.empty(repeats)
+def _paced_side_by_side(ours, peer, x: np.ndarray, repeats: int) -> tuple[np.ndarray, ...]:
+    """Paced windows, ours and the peer's in turn so that both see the same machine: ours as
+    the worker runs it (a keep-warm run on the previous window ``WARM_LEAD_S`` before each),
+    the peer called once per window. Returns both runs' times (µs)."""
+    times = np.empty((2, repeats))
     for i in range(repeats):
         time.sleep(PACE_S - WARM_LEAD_S)
-        fn(x)
+        ours(x)
         time.sleep(WARM_LEAD_S)
         start = time.perf_counter()
-        fn(x)
-        times[i] = time.perf_counter() - start
-    return times * 1e6
+        ours(x)
+        times[0, i] = time.perf_counter() - start
+        time.sleep(PACE_S)
+        start = time.perf_counter()
+        peer(x)
+        times[1, i] = time.perf_counter() - start
+    return times[0] * 1e6, times[1] * 1e6
 
 
 def _stats(fn, x: np.ndarray, repeats: int) -> dict:
@@ -156,15 +163,20 @@ def _onnx_options(model, x: np.ndarray, reference: np.ndarray, repeats: int) -> 
             float(np.abs(int8(x)[0] - reference).max()), 5
         )
         results["onnxruntime_int8_dynamic"] = figures
-    default = session(graph)
+    # The worker's path (OnnxRunner: one window through its I/O binding, keep-warm run
+    # before each) against plain batch-1 ONNX Runtime (session.run per window), same graph.
+    ours, default = OnnxRunner(model), session(graph)
     for _ in range(50):
+        ours(x[0])
         default(x)
-    warm = _paced_warm(default, x, max(100, repeats // 10))
-    plain_paced = _time(default, x, max(100, repeats // 10), PACE_S)
+    warm, plain_paced = _paced_side_by_side(
+        lambda b: ours(b[0]), default, x, max(200, repeats // 5)
+    )
     results["onnxruntime_keep_warm"] = {
         "paced_p50_us": round(float(np.percentile(warm, 50)), 1),
         "paced_p99_us": round(float(np.percentile(warm, 99)), 1),
         "plain_paced_p50_us": round(float(np.percentile(plain_paced, 50)), 1),
+        "plain_paced_p99_us": round(float(np.percentile(plain_paced, 99)), 1),
         "ratio_paced_p50": round(
             float(np.percentile(warm, 50) / np.percentile(plain_paced, 50)), 3
         ),
