@@ -872,6 +872,37 @@ def test_onnx_saved_with_the_checkpoint_is_used_and_checked(saved, caplog) -> No
     assert decoder.onnx is None
 
 
+def test_offline_prediction_runs_the_checkpoints_graph_with_the_weights_outputs(
+    saved, caplog
+) -> None:
+    """``evaluate`` and the reports predict through the saved graph (ONNX Runtime), equal to
+    torch on the weights; a graph that computes something else is dropped for torch."""
+    from bci_app.decoders import load_decoder
+    from bci_app.nn.export import export_onnx
+
+    folder, model, _ = saved
+    decoder, _ = load_decoder(folder)
+    config = decoder.config
+    rng = np.random.default_rng(3)
+    x = (rng.standard_normal((70, config.n_electrodes, config.n_samples)) * 20).astype(np.float32)
+    with torch.inference_mode():
+        expected = [t.numpy() for t in decoder.model(torch.from_numpy(x))]
+    got = decoder.predict_aligned(x)
+    assert decoder._run_graph is not None  # the graph ran, in batches (70 is not a multiple)
+    for a, b in zip(got, expected, strict=True):
+        np.testing.assert_allclose(a, b, atol=1e-5)
+
+    stale, _ = load_decoder(folder)
+    other = copy.deepcopy(model)
+    with torch.no_grad():
+        other.head.weight[0].add_(1.0)
+    stale.onnx = export_onnx(other)
+    got = stale.predict_aligned(x)
+    assert stale.onnx is None and "does not compute what the weights compute" in caplog.text
+    for a, b in zip(got, expected, strict=True):
+        np.testing.assert_allclose(a, b, atol=1e-5)
+
+
 def test_a_classical_checkpoint_saved_over_a_network_drops_its_graph(saved) -> None:
     from bci_app.nn.checkpoint import ONNX_FILE, read_metadata, write_checkpoint
 

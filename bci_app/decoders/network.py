@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import logging
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -11,10 +12,16 @@ import torch
 from bci_app.decoders.base import Decoder, DecoderError
 from bci_app.nn.checkpoint import network_state_problems
 from bci_app.nn.classifier import ClassifierConfig, EEGClassifier, upgrade_state
+from bci_app.nn.export import check_onnx_matches, onnx_session
 
 __all__ = ["NetworkDecoder"]
 
+log = logging.getLogger(__name__)
+
 BATCH = 256
+#: Windows per ONNX Runtime call: on S001R06's 493 windows of 64 x 320, batches of 8-32 ran
+#: faster than 128-512 (a batch stays in the cache between the graph's steps).
+ONNX_BATCH = 32
 
 
 class NetworkDecoder(Decoder):
@@ -31,23 +38,52 @@ class NetworkDecoder(Decoder):
         self.model = model.eval()
         #: The graph saved beside the weights (:mod:`bci_app.nn.export`), when loaded from one.
         self.onnx: bytes | None = None
+        self._run_graph: Callable[[np.ndarray], list[np.ndarray]] | None = None
 
     @property
     def config(self) -> ClassifierConfig:
         return self.model.config
 
     def predict_aligned(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Windows ``x (n, C, T)`` µV -> ``(probabilities (n, K), weights (n, C))``: through
+        ONNX Runtime when the checkpoint brought its graph (``evaluate``: 3x faster than torch
+        on S001R06), else through torch."""
         self.model.eval()
+        run = self._graph()
         probabilities, weights = [], []
-        with torch.inference_mode():
-            for start in range(0, len(x), BATCH):
-                batch = torch.from_numpy(np.ascontiguousarray(x[start : start + BATCH]))
-                p, w = self.model(batch)
-                probabilities.append(p.numpy())
-                weights.append(w.numpy())
+        if run is not None:
+            for start in range(0, len(x), ONNX_BATCH):
+                p, w = run(np.ascontiguousarray(x[start : start + ONNX_BATCH], dtype=np.float32))
+                probabilities.append(p)
+                weights.append(w)
+        else:
+            with torch.inference_mode():
+                for start in range(0, len(x), BATCH):
+                    batch = torch.from_numpy(np.ascontiguousarray(x[start : start + BATCH]))
+                    p, w = self.model(batch)
+                    probabilities.append(p.numpy())
+                    weights.append(w.numpy())
         if not probabilities:
             return np.zeros((0, self.n_classes), np.float32), np.zeros((0, self.n_channels))
         return np.concatenate(probabilities), np.concatenate(weights)
+
+    def _graph(self) -> Callable[[np.ndarray], list[np.ndarray]] | None:
+        """The checkpoint's graph in an ONNX Runtime session (made and checked against the
+        weights on first use), or None: no graph, or one that does not compute what the
+        weights compute (then dropped with a warning; torch runs the weights)."""
+        if self.onnx is None:
+            return None
+        if self._run_graph is None:
+            try:
+                session = onnx_session(self.onnx)
+                run = lambda x: session.run(None, {"x": x})  # noqa: E731
+                check_onnx_matches(self.model, run)
+            except Exception as exc:  # damaged or stale graph, or no ONNX Runtime
+                log.warning("the checkpoint's ONNX graph is not used (%s); using torch", exc)
+                self.onnx = None
+                return None
+            self._run_graph = run
+        return self._run_graph
 
     def tensors(self) -> dict[str, np.ndarray]:
         return {k: v.detach().cpu().numpy() for k, v in self.model.state_dict().items()}

@@ -30,7 +30,7 @@ from bci_app.infer.latency import LatencyTracker, StageTimes
 from bci_app.lifecycle import Background
 from bci_app.nn.checkpoint import resolve_device
 from bci_app.nn.classifier import EEGClassifier
-from bci_app.nn.export import check_onnx_matches, export_onnx
+from bci_app.nn.export import check_onnx_matches, export_onnx, onnx_session
 
 log = logging.getLogger(__name__)
 
@@ -213,20 +213,9 @@ class OnnxRunner:
     kind = "onnxruntime"
 
     def __init__(self, model: EEGClassifier, threads: int = 1, onnx: bytes | None = None) -> None:
-        import onnxruntime
-
         self.device = torch.device("cpu")
         self.from_checkpoint = onnx is not None
-        options = onnxruntime.SessionOptions()
-        options.intra_op_num_threads = threads
-        options.inter_op_num_threads = 1
-        options.log_severity_level = 3
-        options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_ENABLE_ALL
-        self.session = onnxruntime.InferenceSession(
-            export_onnx(model) if onnx is None else onnx,
-            options,
-            providers=["CPUExecutionProvider"],
-        )
+        self.session = onnx_session(export_onnx(model) if onnx is None else onnx, threads)
         if onnx is not None:
             check_onnx_matches(model, self.batch)
 

@@ -18,7 +18,7 @@ import torch
 
 from bci_app.nn.classifier import EEGClassifier
 
-__all__ = ["ONNX_FILE", "check_onnx_matches", "export_onnx"]
+__all__ = ["ONNX_FILE", "check_onnx_matches", "export_onnx", "onnx_session"]
 
 ONNX_FILE = "model.onnx"
 #: Largest difference allowed between the graph's and torch's outputs on the test window.
@@ -45,6 +45,21 @@ def export_onnx(model: EEGClassifier) -> bytes:
             dynamo=False,
         )
     return buffer.getvalue()
+
+
+def onnx_session(graph: bytes, threads: int = 1):
+    """An ONNX Runtime CPU session on ``graph`` (ONNX bytes) with ``threads`` intra-op threads
+    and every graph optimisation (ORT_ENABLE_ALL, the fastest level at 64 x 500 in
+    benchmarks/inference_cpu.py); its ``run(None, {"x": x})`` gives ``[probabilities, weights]``.
+    """
+    import onnxruntime
+
+    options = onnxruntime.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    options.log_severity_level = 3
+    options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_ENABLE_ALL
+    return onnxruntime.InferenceSession(graph, options, providers=["CPUExecutionProvider"])
 
 
 def check_onnx_matches(model: EEGClassifier, run) -> None:
