@@ -73,6 +73,7 @@ class ReplayRun:
     electrodes: list[str]
     duration_s: float  # stream seconds replayed
     wall_s: float
+    model_s: float = 0.0  # fast mode: of wall_s, the seconds spent classifying (rest: dsp)
     windows: list[WindowRecord] = field(default_factory=list)
     stage: DspStage | None = None  # its window grid defines the trials' windows
     metadata: CheckpointMetadata | None = None
@@ -91,6 +92,7 @@ class ReplayRun:
             "mode": self.mode,
             "duration_s": round(self.duration_s, 4),
             "wall_s": round(self.wall_s, 4),
+            "model_s": round(self.model_s, 4),
             "stream_s_per_wall_s": round(self.duration_s / self.wall_s, 2) if self.wall_s else None,
             "n_windows": len(self.windows),
             "n_predicted": len(self.windows) - flagged,
@@ -161,12 +163,14 @@ def run_fast(
     predictions: dict[int, Prediction] = {}
 
     def classify(final: bool) -> None:
+        began = time.perf_counter()
         while len(pending) >= batch_size or (final and pending):
             chunk = pending[:batch_size]
             del pending[:batch_size]
             one = batch_size == 1  # the live worker's path, window by window
             found = [worker.classify(chunk[0])] if one else worker.classify_batch(chunk)
             predictions.update((p.seq, p) for p in found)
+        run.model_s += time.perf_counter() - began
 
     # Each batch is classified as soon as the dsp has cut it: its windows are still in the
     # cache, which made the run 1.5x faster than cutting every window first.
