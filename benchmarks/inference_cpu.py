@@ -1,7 +1,7 @@
 """Batch-1 CPU inference cost per window: torch eager vs ONNX Runtime vs torch.compile, one run;
 and, at 64 x 500 (2 s at 250 Hz), ONNX Runtime's graph optimisation levels, dynamic int8
-quantisation, and the worker's own path (its runner's I/O binding and keep-warm run before each
-paced window) side by side with plain batch-1 ONNX Runtime, paced alike.
+quantisation, and the worker's own path (its runner, with the keep-warm run before each paced
+window) side by side with plain batch-1 ONNX Runtime, paced alike.
 
     python benchmarks/inference_cpu.py [--repeats 2000] [--json]
 
@@ -163,8 +163,8 @@ def _onnx_options(model, x: np.ndarray, reference: np.ndarray, repeats: int) -> 
             float(np.abs(int8(x)[0] - reference).max()), 5
         )
         results["onnxruntime_int8_dynamic"] = figures
-    # The worker's path (OnnxRunner: one window through its I/O binding, keep-warm run
-    # before each) against plain batch-1 ONNX Runtime (session.run per window), same graph.
+    # The worker's path (OnnxRunner on one window, a keep-warm run before each) against plain
+    # batch-1 ONNX Runtime (session.run per window), same graph.
     ours, default = OnnxRunner(model), session(graph)
     for _ in range(50):
         ours(x[0])
