@@ -12,7 +12,7 @@ import torch
 from bci_app.decoders.base import Decoder, DecoderError
 from bci_app.nn.checkpoint import network_state_problems
 from bci_app.nn.classifier import ClassifierConfig, EEGClassifier, upgrade_state
-from bci_app.nn.export import check_onnx_matches, onnx_session
+from bci_app.nn.export import checked_onnx_session
 
 __all__ = ["NetworkDecoder"]
 
@@ -75,14 +75,12 @@ class NetworkDecoder(Decoder):
             return None
         if self._run_graph is None:
             try:
-                session = onnx_session(self.onnx)
-                run = lambda x: session.run(None, {"x": x})  # noqa: E731
-                check_onnx_matches(self.model, run)
+                session = checked_onnx_session(self.model, self.onnx)
             except Exception as exc:  # damaged or stale graph, or no ONNX Runtime
                 log.warning("the checkpoint's ONNX graph is not used (%s); using torch", exc)
                 self.onnx = None
                 return None
-            self._run_graph = run
+            self._run_graph = lambda x: session.run(None, {"x": x})
         return self._run_graph
 
     def tensors(self) -> dict[str, np.ndarray]:

@@ -30,7 +30,7 @@ from bci_app.infer.latency import LatencyTracker, StageTimes
 from bci_app.lifecycle import Background
 from bci_app.nn.checkpoint import resolve_device
 from bci_app.nn.classifier import EEGClassifier
-from bci_app.nn.export import check_onnx_matches, export_onnx, onnx_session
+from bci_app.nn.export import checked_onnx_session, export_onnx, onnx_session
 
 log = logging.getLogger(__name__)
 
@@ -215,9 +215,10 @@ class OnnxRunner:
     def __init__(self, model: EEGClassifier, threads: int = 1, onnx: bytes | None = None) -> None:
         self.device = torch.device("cpu")
         self.from_checkpoint = onnx is not None
-        self.session = onnx_session(export_onnx(model) if onnx is None else onnx, threads)
-        if onnx is not None:
-            check_onnx_matches(model, self.batch)
+        if onnx is None:
+            self.session = onnx_session(export_onnx(model), threads)
+        else:
+            self.session = checked_onnx_session(model, onnx, threads)
 
     def __call__(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         probabilities, weights = self.batch(x[np.newaxis])
@@ -558,13 +559,17 @@ class InferenceWorker(Background):
     def classify(self, window: Window) -> Prediction:
         """The model's decision on one window, without budgets, sinks or latency records: the
         worker thread's path via :meth:`process`."""
-        if self._identity_order:  # a plain transposing copy: 2x faster than a strided take
-            self._input[...] = window.data.T
-        else:
-            self._input[...] = window.data.T[self.channel_index]
+        self._electrodes_first(window, self._input)
         self._prepared = self.decoder.prepare(self._input[np.newaxis])[0]
         probabilities, weights = self._infer(self._prepared)
         return self._prediction(window, probabilities, weights)
+
+    def _electrodes_first(self, window: Window, out: np.ndarray) -> None:
+        """Copy ``window.data (T, stream channels)`` into ``out (model electrodes, T)``."""
+        if self._identity_order:  # a plain transposing copy: 2x faster than a strided take
+            out[...] = window.data.T
+        else:
+            out[...] = window.data.T[self.channel_index]
 
     def classify_batch(self, windows: Sequence[Window]) -> list[Prediction]:
         """The decisions on many windows at once, in time order (an adapting decoder follows
@@ -574,7 +579,7 @@ class InferenceWorker(Background):
             return []
         x = np.empty((len(windows), *self._input.shape), dtype=np.float32)
         for row, window in zip(x, windows, strict=True):
-            row[...] = window.data.T if self._identity_order else window.data.T[self.channel_index]
+            self._electrodes_first(window, row)
         probabilities, weights = self.runner.batch(self.decoder.prepare(x))
         outputs = zip(windows, probabilities, weights, strict=True)
         return [self._prediction(window, p, w) for window, p, w in outputs]

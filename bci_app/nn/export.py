@@ -18,7 +18,7 @@ import torch
 
 from bci_app.nn.classifier import EEGClassifier
 
-__all__ = ["ONNX_FILE", "check_onnx_matches", "export_onnx", "onnx_session"]
+__all__ = ["ONNX_FILE", "check_onnx_matches", "checked_onnx_session", "export_onnx", "onnx_session"]
 
 ONNX_FILE = "model.onnx"
 #: Largest difference allowed between the graph's and torch's outputs on the test window.
@@ -78,3 +78,11 @@ def check_onnx_matches(model: EEGClassifier, run) -> None:
                 f"{float(np.max(np.abs(a - b))) if a.shape == b.shape else 'shape'}); "
                 "it is stale or belongs to another checkpoint"
             )
+
+
+def checked_onnx_session(model: EEGClassifier, graph: bytes, threads: int = 1):
+    """:func:`onnx_session` on a saved ``graph``, once :func:`check_onnx_matches` has found it
+    computing what ``model``'s weights compute (else ValueError)."""
+    session = onnx_session(graph, threads)
+    check_onnx_matches(model, lambda x: session.run(None, {"x": x}))
+    return session
