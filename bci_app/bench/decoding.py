@@ -66,8 +66,9 @@ BRAINDECODE_BATCH = 8
 ADAPTATION_OFF = "riemann (no adaptation)"
 ADAPTED_ELSEWHERE = "riemann (adapted on another run)"
 #: The SE network's recipe with one choice taken back (``--ablation``), and the recipe before
-#: this one (every window each epoch, early stopping on held-out trials, no band).
+#: the last two (every window each epoch, early stopping on held-out trials, no band, EEGNet).
 ABLATION = {
+    "se (EEGNet body)": ({}, {"network_body": "eegnet"}),
     "se (no band)": ({"band_hz": None}, {}),
     "se (all windows each epoch)": ({}, {"crops_per_trial": None}),
     "se (early stopping)": ({}, {"early_stopping": True}),
@@ -79,6 +80,7 @@ ABLATION = {
             "learning_rate": 1e-3,
             "crops_per_trial": None,
             "early_stopping": True,
+            "network_body": "eegnet",
         },
     ),  # fmt: skip
 }

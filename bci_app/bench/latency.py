@@ -74,7 +74,7 @@ def run_peer(
 ) -> dict:
     """The pipeline a user would otherwise build, on the same outlet and model: mne-lsl's
     ``StreamLSL`` with its own causal band-pass (1-40 Hz), ``get_data(winsize)`` polled every
-    hop, scipy's ``resample_poly`` to the model rate, the same ONNX Runtime session type.
+    hop, scipy's ``resample_poly`` to the model rate, the runner our CPU worker picks.
     e2e: from the push of the window's newest sample to the model's output."""
     from fractions import Fraction
 
@@ -85,11 +85,13 @@ def run_peer(
         from mne_lsl.stream import StreamLSL
     except ImportError as exc:
         return {"missing": f"mne-lsl not installed ({exc}); pip install -e '.[dev]'"}
-    from bci_app.infer.worker import OnnxRunner
+    import torch
+
+    from bci_app.infer.worker import build_runner
     from bci_app.nn.checkpoint import load_checkpoint
 
     model, _ = load_checkpoint(checkpoint)
-    runner = OnnxRunner(model.fold_max_norm(), threads=1)
+    runner, _ = build_runner(model.fold_max_norm(), torch.device("cpu"), cpu_threads=1)
     ratio = Fraction(model_rate / rate_hz).limit_denominator(1000)
     n_model = round(WINDOW_S * model_rate)
     stream = StreamLSL(bufsize=WINDOW_S + 1.0, source_id=outlet.source_id)

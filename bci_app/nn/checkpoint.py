@@ -460,7 +460,8 @@ def _table(rows: list[tuple[str, Any]], header: tuple[str, str]) -> list[str]:
 
 
 _DECODER_NAMES = {
-    "network": "EEGNet-style CNN (Lawhern et al. 2018) with electrode attention in front",
+    "network": "a network with electrode attention in front, then EEGNet's convolutions "
+    "(Lawhern et al. 2018) or the tangent space of the gated window's covariance",
     "riemann": "OAS covariances, tangent space at their Riemannian mean, logistic regression "
     "(pyRiemann, scikit-learn)",
     "mdm": "OAS covariances, minimum Riemannian distance to the class means (pyRiemann MDM)",
@@ -503,9 +504,15 @@ def _decoder_section(metadata: CheckpointMetadata) -> list[str]:
     lines += ["", f"Electrode weights: {decoder.weights_meaning or 'attention weights'}.", ""]
     for config in decoder.networks()[:1]:
         n_params = sum(p.numel() for p in EEGClassifier(config).parameters())
+        body = (
+            "OAS covariance of the gated window, matrix logarithm, linear head (runs in torch: "
+            "ONNX has no eigendecomposition)"
+            if config.body == "tangent"
+            else f"EEGNet convolutions, temporal kernel {config.temporal_kernel} samples"
+        )
         lines += [
-            f"Network: `{config.attention}` electrode attention, {n_params} parameters, temporal "
-            f"kernel {config.temporal_kernel} samples.",
+            f"Network: `{config.attention}` electrode attention, then {body}; {n_params} "
+            "parameters.",
             "",
             *_table(list(config.to_dict().items()), ("setting", "value")),
             "",

@@ -25,10 +25,13 @@ ONNX_FILE = "model.onnx"
 MATCH_ATOL = 1e-4
 
 
-def export_onnx(model: EEGClassifier) -> bytes:
+def export_onnx(model: EEGClassifier) -> bytes | None:
     """``model`` (a copy with its max-norm cap folded in, in eval mode) as ONNX bytes, input
     ``x (batch, n_electrodes, n_samples)`` µV, outputs ``probabilities (batch, K)`` and
-    ``weights (batch, C)``, with a dynamic batch axis."""
+    ``weights (batch, C)``, with a dynamic batch axis; None for a network without an ONNX form
+    (:attr:`~bci_app.nn.classifier.EEGClassifier.exports_onnx`)."""
+    if not model.exports_onnx:
+        return None
     model = copy.deepcopy(model).cpu().eval().fold_max_norm()
     config = model.config
     example = torch.zeros((1, config.n_electrodes, config.n_samples), dtype=torch.float32)
