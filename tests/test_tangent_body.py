@@ -196,3 +196,17 @@ def test_the_se_network_fits_aligned_on_motor_imagery_and_round_trips(tmp_path: 
     for a, b in zip(expected, got, strict=True):
         np.testing.assert_allclose(a, b, atol=1e-5)
     assert np.isfinite(expected[0]).all()
+
+
+def test_on_a_gpu_the_tangent_body_runs_eager_without_trying_a_cuda_graph(monkeypatch) -> None:
+    # No GPU here: stand in for the CUDA device's runners (the only mock in this file).
+    import bci_app.infer.worker as worker_module
+
+    def no_capture(model, device):
+        raise AssertionError("eigh synchronises with the host: no CUDA graph is to be tried")
+
+    monkeypatch.setattr(worker_module, "CudaGraphRunner", no_capture)
+    monkeypatch.setattr(worker_module, "EagerRunner", lambda model, device: ("eager", device))
+    model = EEGClassifier(_config(), channel_labels=SMALL_8).eval()
+    runner, reason = build_runner(model, torch.device("cuda"))
+    assert runner == ("eager", torch.device("cuda")) and "eigh" in reason

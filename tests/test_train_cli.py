@@ -11,17 +11,21 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from conftest import run_cli
 
-from bci_app.config import parse_config
+from bci_app.config import load_config, parse_config
 from bci_app.decoders import load_decoder
-from bci_app.nn.checkpoint import DEFAULT_MODEL_DIR, load_checkpoint
+from bci_app.io import load_recording
+from bci_app.nn.checkpoint import DEFAULT_MODEL_DIR, apply_checkpoint, load_checkpoint
 from bci_app.nn.metadata import FORMAT_VERSION
 from bci_app.pipeline import Pipeline
 from bci_app.train.commands import TrainingError, train_command
+from bci_app.train.data import extract_trials
 
 ROOT = Path(__file__).resolve().parents[1]
 MODELS = ROOT / "models"
+CONFIG = ROOT / "benchmarks" / "eegmmidb.yaml"
 
 
 def bci_app(*args: str, timeout: float = 600) -> subprocess.CompletedProcess:
@@ -98,16 +102,36 @@ def test_train_refuses_to_overwrite_and_evaluate_refuses_a_bad_folder(tmp_path):
 @pytest.mark.parametrize("name", ["sim-motor-imagery", "eegmmidb-s001-hands-feet"])
 def test_shipped_models_load_and_carry_their_metrics(name):
     decoder, metadata = load_decoder(MODELS / name)
-    # Saved at format 3 (before paradigms), read by this format as motor imagery.
-    assert metadata.format_version == 3 < FORMAT_VERSION and metadata.paradigm.kind == "mi"
+    assert metadata.format_version == FORMAT_VERSION and metadata.paradigm.kind == "mi"
+    assert decoder.config.body == "tangent" and decoder.alignment is not None
     assert len(metadata.weights_sha256) == 64
-    assert len(metadata.onnx_sha256) == 64  # the graph beside the weights
+    assert metadata.onnx_sha256 is None  # the tangent body runs in torch
     weights = (MODELS / name / "model.safetensors").stat().st_size
     assert weights < 200_000
     held_out = metadata.metrics["cross_validation"]
     assert held_out["accuracy"] > held_out["chance_95"]
     card = (MODELS / name / "MODEL_CARD.md").read_text()
     assert "Reproduce: bci-app train" in card
+
+
+def test_a_format_3_eegnet_checkpoint_still_loads_and_runs_its_graph(shared_data):
+    """The EEGMMIDB model shipped before the tangent body (format 3: before paradigms and
+    bodies), kept in tests/data: read as motor imagery with the EEGNet body, its ONNX graph
+    checked against its weights and run offline, equal to torch."""
+    folder = Path(__file__).parent / "data" / "eegmmidb-s001-eegnet-format3"
+    decoder, metadata = load_decoder(folder)
+    assert metadata.format_version == 3 < FORMAT_VERSION and metadata.paradigm.kind == "mi"
+    assert decoder.config.body == "eegnet" and decoder.onnx is not None
+    tw = extract_trials(
+        [load_recording(shared_data / "eegmmidb" / "S001" / "S001R06.edf")],
+        {"T1": "hands", "T2": "feet"},
+        apply_checkpoint(load_config(CONFIG), metadata),
+    )
+    from_graph, _ = decoder.predict(tw.x[:40])
+    assert decoder.onnx is not None  # the graph was used, not dropped
+    with torch.inference_mode():
+        from_torch = decoder.model(torch.from_numpy(decoder.prepare(tw.x[:40])))[0].numpy()
+    np.testing.assert_allclose(from_graph, from_torch, atol=1e-5)
 
 
 def test_shipped_eegmmidb_model_beats_chance_on_its_runs(shared_data):

@@ -288,7 +288,7 @@ def build_runner(
 
     CPU: ONNX Runtime on ``onnx`` (the checkpoint's graph), else on a graph exported now, else
     torch eager (also for a network without an ONNX form: the tangent body runs a window in
-    0.4 ms eager at 64 x 320); CUDA: a CUDA graph (else eager).
+    0.4 ms eager at 64 x 320); CUDA: a CUDA graph (else eager; always for the tangent body).
     """
     if device.type != "cuda":
         if cpu_runtime == "onnxruntime" and model.exports_onnx:
@@ -306,6 +306,10 @@ def build_runner(
         return EagerRunner(model, device), None
     if not use_cuda_graph:
         return EagerRunner(model, device), "CUDA graph disabled"
+    if model.config.body == "tangent":
+        # torch.linalg.eigh synchronises a CUDA device with the CPU (its documentation says
+        # so), which a CUDA graph cannot capture
+        return EagerRunner(model, device), "the tangent body's eigh cannot run in a CUDA graph"
     try:
         return CudaGraphRunner(model, device), None
     except Exception as exc:  # any capture failure: eager still works
