@@ -17,8 +17,9 @@ the network needs the signals themselves aligned, hence this small module.
 from __future__ import annotations
 
 import numpy as np
+import torch
 
-from bci_app.decoders.threads import one_blas_thread
+from bci_app.decoders.threads import blas_on_one_thread, one_blas_thread
 
 __all__ = ["Alignment", "align_runs", "window_covariances"]
 
@@ -39,7 +40,7 @@ def window_covariances(x: np.ndarray) -> np.ndarray:
     x = np.asarray(x, dtype=np.float64)
     n_channels, n_samples = x.shape[1], x.shape[2]
     centred = x - x.mean(axis=2, keepdims=True)
-    empirical = np.einsum("nct,ndt->ncd", centred, centred) / n_samples
+    empirical = centred @ centred.transpose(0, 2, 1) / n_samples
     alpha = (empirical**2).mean(axis=(1, 2))
     mu = np.trace(empirical, axis1=1, axis2=2) / n_channels
     num = alpha + mu**2
@@ -52,17 +53,25 @@ def window_covariances(x: np.ndarray) -> np.ndarray:
     return covariances
 
 
+@one_blas_thread
 def sample_covariances(x: np.ndarray) -> np.ndarray:
     """Plain covariances ``x @ x.T / T`` ``(n, C, C)`` of windows ``x (n, C, T)`` (µV²): the mean
-    of these is what alignment re-centres (He & Wu 2019), exactly, since it is linear in them."""
+    of these is what alignment re-centres (He & Wu 2019), exactly, since it is linear in them.
+    A batched matrix product: 8x faster than ``einsum``, which does not call BLAS here (64 x 320
+    windows: 57 against 459 µs for one window)."""
     x = np.asarray(x, dtype=np.float64)
-    return np.einsum("nct,ndt->ncd", x, x) / x.shape[2]
+    return x @ x.transpose(0, 2, 1) / x.shape[2]
 
 
 @one_blas_thread
 def _inverse_sqrt(matrix: np.ndarray) -> np.ndarray:
-    """``matrix^{-1/2}`` of a symmetric positive-definite matrix, eigenvalues floored."""
-    values, vectors = np.linalg.eigh((matrix + matrix.T) / 2)
+    """``matrix^{-1/2}`` of a symmetric positive-definite matrix, eigenvalues floored.
+
+    The eigendecomposition is torch's: at 64 x 64 it took 0.31 ms against numpy's 0.42 ms (in
+    turn, median of 20 rounds), and an adapting alignment runs one per window."""
+    values, vectors = (
+        t.numpy() for t in torch.linalg.eigh(torch.from_numpy((matrix + matrix.T) / 2))
+    )
     # A flat or duplicated channel makes the mean covariance singular: floor the eigenvalues at
     # a thousandth of the mean variance rather than amplify a null direction without bound.
     floor = max(float(values.mean()) * 1e-3, FLOOR_UV2)
@@ -138,9 +147,10 @@ class Alignment:
         if not self.adapts:
             return self.transform(x)
         out = np.empty(x.shape, dtype=np.float32)
-        for i, window in enumerate(x):
-            self.observe(window)
-            out[i] = self.transform(window)
+        with blas_on_one_thread():  # once for all windows, not once per step
+            for i, window in enumerate(x):
+                self.observe(window)
+                out[i] = self.transform(window)
         return out
 
     def tensors(self) -> dict[str, np.ndarray]:
