@@ -9,17 +9,17 @@ import pytest
 import scipy.linalg
 import torch
 from conftest import SHARED_DATA
+from pyriemann.estimation import Covariances
 from sklearn.linear_model import LogisticRegression
 
 from bci_app.config import DspConfig, load_config
 from bci_app.decoders import NetworkDecoder, decoder_spec, load_decoder, save_decoder
-from bci_app.decoders.alignment import window_covariances
 from bci_app.infer.worker import EagerRunner, build_runner
 from bci_app.io import load_recording
 from bci_app.io.montage import SMALL_8
 from bci_app.nn import ClassifierConfig, EEGClassifier, load_checkpoint, save_checkpoint
 from bci_app.nn.checkpoint import render_model_card
-from bci_app.nn.classifier import _shrunk_covariance, _SymmetricLog
+from bci_app.nn.covariance import oas_covariances, symmetric_log
 from bci_app.nn.export import export_onnx
 from bci_app.nn.metadata import CheckpointMetadata
 from bci_app.train.data import extract_trials
@@ -60,15 +60,15 @@ def test_features_are_the_log_of_the_gated_windows_shrunk_covariance(attention: 
     with torch.inference_mode():
         features, weights = model.tangent_features(x)
     gated = x.numpy().astype(np.float64) / 20.0 * weights.numpy()[:, :, None]
-    covariances = window_covariances(gated)  # the classical decoders' estimator, in numpy
+    covariances = Covariances(estimator="oas").transform(gated)  # pyRiemann's, per window
     expected = _upper(np.stack([scipy.linalg.logm(c).real for c in covariances]))
     np.testing.assert_allclose(features.numpy(), expected, atol=2e-4)
 
 
 def test_logarithm_gradient_is_the_derivative_of_the_matrix_logarithm() -> None:
-    covariances = _shrunk_covariance(_windows(3).double() / 20).requires_grad_()
-    symmetric_log = lambda m: _SymmetricLog.apply((m + m.transpose(1, 2)) / 2)  # noqa: E731
-    assert torch.autograd.gradcheck(symmetric_log, (covariances,))
+    covariances = oas_covariances(_windows(3).double() / 20, 1e-6).requires_grad_()
+    logarithm = lambda m: symmetric_log((m + m.transpose(1, 2)) / 2, 1e-6)  # noqa: E731
+    assert torch.autograd.gradcheck(logarithm, (covariances,))
 
 
 def test_flat_and_duplicated_electrodes_train_without_nan() -> None:

@@ -54,6 +54,7 @@ from torch import nn
 
 from bci_app.config import PositiveHz, PositiveSeconds, format_validation_error
 from bci_app.nn.attention import ATTENTION_KINDS, SQUEEZE_MODES, make_attention
+from bci_app.nn.covariance import oas_covariances, symmetric_log
 
 __all__ = [
     "BODIES",
@@ -168,59 +169,6 @@ class _MaxNormConv2d(nn.Conv2d):
         return torch.renorm(self.weight, p=2, dim=0, maxnorm=self.max_norm)
 
 
-def _shrunk_covariance(x: torch.Tensor) -> torch.Tensor:
-    """OAS-shrunk spatial covariances ``(B, C, C)`` of windows ``x (B, C, T)``: the estimator of
-    :func:`bci_app.decoders.alignment.window_covariances` (the classical decoders'), in torch so
-    that gradients reach the attention, plus :data:`_COVARIANCE_FLOOR` on the diagonal."""
-    n_channels, n_samples = x.shape[1], x.shape[2]
-    centred = x - x.mean(dim=2, keepdim=True)
-    empirical = centred @ centred.transpose(1, 2) / n_samples
-    alpha = empirical.square().mean(dim=(1, 2))
-    mu = torch.diagonal(empirical, dim1=1, dim2=2).mean(dim=1)
-    numerator = alpha + mu.square()
-    denominator = (n_samples + 1) * (alpha - mu.square() / n_channels)
-    degenerate = denominator <= 0  # an all-zero (or constant) window
-    shrinkage = torch.where(
-        degenerate,
-        torch.ones_like(mu),
-        torch.clamp(numerator / torch.where(degenerate, 1.0, denominator), max=1.0),
-    )
-    eye = torch.eye(n_channels, dtype=x.dtype, device=x.device)
-    return (1.0 - shrinkage)[:, None, None] * empirical + (shrinkage * mu + _COVARIANCE_FLOOR)[
-        :, None, None
-    ] * eye
-
-
-class _SymmetricLog(torch.autograd.Function):
-    """Matrix logarithm of symmetric positive-definite ``(B, C, C)`` (eigenvalues floored at
-    :data:`_COVARIANCE_FLOOR`). The backward is the Daleckii-Krein formula with divided
-    differences, as SPDNet's LogEig layer computes it: autograd through ``eigh`` divides by
-    eigenvalue gaps and gives NaN when two are equal (two flat or duplicated electrodes)."""
-
-    @staticmethod
-    def forward(ctx: Any, matrices: torch.Tensor) -> torch.Tensor:
-        values, vectors = torch.linalg.eigh(matrices)
-        values = values.clamp_min(_COVARIANCE_FLOOR)
-        logs = torch.log(values)
-        ctx.save_for_backward(values, logs, vectors)
-        return (vectors * logs[:, None, :]) @ vectors.transpose(1, 2)
-
-    @staticmethod
-    def backward(ctx: Any, grad: torch.Tensor) -> torch.Tensor:
-        values, logs, vectors = ctx.saved_tensors
-        gap = values[:, :, None] - values[:, None, :]
-        close = gap.abs() <= 1e-6 * values[:, :, None].abs().clamp_min(_COVARIANCE_FLOOR)
-        # (log a - log b) / (a - b), and its limit 1 / a where a and b (nearly) coincide
-        divided = torch.where(
-            close,
-            1.0 / values[:, :, None].expand_as(gap),
-            (logs[:, :, None] - logs[:, None, :]) / torch.where(close, 1.0, gap),
-        )
-        symmetric = (grad + grad.transpose(1, 2)) / 2
-        inner = vectors.transpose(1, 2) @ symmetric @ vectors
-        return vectors @ (divided * inner) @ vectors.transpose(1, 2)
-
-
 def _same_correlation_fft(signals: torch.Tensor, kernels: torch.Tensor) -> torch.Tensor:
     """``conv1d(signals, kernels, padding=K // 2, groups=G)`` through the FFT.
 
@@ -333,7 +281,8 @@ class EEGClassifier(nn.Module):
         triangle ``(B, C (C + 1) / 2)``, electrode weights ``(B, C)``)."""
         x = self._check_input(x) / self.input_scale_uv
         x, weights = self.attention(x)
-        logarithm = _SymmetricLog.apply(_shrunk_covariance(x))
+        covariances = oas_covariances(x, _COVARIANCE_FLOOR)
+        logarithm = symmetric_log(covariances, _COVARIANCE_FLOOR)
         upper = logarithm[:, self._upper_rows, self._upper_columns] * self._upper_scale
         return upper, weights
 
