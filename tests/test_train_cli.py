@@ -17,7 +17,12 @@ from conftest import run_cli
 from bci_app.config import load_config, parse_config
 from bci_app.decoders import load_decoder
 from bci_app.io import load_recording
-from bci_app.nn.checkpoint import DEFAULT_MODEL_DIR, apply_checkpoint, load_checkpoint
+from bci_app.nn.checkpoint import (
+    DEFAULT_MODEL_DIR,
+    CheckpointError,
+    apply_checkpoint,
+    load_checkpoint,
+)
 from bci_app.nn.metadata import FORMAT_VERSION
 from bci_app.pipeline import Pipeline
 from bci_app.train.commands import TrainingError, train_command
@@ -54,8 +59,11 @@ def test_train_on_labrecorder_xdf_then_evaluate_on_edf(shared_data, tmp_path):
     metrics = json.loads(trained.stdout.strip().splitlines()[-1])
     assert metrics["decoder"] == "se" and metrics["epochs_run"] == 25
     assert metrics["train_trials"] == 15  # the recipe trains on every trial, fixed epochs
-    model, metadata = load_checkpoint(out)
-    assert metadata.decoder.band_hz == [8.0, 30.0] and metadata.decoder.alignment is None
+    decoder, metadata = load_decoder(out)
+    assert decoder.config.body == "tangent" and decoder.alignment is not None
+    assert metadata.decoder.band_hz == [8.0, 30.0] and metadata.decoder.alignment is not None
+    with pytest.raises(CheckpointError, match="load_decoder, which applies the alignment"):
+        load_checkpoint(out)  # the network alone would see windows it was not trained on
     assert metadata.classes == ["hands", "feet"]
     assert len(metadata.channel_labels) == 64 and metadata.model_rate_hz == 160.0
     assert metadata.dsp.notch == 60

@@ -366,7 +366,8 @@ def load_checkpoint(
 
     Never unpickles: the weights are parsed with safetensors only. ``device`` may also be
     ``"auto"``. Raises :class:`CheckpointError` for a missing folder/file, corrupt metadata,
-    invalid safetensors or weights that do not fit the architecture in the metadata.
+    invalid safetensors, weights that do not fit the architecture in the metadata, or a decoder
+    that is more than the network (another kind, or a network with its input alignment).
     """
     directory = Path(directory)
     metadata, tensors = read_checkpoint(directory)
@@ -375,6 +376,12 @@ def load_checkpoint(
         raise CheckpointError(
             f"{directory} holds a {metadata.decoder.kind} decoder, not a network; load it with "
             "bci_app.decoders.load_decoder"
+        )
+    if metadata.decoder.alignment is not None:
+        raise CheckpointError(
+            f"{directory} holds a network that expects re-centred windows (Euclidean "
+            "alignment, saved beside its weights); load it with bci_app.decoders.load_decoder, "
+            "which applies the alignment"
         )
     target = resolve_device(device)
     path = directory / WEIGHTS_FILE
