@@ -6,14 +6,16 @@ moment the outlet pushed the newest sample of a window to the moment its predict
 the predictions outlet (the outlet pushes 10 ms chunks, so a window's newest sample may wait in
 the source for the rest of its chunk: the in-app "acquire" stage, measured from the sample's
 timestamp, includes that wait; the reported ``e2e`` does not). The model is an untrained
-classifier of the right shape for each case (cost does not depend on the weights). Filter delay
+classifier of the right shape for each case (cost does not depend on the weights): the EEGNet
+body, and in the last case the motor-imagery default (a band inside each window, an adapting
+alignment and the tangent body, which runs in torch). Filter delay
 (group delay at 10 and 20 Hz, ``group_delay_ms``, and the step settling time) and window length
 are fixed delays, reported apart.
 
 In the same run, on the same outlet and model, the pipeline a user would otherwise build (see
-:func:`run_peer`: mne-lsl's ``StreamLSL`` with its filter, ``get_data`` polled every hop, ONNX
-Runtime) is timed the same way; ``ratio_e2e_p99`` is ours over it. The last line is one JSON
-object with ``cases``.
+:func:`run_peer`: mne-lsl's ``StreamLSL`` with its filter, ``get_data`` polled every hop, the
+same decoder and runtime) is timed the same way; ``ratio_e2e_p99`` is ours over it. The last
+line is one JSON object with ``cases``.
 """
 
 from __future__ import annotations
@@ -25,35 +27,56 @@ import threading
 import time
 from pathlib import Path
 
+import numpy as np
 import pylsl
 import torch
 
 from bci_app.bench.outlet import BenchOutlet
 from bci_app.config import AppConfig, DspConfig, parse_config
+from bci_app.decoders import (
+    DEFAULT_MEMORY_WINDOWS,
+    Alignment,
+    NetworkDecoder,
+    load_decoder,
+    save_decoder,
+)
+from bci_app.decoders.band import BandFilter
 from bci_app.infer.latency import summarize_ms
 from bci_app.infer.worker import Prediction
 from bci_app.io.montage import channel_set
 from bci_app.nn.checkpoint import CheckpointMetadata, render_model_card, save_checkpoint
 from bci_app.nn.classifier import ClassifierConfig, EEGClassifier
 from bci_app.pipeline import Pipeline
+from bci_app.train.decoders import BAND_HZ
 
-# (channels, stream rate Hz, model rate Hz)
-CASES = ((64, 160.0, 160.0), (64, 1000.0, 250.0), (256, 2048.0, 250.0))
+# (channels, stream rate Hz, model rate Hz, network body)
+CASES = (
+    (64, 160.0, 160.0, "eegnet"),
+    (64, 1000.0, 250.0, "eegnet"),
+    (256, 2048.0, 250.0, "eegnet"),
+    (64, 1000.0, 250.0, "tangent"),
+)
 WINDOW_S = 2.0
 HOP_S = 0.1
 
 
 def make_checkpoint(
-    directory: Path, labels: tuple[str, ...], model_rate: float, dsp: DspConfig | None = None
+    directory: Path,
+    labels: tuple[str, ...],
+    model_rate: float,
+    dsp: DspConfig | None = None,
+    body: str = "eegnet",
 ) -> Path:
     """An untrained checkpoint for ``labels`` at ``model_rate`` with 2 s windows and ``dsp``
-    (default: the default chain)."""
+    (default: the default chain). ``body="tangent"``: as motor-imagery training saves the
+    network, with its 8-30 Hz band inside each window and an adapting alignment."""
     torch.manual_seed(0)
     classifier = ClassifierConfig(
         n_electrodes=len(labels),
         n_samples=round(WINDOW_S * model_rate),
         n_classes=4,
         rate_hz=model_rate,
+        body=body,
     )
     metadata = CheckpointMetadata(
         classes=["left_hand", "right_hand", "feet", "rest"],
@@ -66,7 +89,12 @@ def make_checkpoint(
         training={"description": "untrained, for latency benchmarks"},
     )
     model = EEGClassifier(classifier, channel_labels=labels)
-    return save_checkpoint(directory, model, metadata, render_model_card(metadata))
+    if body != "tangent":
+        return save_checkpoint(directory, model, metadata, render_model_card(metadata))
+    decoder = NetworkDecoder(model)
+    decoder.band = BandFilter(*BAND_HZ, model_rate)
+    decoder.alignment = Alignment(np.eye(len(labels)) * 100.0, 10.0, DEFAULT_MEMORY_WINDOWS)
+    return save_decoder(directory, decoder, metadata, render_model_card(metadata))
 
 
 def run_peer(
@@ -74,24 +102,21 @@ def run_peer(
 ) -> dict:
     """The pipeline a user would otherwise build, on the same outlet and model: mne-lsl's
     ``StreamLSL`` with its own causal band-pass (1-40 Hz), ``get_data(winsize)`` polled every
-    hop, scipy's ``resample_poly`` to the model rate, the runner our CPU worker picks.
-    e2e: from the push of the window's newest sample to the model's output."""
+    hop, scipy's ``resample_poly`` to the model rate, the decoder's own band and alignment and
+    the runner our CPU worker picks. e2e: from the push of the window's newest sample to the
+    model's output."""
     from fractions import Fraction
 
-    import numpy as np
     from scipy.signal import resample_poly
 
     try:
         from mne_lsl.stream import StreamLSL
     except ImportError as exc:
         return {"missing": f"mne-lsl not installed ({exc}); pip install -e '.[dev]'"}
-    import torch
-
     from bci_app.infer.worker import build_runner
-    from bci_app.nn.checkpoint import load_checkpoint
 
-    model, _ = load_checkpoint(checkpoint)
-    runner, _ = build_runner(model.fold_max_norm(), torch.device("cpu"), cpu_threads=1)
+    decoder, _ = load_decoder(checkpoint)
+    runner, _ = build_runner(decoder.model.fold_max_norm(), torch.device("cpu"), cpu_threads=1)
     ratio = Fraction(model_rate / rate_hz).limit_denominator(1000)
     n_model = round(WINDOW_S * model_rate)
     stream = StreamLSL(bufsize=WINDOW_S + 1.0, source_id=outlet.source_id)
@@ -109,7 +134,7 @@ def run_peer(
             x = resample_poly(data, ratio.numerator, ratio.denominator, axis=1)[:, -n_model:]
             x = np.ascontiguousarray(x, dtype=np.float32)
             infer_start = pylsl.local_clock()
-            runner(x)  # cost does not depend on scale
+            runner(decoder.prepare(x[np.newaxis])[0])  # cost does not depend on scale
             done = pylsl.local_clock()
             inference.append((done - infer_start) * 1e3)
             from_push.append((done - outlet.clock.pushed_at(float(stamps[-1]))) * 1e3)
@@ -123,14 +148,19 @@ def run_peer(
 
 
 def run_case(
-    n_channels: int, rate_hz: float, model_rate: float, device: str, duration: float
+    n_channels: int,
+    rate_hz: float,
+    model_rate: float,
+    device: str,
+    duration: float,
+    body: str = "eegnet",
 ) -> dict:
     labels = channel_set(n_channels)
     with (
         tempfile.TemporaryDirectory() as tmp,
         BenchOutlet(n_channels, rate_hz, 2 * duration + 30.0) as outlet,  # ours, then the peer
     ):
-        checkpoint = make_checkpoint(Path(tmp) / "model", labels, model_rate)
+        checkpoint = make_checkpoint(Path(tmp) / "model", labels, model_rate, body=body)
         config = parse_config(
             {
                 "stream": {"source_id": outlet.source_id},
@@ -173,6 +203,7 @@ def run_case(
         "channels": n_channels,
         "stream_rate_hz": rate_hz,
         "model_rate_hz": model_rate,
+        "body": body,
         "window_samples": round(WINDOW_S * model_rate),
         "device": worker.device,
         "runner": worker.runner,
@@ -256,11 +287,12 @@ def main(duration: float = 20.0, as_json: bool = False, devices: list[str] | Non
         devices = ["cpu", "cuda"] if torch.cuda.is_available() else ["cpu"]
     cases = []
     for device in devices:
-        for n_channels, rate_hz, model_rate in CASES:
-            case = run_case(n_channels, rate_hz, model_rate, device, duration)
+        for n_channels, rate_hz, model_rate, body in CASES:
+            case = run_case(n_channels, rate_hz, model_rate, device, duration, body)
             cases.append(case)
             print(
-                f"{n_channels}ch@{rate_hz:g}Hz -> {model_rate:g} Hz on {case['device']} "
+                f"{n_channels}ch@{rate_hz:g}Hz -> {model_rate:g} Hz, {body} body, on "
+                f"{case['device']} "
                 f"({case['runner']}): e2e p50/p99 {case['e2e_p50_ms']:.2f}/"
                 f"{case['e2e_p99_ms']:.2f} ms, inference {case['inference_p50_ms']:.3f}/"
                 f"{case['inference_p99_ms']:.3f} ms, dropped {case['dropped_windows']}, CPU "
