@@ -173,11 +173,13 @@ def fit_decoder(
     started = time.monotonic()
     band = None if band_hz is None else BandFilter(*band_hz, tw.rate_hz)
     x = band_passed if band_passed is not None else tw.x if band is None else band(tw.x)
+    alignment: Alignment | None = None
+    if name in CLASSICAL or (name in NETWORKS and settings.network_body == "tangent"):
+        # covariance decoders, and the tangent body, whose logarithm at I is then the tangent
+        # space at the calibration's mean
+        alignment = Alignment.fit(x, DEFAULT_MEMORY_WINDOWS if adapt else 0)
+        x = align_runs(x, tw.run, alignment)
     if name in NETWORKS:
-        alignment: Alignment | None = None
-        if settings.network_body == "tangent":  # its logarithm at I is the tangent space at R
-            alignment = Alignment.fit(x, DEFAULT_MEMORY_WINDOWS if adapt else 0)
-            x = align_runs(x, tw.run, alignment)
         prepared = tw.with_x(x)
         if settings.early_stopping:
             train_ids, val_ids = split_trials(
@@ -224,8 +226,7 @@ def fit_decoder(
             "mdm": MdmDecoder.fit,
             "csp-lda": CspLdaDecoder.fit,
         }[name]
-        alignment = Alignment.fit(x, DEFAULT_MEMORY_WINDOWS if adapt else 0)
-        decoder = fit(align_runs(x, tw.run, alignment), tw.y)
+        decoder = fit(x, tw.y)
         decoder.alignment = alignment
         info = {}
     decoder.band = band
