@@ -28,11 +28,11 @@ __all__ = ["Alignment", "align_runs", "window_covariances"]
 FLOOR_UV2 = 1e-6
 
 
-@one_blas_thread
 def window_covariances(x: np.ndarray) -> np.ndarray:
     """OAS-shrunk spatial covariances ``(n, C, C)`` of windows ``x (n, C, T)`` (µV²), float64:
     :func:`~bci_app.nn.covariance.oas_covariances` with a floor of :data:`FLOOR_UV2` (all
-    windows at once; pyRiemann's per-window calls were 9 s of a 32 s ``auto``)."""
+    windows at once; pyRiemann's per-window calls were 9 s of a 32 s ``auto``). torch computes
+    it, on its own threads (``torch.set_num_threads``), not OpenBLAS's."""
     windows = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float64))
     return oas_covariances(windows, FLOOR_UV2).numpy()
 
