@@ -9,6 +9,7 @@ import warnings
 from pathlib import Path
 
 import numpy as np
+import pylsl
 import pytest
 from conftest import SHARED_DATA
 from mne.decoding import CSP
@@ -246,6 +247,59 @@ def test_alignment_recentres_and_adaptation_follows_the_session(runs) -> None:
     assert adapting.observed == len(louder)
     adapting.reset()
     assert adapting.observed == 0 and np.array_equal(adapting.reference, adapting.initial_reference)
+
+
+def test_each_window_is_aligned_with_the_reference_of_the_windows_before_it(runs) -> None:
+    train, test = runs
+    adapting = Alignment.fit(train.x, memory_windows=20)
+    fixed = Alignment.fit(train.x)
+    aligned = adapting.transform_causal(test.x[:3])
+    np.testing.assert_array_equal(aligned[0], fixed.transform(test.x[0]))
+    assert adapting.observed == 3 and adapting.unsettled == 1  # the last one: until settle()
+    # window 2 saw the reference after windows 0 and 1, and the last window moves it now
+    replay = Alignment.fit(train.x, memory_windows=20)
+    replay.observe(test.x[:2])
+    np.testing.assert_allclose(aligned[2], replay.transform(test.x[2]), rtol=1e-5, atol=1e-4)
+    before = replay.whitener.copy()
+    replay.observe(test.x[2])
+    assert replay.unsettled == 1
+    replay.transform(test.x[3])  # settles what was observed first
+    assert replay.unsettled == 0 and not np.array_equal(replay.whitener, before)
+    np.testing.assert_allclose(replay.reference, adapting.reference, rtol=1e-12)
+
+
+def test_the_worker_adapts_after_the_prediction_is_out(runs) -> None:
+    train, test = runs
+    decoder = fit_decoder("riemann", train, TrainSettings(), adapt=True).decoder
+    unsettled_at_emit: list[int] = []
+    worker = InferenceWorker(
+        decoder,
+        train.classes,
+        list(range(64)),
+        "cpu",
+        BudgetsConfig(staleness_ms=1e9),
+        emit=lambda prediction: unsettled_at_emit.append(decoder.alignment.unsettled),
+        window_samples=320,
+    )
+    expected, _ = decoder.predict(test.x[:4])
+    decoder.reset()
+    for seq in range(4):
+        window = Window(
+            seq=seq,
+            start_index=seq * 40,
+            data=test.x[seq].T.copy(),
+            first_timestamp=0.0,
+            last_timestamp=pylsl.local_clock(),
+            arrival_time=pylsl.local_clock(),
+            cut_time=pylsl.local_clock(),
+            flags=0,
+        )
+        prediction = worker.process(window)
+        assert prediction is not None
+        np.testing.assert_allclose(prediction.probabilities, expected[seq], atol=1e-5)
+        assert decoder.alignment.unsettled == 0  # settled once the prediction was out
+    assert unsettled_at_emit == [1, 1, 1, 1]
+    assert decoder.alignment.observed == 4
 
 
 def test_the_worker_runs_a_classical_decoder_and_resets_after_warm_up(runs) -> None:

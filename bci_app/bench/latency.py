@@ -136,6 +136,7 @@ def run_peer(
             infer_start = pylsl.local_clock()
             runner(decoder.prepare(x[np.newaxis])[0])  # cost does not depend on scale
             done = pylsl.local_clock()
+            decoder.settle()  # its adaptation after the output, as our worker does
             inference.append((done - infer_start) * 1e3)
             from_push.append((done - outlet.clock.pushed_at(float(stamps[-1]))) * 1e3)
     finally:

@@ -81,9 +81,16 @@ class Decoder(ABC):
         if self.alignment is not None:
             self.alignment.reset()
 
+    def settle(self) -> None:
+        """Finish adapting to the windows prepared so far (see :meth:`Alignment.settle`): the
+        live worker calls it once a prediction is out; otherwise the next :meth:`prepare`
+        does it."""
+        if self.alignment is not None:
+            self.alignment.settle()
+
     def prepare(self, x: np.ndarray) -> np.ndarray:
         """Windows ``x (n, C, T)`` µV in time order, band-passed and aligned (with adaptation
-        on, window ``i`` is aligned after the reference saw it), float32."""
+        on, window ``i`` with the reference of the windows before it), float32."""
         x = np.asarray(x, dtype=np.float32)
         if self.band is not None:
             x = self.band(x)

@@ -32,6 +32,10 @@ class EnsembleDecoder(Decoder):
         for member in self.members:
             member.reset()
 
+    def settle(self) -> None:
+        for member in self.members:
+            member.settle()
+
     def predict_aligned(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """The members' :meth:`~Decoder.predict` (each prepares the windows its own way)."""
         outputs = [member.predict(x) for member in self.members]

@@ -559,6 +559,10 @@ class InferenceWorker(Background):
                 callback(prediction)
             except Exception:  # a faulty sink must not stop inference
                 log.exception("prediction callback %r failed", callback)
+        try:  # the adapting alignment's update: after the prediction is out, not before
+            self.decoder.settle()
+        except Exception:  # then the next window meets it in classify(), and counts it
+            log.exception("adapting to window %d failed", window.seq)
         return prediction
 
     def classify(self, window: Window) -> Prediction:
