@@ -190,8 +190,9 @@ class ModelConfig(_Section):
     cuda_graph: bool = True
     cpu_runtime: Literal["onnxruntime", "torch"] = "onnxruntime"
     cpu_threads: Annotated[int, Field(ge=1, le=64)] = 1
-    # CPU only: run the model once on the last window just before the next one is due, so
-    # that it finds the caches warm (paced batch-1 inference was 2-3x slower than back to back).
+    # ONNX Runtime only: run the model once on the last window just before the next one is due,
+    # so that it finds the caches warm (paced batch-1 inference was 2-3x slower than back to
+    # back); torch eager (the tangent body) gained nothing from it.
     keep_warm: bool = True
     # Unsupervised adaptation of an aligned decoder's reference to the session (no labels):
     # null keeps the checkpoint's setting, true / false turn it on / off.

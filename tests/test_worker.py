@@ -344,6 +344,7 @@ def test_paced_worker_keeps_warm_without_touching_predictions_or_adaptation():
     cold = make_worker(keep_warm=False)
     warm = make_worker()
     assert cold.keep_warm is None and warm.keep_warm is not None
+    assert make_worker(cpu_runtime="torch").keep_warm is None  # eager: measured no gain
     seen: list = []
     warm._callbacks.append(seen.append)
     warm.start()

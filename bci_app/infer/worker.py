@@ -376,9 +376,12 @@ class InferenceWorker(Background):
         every_window: bool = False,
     ) -> None:
         """``window_samples``: the window length in model-rate samples (read from the network
-        for a network decoder). ``keep_warm``: on the CPU, run a network once on the last
-        window just before the next one is due (:class:`KeepWarm`). ``every_window``: classify
-        every window in order (:class:`FifoSlot`: ERP epochs) instead of the latest only."""
+        for a network decoder). ``keep_warm``: on ONNX Runtime, run a network once on the last
+        window just before the next one is due (:class:`KeepWarm`; not for torch eager, where
+        in the tangent case it bought no inference time and its run, 1-3 ms, delayed the next
+        window: queue p99 5.1-5.8 against 0.6-0.9 ms in two pairs of runs). ``every_window``:
+        classify every window in order (:class:`FifoSlot`: ERP epochs) instead of the latest
+        only."""
         super().__init__()
         self.classes = tuple(classes)
         self.channel_index = np.asarray(channel_index, dtype=np.intp)
@@ -413,7 +416,7 @@ class InferenceWorker(Background):
         self._input = np.zeros((decoder.n_channels, n_samples), dtype=np.float32)
         self._prepared = self._input  # the last prepared window: what a warm run feeds
         warm = (
-            keep_warm and isinstance(decoder, NetworkDecoder) and self.runner.device.type == "cpu"
+            keep_warm and isinstance(decoder, NetworkDecoder) and self.runner.kind == "onnxruntime"
         )
         self.keep_warm = KeepWarm() if warm else None
         self._warm_up()
