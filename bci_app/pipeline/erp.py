@@ -33,6 +33,9 @@ MARKER_SETTLE_S = 0.1
 #: one of a session has none). Longer than an epoch (0.8 s) and its classification, shorter
 #: than the pause between characters (2-2.5 s); with a shorter pause the next flash decides.
 CHARACTER_END_S = 1.5
+#: An epoch handed to the worker and not scored this long after is taken as skipped (a gap or
+#: NaN inside) or failed: a character ending on silence stops waiting for it (s).
+EPOCH_SCORE_TIMEOUT_S = 2.0
 #: Markers without a single flash after which the marker stream is named as the wrong one.
 NO_FLASH_WARNING = 20
 #: Characters kept for the status (the outlet has them all).
@@ -71,7 +74,8 @@ class ErpStage:
         self._assembler = FlashAssembler()
         self._newest_marker: float | None = None
         self._waiting: collections.deque[Flash] = collections.deque()
-        self._by_seq: dict[int, Flash] = {}
+        # epochs handed to the worker and not scored yet: window seq -> (flash, handed at)
+        self._unscored: dict[int, tuple[Flash, float]] = {}
         self._flashes = self._epochs = self._missed = self._markers = 0
         self._warned = False
         # The worker thread adds scores, the dsp thread ends a character whose markers stopped.
@@ -88,8 +92,11 @@ class ErpStage:
         )
 
     def step(self, now: float) -> list[Window]:
-        """Dsp thread, after ``stage.process``: take new markers, ask for the epochs of the
-        flashes whose time the EEG has reached, and return the epochs cut (to classify)."""
+        """Dsp thread, after ``stage.process`` and whenever it waited for EEG in vain: take new
+        markers, ask for the epochs of the flashes whose time the EEG has reached, and return
+        the epochs cut (to classify). A character whose markers stopped is decided once the
+        worker has scored its epochs, also when the EEG stopped with them (end of a replay,
+        an amplifier switched off)."""
         for timestamp, label in self.markers.take():
             self._newest_marker = timestamp
             self._markers += 1
@@ -105,13 +112,6 @@ class ErpStage:
             )
         if self._newest_marker is not None and now - self._newest_marker > MARKER_SETTLE_S:
             self._add(self._assembler.flush())
-        if (
-            self._newest_marker is not None
-            and now - self._newest_marker > CHARACTER_END_S
-            and not self._waiting
-        ):
-            with self._speller_lock:
-                self._publish(self.speller.finish(), now)
         while self._waiting:
             try:
                 position = self.raw_ring.position_of(self._waiting[0].position)
@@ -122,13 +122,38 @@ class ErpStage:
             if position is None:
                 break  # the EEG has not reached this flash yet
             flash = self._waiting.popleft()
-            self.stage.request_epoch(position, flash)
+            # The raw sample the flash falls on, as offline (a recording's sample index): the
+            # inlet's smoothed timestamps moved positions by up to 0.003 samples, which tipped
+            # every other 0.175 s flash (half-way between two 60 Hz samples) to the other one.
+            self.stage.request_epoch(float(round(position)), flash)
         epochs = []
         for flash, window in self.stage.take_epochs():
-            self._by_seq[window.seq] = flash  # type: ignore[assignment]
+            if window.usable:  # the worker skips the others: no score will come
+                with self._speller_lock:
+                    self._unscored[window.seq] = (flash, now)  # type: ignore[assignment]
             self._epochs += 1
             epochs.append(window)
+        if (
+            self._newest_marker is not None
+            and now - self._newest_marker > CHARACTER_END_S
+            and not self._waiting
+        ):
+            with self._speller_lock:
+                if not self._scoring(now):
+                    self._publish(self.speller.finish(), now)
         return epochs
+
+    def _scoring(self, now: float) -> bool:
+        """Whether the worker still has epochs to score (lock held); forgets those it will
+        not score (:data:`EPOCH_SCORE_TIMEOUT_S`)."""
+        lost = [
+            seq
+            for seq, (_, handed) in self._unscored.items()
+            if now - handed > EPOCH_SCORE_TIMEOUT_S
+        ]
+        for seq in lost:
+            del self._unscored[seq]
+        return bool(self._unscored)
 
     def _feed(self, timestamp: float, label: str) -> list[Flash]:
         try:
@@ -143,11 +168,11 @@ class ErpStage:
 
     def on_prediction(self, prediction: Prediction) -> None:
         """Worker thread: one epoch's target probability into the speller."""
-        flash = self._by_seq.pop(prediction.seq, None)
-        if flash is None:
-            return
         with self._speller_lock:
-            for character in self.speller.add(flash, prediction.probabilities):
+            unscored = self._unscored.pop(prediction.seq, None)
+            if unscored is None:
+                return
+            for character in self.speller.add(unscored[0], prediction.probabilities):
                 self._publish(character, prediction.timestamp)
 
     def _publish(self, character: SpelledCharacter | None, timestamp: float) -> None:

@@ -276,6 +276,7 @@ class Pipeline(PipelineBase):
         stage, ring = self.stage, self.inlet.ring
         while not self.stopping:
             if not ring.wait_for(stage.cursor, WAKE_TIMEOUT_S):
+                self._step_erp()  # without EEG, the markers' silence still ends a character
                 continue
             overruns_before = stage.overruns
             if self.worker is not None and self.inlet.first_arrival is not None:
@@ -290,8 +291,12 @@ class Pipeline(PipelineBase):
                     except Exception:
                         self._sink_errors += 1  # one faulty sink must not stop the others
                         log.exception("window sink %r failed", sink)
-            if self.erp is not None and self.worker is not None:
-                for epoch in self.erp.step(pylsl.local_clock()):
-                    self.worker.submit(epoch)
+            self._step_erp()
             for _ in range(stage.overruns - overruns_before):
                 self.inlet.report_overrun()
+
+    def _step_erp(self) -> None:
+        """The ERP stage's markers and epochs (dsp thread): new epochs go to the worker."""
+        if self.erp is not None and self.worker is not None:
+            for epoch in self.erp.step(pylsl.local_clock()):
+                self.worker.submit(epoch)
