@@ -249,6 +249,20 @@ def test_alignment_recentres_and_adaptation_follows_the_session(runs) -> None:
     assert adapting.observed == 0 and np.array_equal(adapting.reference, adapting.initial_reference)
 
 
+def _window(seq: int, x: np.ndarray, stamp: float) -> Window:
+    """Trial window ``x (C, T)`` as the dsp hands it to the worker, newest sample at ``stamp``."""
+    return Window(
+        seq=seq,
+        start_index=seq * 40,
+        data=x.T.copy(),
+        first_timestamp=0.0,
+        last_timestamp=stamp,
+        arrival_time=stamp,
+        cut_time=stamp,
+        flags=0,
+    )
+
+
 def test_each_window_is_aligned_with_the_reference_of_the_windows_before_it(runs) -> None:
     train, test = runs
     adapting = Alignment.fit(train.x, memory_windows=20)
@@ -284,17 +298,7 @@ def test_the_worker_adapts_after_the_prediction_is_out(runs) -> None:
     expected, _ = decoder.predict(test.x[:4])
     decoder.reset()
     for seq in range(4):
-        window = Window(
-            seq=seq,
-            start_index=seq * 40,
-            data=test.x[seq].T.copy(),
-            first_timestamp=0.0,
-            last_timestamp=pylsl.local_clock(),
-            arrival_time=pylsl.local_clock(),
-            cut_time=pylsl.local_clock(),
-            flags=0,
-        )
-        prediction = worker.process(window)
+        prediction = worker.process(_window(seq, test.x[seq], pylsl.local_clock()))
         assert prediction is not None
         np.testing.assert_allclose(prediction.probabilities, expected[seq], atol=1e-5)
         assert decoder.alignment.unsettled == 0  # settled once the prediction was out
@@ -314,17 +318,7 @@ def test_the_worker_runs_a_classical_decoder_and_resets_after_warm_up(runs) -> N
     expected, expected_weights = decoder.predict(test.x[:5])
     decoder.reset()
     for seq in range(5):
-        window = Window(
-            seq=seq,
-            start_index=seq * 40,
-            data=test.x[seq].T.copy(),
-            first_timestamp=0.0,
-            last_timestamp=2.0,
-            arrival_time=2.0,
-            cut_time=2.0,
-            flags=0,
-        )
-        prediction = worker.classify(window)
+        prediction = worker.classify(_window(seq, test.x[seq], 2.0))
         np.testing.assert_allclose(prediction.probabilities, expected[seq], atol=1e-5)
         np.testing.assert_allclose(prediction.weights, expected_weights[seq], atol=1e-6)
 

@@ -325,16 +325,25 @@ def test_live_p300_pipeline_spells_from_real_eeg_and_markers_over_lsl(p300_model
     assert sample == ["D"]
 
 
+def _marker_outlet_and_inlet(
+    prefix: str,
+) -> tuple[pylsl.StreamInfo, pylsl.StreamOutlet, MarkerInlet]:
+    """A string marker stream's info, its outlet and a started :class:`MarkerInlet` on it
+    (stop it after)."""
+    source_id = unique_id(prefix)
+    info = make_stream_info("m", "Markers", source_id, channel_format="string", n_channels=1)
+    outlet = pylsl.StreamOutlet(info)
+    inlet = MarkerInlet(source_id, resolve_timeout=5.0)
+    inlet.start()
+    return info, outlet, inlet
+
+
 def test_a_character_ending_on_silence_waits_until_its_epochs_are_scored(p300_config):
     """The markers fall silent: the character is decided once the worker has scored every
     epoch handed to it, not on part of them; one never scored (skipped, failed) stops
     counting after EPOCH_SCORE_TIMEOUT_S."""
     rate = 240.0
-    source_id = unique_id("flashes")
-    info = make_stream_info("m", "Markers", source_id, channel_format="string", n_channels=1)
-    outlet = pylsl.StreamOutlet(info)
-    markers = MarkerInlet(source_id, resolve_timeout=5.0)
-    markers.start()
+    _, outlet, markers = _marker_outlet_and_inlet("flashes")
     try:
         assert outlet.wait_for_consumers(5.0)
         ring = RingBuffer(round(10 * rate), 4)
@@ -380,11 +389,7 @@ def test_a_character_ending_on_silence_waits_until_its_epochs_are_scored(p300_co
 
 
 def test_marker_inlet_follows_its_source_when_it_goes_and_comes_back():
-    source_id = unique_id("markers")
-    info = make_stream_info("m", "Markers", source_id, channel_format="string", n_channels=1)
-    outlet = pylsl.StreamOutlet(info)
-    inlet = MarkerInlet(source_id, resolve_timeout=5.0)
-    inlet.start()
+    info, outlet, inlet = _marker_outlet_and_inlet("markers")
     try:
         time.sleep(0.5)
         outlet.push_sample(["code1"], pylsl.local_clock())
