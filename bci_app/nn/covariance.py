@@ -42,7 +42,8 @@ def symmetric_log(matrices: torch.Tensor, floor: float) -> torch.Tensor:
     if torch.is_grad_enabled() and matrices.requires_grad:
         return _SymmetricLog.apply(matrices, floor)
     # inference: without the autograd function's bookkeeping (40 µs of 250 at 64 x 64)
-    return _logarithm(*_floored_eigh(matrices, floor))
+    _, logs, vectors = _floored_eigh(matrices, floor)
+    return _logarithm(logs, vectors)
 
 
 def _floored_eigh(
@@ -54,7 +55,8 @@ def _floored_eigh(
     return values, torch.log(values), vectors
 
 
-def _logarithm(values: torch.Tensor, logs: torch.Tensor, vectors: torch.Tensor) -> torch.Tensor:
+def _logarithm(logs: torch.Tensor, vectors: torch.Tensor) -> torch.Tensor:
+    """``V diag(logs) V^T`` for eigenvectors ``V`` ``(B, C, C)`` and ``logs`` ``(B, C)``."""
     return (vectors * logs[:, None, :]) @ vectors.transpose(1, 2)
 
 
@@ -67,7 +69,7 @@ class _SymmetricLog(torch.autograd.Function):
     def forward(ctx: Any, matrices: torch.Tensor, floor: float) -> torch.Tensor:
         values, logs, vectors = _floored_eigh(matrices, floor)
         ctx.save_for_backward(values, logs, vectors)
-        return _logarithm(values, logs, vectors)
+        return _logarithm(logs, vectors)
 
     @staticmethod
     def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor, None]:

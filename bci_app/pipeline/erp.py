@@ -133,19 +133,20 @@ class ErpStage:
                     self._unscored[window.seq] = (flash, now)  # type: ignore[assignment]
             self._epochs += 1
             epochs.append(window)
-        if (
-            self._newest_marker is not None
-            and now - self._newest_marker > CHARACTER_END_S
-            and not self._waiting
-        ):
-            with self._speller_lock:
-                if not self._scoring(now):
-                    self._publish(self.speller.finish(), now)
+        with self._speller_lock:
+            self._forget_unscorable(now)
+            if (
+                self._newest_marker is not None
+                and now - self._newest_marker > CHARACTER_END_S
+                and not self._waiting
+                and not self._unscored
+            ):
+                self._publish(self.speller.finish(), now)
         return epochs
 
-    def _scoring(self, now: float) -> bool:
-        """Whether the worker still has epochs to score (lock held); forgets those it will
-        not score (:data:`EPOCH_SCORE_TIMEOUT_S`)."""
+    def _forget_unscorable(self, now: float) -> None:
+        """Stop waiting for epochs handed over longer than :data:`EPOCH_SCORE_TIMEOUT_S` ago
+        (the worker skipped or failed them; lock held)."""
         lost = [
             seq
             for seq, (_, handed) in self._unscored.items()
@@ -153,7 +154,6 @@ class ErpStage:
         ]
         for seq in lost:
             del self._unscored[seq]
-        return bool(self._unscored)
 
     def _feed(self, timestamp: float, label: str) -> list[Flash]:
         try:
