@@ -383,7 +383,7 @@ def test_a_character_ending_on_silence_waits_until_its_epochs_are_scored(p300_co
         erp.step(silent)
         assert not decided  # the second is still being scored
         erp.step(handed + EPOCH_SCORE_TIMEOUT_S + 0.1)
-        assert decided == ["A"]  # code1 (first column) and row 1 from the one score
+        assert decided == ["A"]  # code1 (column 1) scored; the rows tie: the first one
     finally:
         markers.stop()
 
