@@ -415,9 +415,7 @@ class InferenceWorker(Background):
             raise ValueError("window_samples is needed for a decoder that is not a network")
         self._input = np.zeros((decoder.n_channels, n_samples), dtype=np.float32)
         self._prepared = self._input  # the last prepared window: what a warm run feeds
-        warm = (
-            keep_warm and isinstance(decoder, NetworkDecoder) and self.runner.kind == "onnxruntime"
-        )
+        warm = keep_warm and self.runner.kind == "onnxruntime"  # a network's runner only
         self.keep_warm = KeepWarm() if warm else None
         self._warm_up()
         decoder.reset()  # warm-up windows must not have moved an adapting reference
