@@ -26,7 +26,7 @@ from bci_app.infer.worker import Prediction
 from bci_app.io import RecordingError, load_recording
 from bci_app.io.lslinfo import make_stream_info
 from bci_app.io.session import read_session
-from bci_app.pipeline.erp import EPOCH_SCORE_TIMEOUT_S, ErpStage
+from bci_app.pipeline.erp import EEG_WAIT_TIMEOUT_S, EPOCH_SCORE_TIMEOUT_S, ErpStage
 from bci_app.pipeline.local import Pipeline
 from bci_app.sources.replay import Replayer
 from bci_app.stream.markers import MarkerInlet
@@ -338,52 +338,100 @@ def _marker_outlet_and_inlet(
     return info, outlet, inlet
 
 
+class _LiveErp:
+    """An :class:`ErpStage` on a ring of 4-channel random EEG at 240 Hz stamped from
+    ``t0 - 1 s``, fed by hand: :meth:`eeg_until` writes EEG and runs one dsp and ERP step."""
+
+    rate = 240.0
+
+    def __init__(self, markers: MarkerInlet, config, t0: float) -> None:
+        self.ring = RingBuffer(round(10 * self.rate), 4)
+        self.stage = DspStage(self.ring, self.rate, config)
+        self.decided: list[str] = []
+        self.erp = ErpStage(
+            markers, self.stage, self.ring, config.paradigm,
+            lambda c, _: self.decided.append(c.symbol),
+        )  # fmt: skip
+        self.stamps = t0 - 1.0 + np.arange(round(4 * self.rate)) / self.rate
+        self.eeg = np.random.default_rng(0).normal(0, 10, (len(self.stamps), 4))
+        self.epochs: list = []
+
+    def eeg_until(self, end: float, now: float) -> None:
+        """Raw EEG up to LSL time ``end`` into the ring, then one dsp and ERP step at ``now``."""
+        new = slice(self.ring.written, int(np.searchsorted(self.stamps, end)))
+        samples = self.eeg[new].astype(np.float32)
+        self.ring.write(samples, self.stamps[new], np.zeros(len(samples), np.uint8), now)
+        list(self.stage.process(pylsl.local_clock))
+        self.epochs.extend(self.erp.step(now))
+
+    def score(self, index: int, target: float) -> None:
+        """The worker's prediction for epoch ``index``: ``target`` probability."""
+        epoch = self.epochs[index]
+        self.erp.on_prediction(
+            Prediction(epoch.seq, epoch.last_timestamp, np.array([1 - target, target]), 1,
+                       "target", np.ones(4), "cpu")
+        )  # fmt: skip
+
+
+def _push_markers(outlet, markers: MarkerInlet, labelled: list[tuple[float, str]]) -> None:
+    for stamp, label in labelled:
+        outlet.push_sample([label], stamp)
+    assert wait_until(lambda: markers.received == len(labelled), 5.0)
+
+
 def test_a_character_ending_on_silence_waits_until_its_epochs_are_scored(p300_config):
     """The markers fall silent: the character is decided once the worker has scored every
     epoch handed to it, not on part of them; one never scored (skipped, failed) stops
     counting after EPOCH_SCORE_TIMEOUT_S."""
-    rate = 240.0
     _, outlet, markers = _marker_outlet_and_inlet("flashes")
     try:
         assert outlet.wait_for_consumers(5.0)
-        ring = RingBuffer(round(10 * rate), 4)
-        stage = DspStage(ring, rate, p300_config)
-        decided: list[str] = []
-        erp = ErpStage(
-            markers, stage, ring, p300_config.paradigm, lambda c, _: decided.append(c.symbol)
-        )
         t0 = pylsl.local_clock()
-        stamps = t0 - 1.0 + np.arange(round(3 * rate)) / rate
-        eeg = np.random.default_rng(0).normal(0, 10, (len(stamps), 4)).astype(np.float32)
-        epochs = []
-
-        def eeg_until(end: float, now: float) -> None:
-            """Raw EEG up to LSL time ``end`` into the ring, then one dsp and ERP step."""
-            new = slice(ring.written, int(np.searchsorted(stamps, end)))
-            ring.write(eeg[new], stamps[new], np.zeros(len(stamps[new]), np.uint8), now)
-            list(stage.process(pylsl.local_clock))
-            epochs.extend(erp.step(now))
-
-        eeg_until(t0 + 0.3, t0 + 0.3)
-        for stamp, label in ((t0, "char:A"), (t0, "code1"), (t0 + 0.175, "code7")):
-            outlet.push_sample([label], stamp)
-        assert wait_until(lambda: markers.received == 3, 5.0)
-        eeg_until(t0 + 0.3, t0 + 0.4)  # markers in; settled into flashes; epochs asked for
-        eeg_until(t0 + 1.5, t0 + 0.6)  # both epochs (0.8 s) complete, cut, handed over
-        assert len(epochs) == 2 and not decided
+        live = _LiveErp(markers, p300_config, t0)
+        live.eeg_until(t0 + 0.3, t0 + 0.3)
+        _push_markers(outlet, markers, [(t0, "char:A"), (t0, "code1"), (t0 + 0.175, "code7")])
+        live.eeg_until(t0 + 0.3, t0 + 0.4)  # markers in; settled into flashes; epochs asked for
+        live.eeg_until(t0 + 1.5, t0 + 0.6)  # both epochs (0.8 s) complete, cut, handed over
+        assert len(live.epochs) == 2 and not live.decided
         handed = t0 + 0.6
         silent = t0 + 0.175 + 1.6  # past CHARACTER_END_S after the last marker
-        erp.step(silent)
-        assert not decided  # neither epoch scored yet
-        first = epochs[0]
-        erp.on_prediction(
-            Prediction(first.seq, first.last_timestamp, np.array([0.2, 0.8]), 1, "target",
-                       np.ones(4), "cpu")
+        live.erp.step(silent)
+        assert not live.decided  # neither epoch scored yet
+        live.score(0, 0.8)
+        live.erp.step(silent)
+        assert not live.decided  # the second is still being scored
+        live.erp.step(handed + EPOCH_SCORE_TIMEOUT_S + 0.1)
+        assert live.decided == ["A"]  # code1 (column 1) scored; the rows tie: the first one
+    finally:
+        markers.stop()
+
+
+def test_a_flash_the_eeg_never_reaches_counts_as_missed_and_the_character_is_decided(
+    p300_config,
+):
+    """The EEG stops before the last flash (an amplifier switched off, a replay's end): that
+    flash waits EEG_WAIT_TIMEOUT_S, then counts as missed, and the markers' silence decides
+    the character from the epochs that were scored."""
+    _, outlet, markers = _marker_outlet_and_inlet("stopped")
+    try:
+        assert outlet.wait_for_consumers(5.0)
+        t0 = pylsl.local_clock()
+        live = _LiveErp(markers, p300_config, t0)
+        last = t0 + 1.7  # after the EEG's end
+        _push_markers(
+            outlet, markers, [(t0, "char:A"), (t0, "code2"), (t0 + 0.175, "code8"), (last, "code3")]
         )  # fmt: skip
-        erp.step(silent)
-        assert not decided  # the second is still being scored
-        erp.step(handed + EPOCH_SCORE_TIMEOUT_S + 0.1)
-        assert decided == ["A"]  # code1 (column 1) scored; the rows tie: the first one
+        live.eeg_until(t0 + 1.5, t0 + 1.8)  # markers in; two epochs asked for
+        live.eeg_until(t0 + 1.5, t0 + 1.9)  # ... and cut; the EEG stops here
+        assert len(live.epochs) == 2
+        live.score(0, 0.9)
+        live.score(1, 0.9)
+        silent = last + 1.6  # past CHARACTER_END_S, within EEG_WAIT_TIMEOUT_S of the last flash
+        live.erp.step(silent)
+        assert not live.decided and live.erp.stats().missed == 0
+        live.erp.step(last + EEG_WAIT_TIMEOUT_S + 0.1)
+        assert live.decided == ["H"]  # column 2, row 2 (code 8)
+        assert live.erp.stats().missed == 1
     finally:
         markers.stop()
 

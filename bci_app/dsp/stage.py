@@ -115,6 +115,10 @@ class DspStage:
             windows.extend(self.cutter.cut(clock()))
             if self.epochs is not None:
                 self._epochs_cut.extend(self.epochs.cut(clock()))
+        if self.epochs is not None and self.epochs.pending:
+            # epochs asked for after their samples came (late markers) are cut even when no
+            # sample follows them (the EEG stopped)
+            self._epochs_cut.extend(self.epochs.cut(clock()))
         return windows
 
     def request_epoch(self, raw_index: float, tag: object) -> None:

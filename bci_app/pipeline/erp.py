@@ -36,6 +36,10 @@ CHARACTER_END_S = 1.5
 #: An epoch handed to the worker and not scored this long after is taken as skipped (a gap or
 #: NaN inside) or failed: a character ending on silence stops waiting for it (s).
 EPOCH_SCORE_TIMEOUT_S = 2.0
+#: A flash whose time the EEG has not reached this long after it counts as missed (s): the EEG
+#: stopped or stalls (a replay's end, an amplifier switched off), and neither a character ending
+#: on silence nor the queue of waiting flashes may wait for it without end.
+EEG_WAIT_TIMEOUT_S = 2.0
 #: Markers without a single flash after which the marker stream is named as the wrong one.
 NO_FLASH_WARNING = 20
 #: Characters kept for the status (the outlet has them all).
@@ -44,8 +48,8 @@ RECENT_CHARACTERS = 64
 
 @dataclass(frozen=True)
 class ErpStats:
-    """Flashes assembled, epochs asked for and cut, flashes whose EEG had left the ring
-    (``missed``), markers the marker inlet dropped, characters decided (most recent last)."""
+    """Flashes assembled, epochs asked for and cut, flashes whose EEG had left the ring or never
+    came (``missed``), markers the marker inlet dropped, characters decided (most recent last)."""
 
     flashes: int
     epochs: int
@@ -120,7 +124,11 @@ class ErpStage:
                 self._waiting.popleft()
                 continue
             if position is None:
-                break  # the EEG has not reached this flash yet
+                if now - self._waiting[0].position <= EEG_WAIT_TIMEOUT_S:
+                    break  # the EEG has not reached this flash yet
+                self._missed += 1
+                self._waiting.popleft()
+                continue
             flash = self._waiting.popleft()
             # The raw sample the flash falls on, as offline (a recording's sample index): the
             # inlet's smoothed timestamps moved positions by up to 0.003 samples, which tipped
