@@ -76,13 +76,15 @@ class PacedOutlet:
         channel_format: int = pylsl.cf_float32,
         transform=None,
         name: str = "test-eeg",
+        units: list[str] | None = None,
     ) -> None:
         info = pylsl.StreamInfo(name, "EEG", n_channels, rate, channel_format, source_id)
         channels = info.desc().append_child("channels")
-        for label in labels or [f"E{i + 1}" for i in range(n_channels)]:
+        labels = labels or [f"E{i + 1}" for i in range(n_channels)]
+        for label, unit in zip(labels, units or ["microvolts"] * n_channels, strict=True):
             node = channels.append_child("channel")
             node.append_child_value("label", label)
-            node.append_child_value("unit", "microvolts")
+            node.append_child_value("unit", unit)
             node.append_child_value("type", "EEG")
         self.outlet = pylsl.StreamOutlet(info)
         self.n_channels, self.rate, self.chunk = n_channels, rate, chunk

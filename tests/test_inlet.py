@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import signal
+import subprocess
+import sys
 import time
 
 import numpy as np
@@ -82,10 +85,16 @@ def test_reads_every_sample_exactly_with_labels_and_pick(outlet_factory):
 
 
 @pytest.mark.parametrize(
-    ("fmt", "pick"),
-    [(pylsl.cf_double64, None), (pylsl.cf_double64, ["C4", "C3"]), (pylsl.cf_int16, None)],
+    ("fmt", "pick", "columns"),
+    [
+        (pylsl.cf_double64, None, [0, 1, 2]),
+        (pylsl.cf_double64, ["C4", "C3"], [2, 0]),
+        (pylsl.cf_int16, None, [0, 1, 2]),
+        (pylsl.cf_int16, ["C4", "C3"], [2, 0]),
+        (pylsl.cf_int32, ["Cz"], [1]),
+    ],
 )
-def test_double_and_integer_streams_are_read_as_float32(outlet_factory, fmt, pick):
+def test_double_and_integer_streams_are_read_as_float32(outlet_factory, fmt, pick, columns):
     # mne-lsl's player, for one, streams double64; liblsl writes the stream's own type.
     source = outlet_factory(n_channels=3, labels=["C3", "Cz", "C4"], channel_format=fmt)
     inlet = make_inlet(source.outlet.get_info().source_id(), pick=pick)
@@ -95,8 +104,28 @@ def test_double_and_integer_streams_are_read_as_float32(outlet_factory, fmt, pic
         source.push(20)
         assert wait_until(lambda: inlet.ring.written == 100)
         expected, _ = source.make_chunk(0, 100)
-        columns = [0, 1, 2] if pick is None else [2, 0]
         np.testing.assert_array_equal(inlet.ring.read(0, 100).data, expected[:, columns])
+    finally:
+        inlet.stop()
+
+
+@pytest.mark.parametrize("pick", [None, ["C4", "C3"]])
+def test_samples_reach_the_ring_in_microvolts_whatever_the_streams_unit(outlet_factory, pick):
+    """As a recording's reader does (io.xdf): a stream in volts (or mV, or without a unit)
+    reads the same as the file LabRecorder makes of it."""
+    source = outlet_factory(
+        n_channels=3, labels=["C3", "Cz", "C4"], units=["V", "mV", ""]
+    )  # fmt: skip
+    inlet = make_inlet(source.outlet.get_info().source_id(), pick=pick)
+    inlet.connect()
+    inlet.start()
+    try:
+        source.push(20)
+        assert wait_until(lambda: inlet.ring.written == 100)
+        expected, _ = source.make_chunk(0, 100)
+        expected = expected * np.array([1e6, 1e3, 1.0], dtype=np.float32)
+        columns = [0, 1, 2] if pick is None else [2, 0]
+        np.testing.assert_allclose(inlet.ring.read(0, 100).data, expected[:, columns], rtol=1e-6)
     finally:
         inlet.stop()
 
@@ -295,3 +324,56 @@ def test_stop_joins_quickly_even_while_waiting_for_data(outlet_factory):
     inlet.stop()
     assert time.monotonic() - started < 2.0
     assert not inlet.running
+
+
+_HANGING_OUTLET = """
+import sys, time
+import numpy as np, pylsl
+info = pylsl.StreamInfo("hanging", "EEG", 3, 250.0, pylsl.cf_float32, sys.argv[1])
+outlet = pylsl.StreamOutlet(info)
+print("ready", flush=True)
+start, sent = time.monotonic(), 0
+while True:
+    due = int((time.monotonic() - start) * 250)
+    if due > sent:
+        outlet.push_chunk(np.zeros((due - sent, 3), np.float32))
+        sent = due
+    time.sleep(0.01)
+"""
+
+
+def test_an_outlet_that_hangs_and_twitches_never_ends_the_inlet_thread():
+    """An amplifier's process that hangs (SIGSTOP) and wakes for a moment now and then: the
+    clock-offset query inside a pull times out (liblsl's own TimeoutError, not Python's),
+    which used to end the inlet thread for good. It must ride it out and read again after."""
+    sid = unique_id("hanging")
+    child = subprocess.Popen(
+        [sys.executable, "-c", _HANGING_OUTLET, sid], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert child.stdout.readline().strip() == "ready"
+        inlet = make_inlet(sid)
+        inlet.connect()
+        inlet.start()
+        try:
+            assert wait_until(lambda: inlet.health().state is StreamState.LIVE, 5.0)
+            child.send_signal(signal.SIGSTOP)
+            deadline = time.monotonic() + 8.0  # the thread used to end within 3 s of this
+            while time.monotonic() < deadline and inlet.running:
+                time.sleep(0.7)
+                child.send_signal(signal.SIGCONT)
+                time.sleep(0.015)
+                child.send_signal(signal.SIGSTOP)
+            assert inlet.running, inlet.health().error
+            child.send_signal(signal.SIGCONT)
+            written = inlet.ring.written
+            assert wait_until(lambda: inlet.ring.written > written + 250, 10.0)
+            assert inlet.health().state is StreamState.LIVE
+        finally:
+            started = time.monotonic()
+            inlet.stop()
+            assert time.monotonic() - started < 2.0
+    finally:
+        child.send_signal(signal.SIGCONT)
+        child.kill()
+        child.wait()

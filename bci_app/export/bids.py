@@ -45,7 +45,7 @@ import numpy as np
 from bci_app import __version__
 from bci_app.errors import UserError
 from bci_app.io.files import load_recording
-from bci_app.io.labels import canonical_label, microvolt_factor
+from bci_app.io.labels import canonical_label, microvolt_scale
 from bci_app.io.xdf import (
     DAMAGE_KEY,
     XDF_EXTENSIONS,
@@ -306,18 +306,8 @@ def _channel_table(
     if "eeg" not in kinds:
         types = ["eeg"] * n_channels
     names = _unique(canonical_label(c["label"]) or f"ch{i + 1}" for i, c in enumerate(channels))
-    scale = np.ones(n_channels)
-    for i, (kind, channel) in enumerate(zip(types, channels, strict=True)):
-        if kind not in _VOLTAGE_TYPES:
-            continue
-        factor = microvolt_factor(channel["unit"])
-        if factor is not None:
-            scale[i] = factor
-        elif channel["unit"]:
-            log.warning(
-                "%s: channel %s has unknown unit %r; taken as µV", path, names[i], channel["unit"]
-            )
-    return names, tuple(types), scale
+    units = [c["unit"] if t in _VOLTAGE_TYPES else "" for t, c in zip(types, channels, strict=True)]
+    return names, tuple(types), microvolt_scale(units, names, str(path))
 
 
 def _unique(labels: Sequence[str] | Any) -> tuple[str, ...]:

@@ -15,7 +15,7 @@ import numpy as np
 
 from bci_app.config import HealthConfig
 from bci_app.io.damage import StreamDamage, report_damage
-from bci_app.io.labels import canonical_label, microvolt_factor
+from bci_app.io.labels import canonical_label, microvolt_scale
 from bci_app.io.recording import Recording, RecordingError
 
 __all__ = [
@@ -237,16 +237,7 @@ def load_xdf(path: Path, run: str, strict: bool = False) -> Recording:
         if not keep or len(keep) == n_channels:
             keep = list(range(n_channels))
         labels = [canonical_label(channels[i]["label"]) or f"ch{i + 1}" for i in keep]
-        scale = np.ones(len(keep))
-        for j, i in enumerate(keep):
-            unit = channels[i]["unit"]
-            factor = microvolt_factor(unit)
-            if factor is not None:
-                scale[j] = factor
-            elif unit:
-                log.warning(
-                    "%s: channel %s has unknown unit %r; taken as µV", path, labels[j], unit
-                )
+        scale = microvolt_scale([channels[i]["unit"] for i in keep], labels, str(path))
     else:
         keep = list(range(n_channels))
         labels = [f"ch{i + 1}" for i in keep]

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 import pylsl
 from pylsl.util import LostError
+from pylsl.util import TimeoutError as LslTimeoutError
 
 from bci_app.config import HealthConfig, StreamConfig
 from bci_app.lifecycle import Background
@@ -147,6 +148,7 @@ class InletThread(Background):
         self.description: StreamDescription | None = None
         self.ring: RingBuffer | None = None
         self._pick_index: np.ndarray | None = None
+        self._to_microvolts: np.ndarray | None = None  # (n_channels,) float32; None: all 1
         self._state = StreamState.CONNECTING
         self._error: str | None = None
         self._samples = 0
@@ -193,8 +195,17 @@ class InletThread(Background):
             (self._max_chunk, description.stream_channel_count), dtype=sample_dtype(full)
         )
         self._picked = np.zeros((self._max_chunk, n_channels), dtype=np.float32)
+        # np.take into float32 refuses integer samples: a picked integer stream goes through
+        # a buffer of its own type first
+        self._taken = (
+            np.zeros((self._max_chunk, n_channels), dtype=self._staging.dtype)
+            if pick_index is not None and self._staging.dtype != np.float32
+            else None
+        )
         self._flags = np.zeros(self._max_chunk, dtype=np.uint8)
         self._dejitter = TimestampDejitter(description.rate_hz) if self._use_dejitter else None
+        scale = np.asarray(description.to_microvolts, dtype=np.float32)
+        self._to_microvolts = None if np.all(scale == 1.0) else scale
         self._inlet = inlet
         return description
 
@@ -282,6 +293,13 @@ class InletThread(Background):
                 self._gap_pending = True
                 self._update_state()
                 continue
+            except LslTimeoutError:
+                # The clock offset could not be measured: the outlet is there but stalls (a
+                # hung process, a congested link). Its samples, if any come, arrive later; no
+                # sample meanwhile is a stall like any other (stale, then re-resolved).
+                log.debug("stream %r: clock sync timed out", self.description.name)
+                self._update_state()
+                continue
             if len(timestamps):
                 self._ingest(np.asarray(timestamps, dtype=np.float64))
             self._update_state()
@@ -292,12 +310,18 @@ class InletThread(Background):
         if self.first_arrival is None:
             self.first_arrival = arrival
         data = self._staging[:n]
-        if self._pick_index is not None:
+        if self._taken is not None:
+            np.take(data, self._pick_index, axis=1, out=self._taken[:n], mode="clip")
+            self._picked[:n] = self._taken[:n]
+            data = self._picked[:n]
+        elif self._pick_index is not None:
             np.take(data, self._pick_index, axis=1, out=self._picked[:n], mode="clip")
             data = self._picked[:n]
         elif data.dtype != np.float32:  # double / integer streams: the ring holds float32
             self._picked[:n] = data
             data = self._picked[:n]
+        if self._to_microvolts is not None:  # the ring holds µV whatever the stream's unit
+            np.multiply(data, self._to_microvolts, out=data)  # float32 by now, rewritten per pull
         flags = self._flags[:n]
         flags[:] = 0
         breaks = self._mark_discontinuities(timestamps, flags)
@@ -413,14 +437,19 @@ class InletThread(Background):
         self._foreign_refusals += 1
 
     def _try_reconnect(self) -> bool:
+        inlet = None
         try:
             info = self._find_bound_source()
             if info is None or self.stopping:
                 return False
             inlet = self._open(info, RECOVERY_OPEN_S)
             full = inlet.info(timeout=RECOVERY_OPEN_S)
-        except (StreamError, LostError, TimeoutError) as exc:
+        except (StreamError, LostError, LslTimeoutError) as exc:
+            # liblsl's TimeoutError (not the builtin): a source seen a moment ago that does not
+            # answer (gone again, or stalled) is retried at the next poll
             log.debug("stream not back yet: %s", exc)
+            if inlet is not None:
+                self._close(inlet)
             return False
         self._foreign = None
         self._resolver = None
@@ -458,10 +487,14 @@ class InletThread(Background):
     def _close_inlet(self) -> None:
         inlet, self._inlet = self._inlet, None
         if inlet is not None:
-            try:
-                inlet.close_stream()
-            except Exception:  # closing a broken inlet must not kill the thread
-                log.debug("closing inlet failed", exc_info=True)
+            self._close(inlet)
+
+    @staticmethod
+    def _close(inlet: pylsl.StreamInlet) -> None:
+        try:
+            inlet.close_stream()
+        except Exception:  # closing a broken inlet must not kill the thread
+            log.debug("closing inlet failed", exc_info=True)
 
     def _effective_rate(self) -> float | None:
         marks = list(self._rate_marks)

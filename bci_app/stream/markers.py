@@ -13,6 +13,7 @@ import threading
 
 import pylsl
 from pylsl.util import LostError
+from pylsl.util import TimeoutError as LslTimeoutError
 
 from bci_app.config import StreamConfig
 from bci_app.lifecycle import Background
@@ -86,7 +87,7 @@ class MarkerInlet(Background):
                     self._inlet = self._open(RECONNECT_PERIOD_S)
                     self.reconnects += 1
                     log.info("marker stream %s is back", self.source_id)
-                except StreamError:
+                except (StreamError, LostError, LslTimeoutError):  # liblsl's, not the builtin
                     continue
                 continue
             try:

@@ -15,7 +15,7 @@ import pylsl
 
 from bci_app.config import StreamConfig
 from bci_app.errors import UserError
-from bci_app.io.labels import label_key
+from bci_app.io.labels import label_key, microvolt_scale
 from bci_app.stream.selector import SelectorError, StreamSelector
 
 __all__ = [
@@ -59,6 +59,9 @@ class StreamDescription:
     rate_hz: float
     channels: tuple[ChannelInfo, ...]  # picked channels, in ring column order
     stream_channel_count: int  # channels in the stream before the pick
+    #: per picked channel, the factor from its unit to µV (what the ring holds), as a
+    #: recording's reader applies it: a stream in volts reads as the same file does
+    to_microvolts: tuple[float, ...] = ()
 
     @property
     def labels(self) -> tuple[str, ...]:
@@ -203,5 +206,8 @@ def describe_stream(
         rate_hz=info.nominal_srate(),
         channels=tuple(channels),
         stream_channel_count=info.channel_count(),
+        to_microvolts=tuple(
+            microvolt_scale([c.unit for c in channels], [c.label for c in channels], label)
+        ),
     )
     return description, pick_index
