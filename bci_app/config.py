@@ -288,6 +288,11 @@ class ParadigmConfig(_Section):
         """Windows are epochs locked to stimulus markers (not a sliding grid)."""
         return self.kind == "p300"
 
+    @property
+    def n_codes(self) -> int:
+        """Flash codes of the speller matrix: its columns, then its rows."""
+        return len(self.matrix[0]) + len(self.matrix)
+
 
 #: Preprocessing each paradigm starts from, for the keys a config file does not set itself:
 #: motor imagery keeps the file's defaults (mu and beta); P300 wants the slow ERP waves up to

@@ -175,7 +175,7 @@ def test_p300_train_and_evaluate_through_the_commands(shared_data, p300_config, 
 
 
 def test_flash_markers_in_any_order_at_one_time_make_one_flash():
-    assembler = FlashAssembler()
+    assembler = FlashAssembler(12)
     flashes = []
     for position, label in [
         (1.0, "nontarget"), (1.0, "char:C"), (1.0, "code8"),
@@ -190,9 +190,26 @@ def test_flash_markers_in_any_order_at_one_time_make_one_flash():
         (1.4, 3, -1, "C", 1),
     ]
     with pytest.raises(ValueError, match="before any char:<X>"):
-        fresh = FlashAssembler()
+        fresh = FlashAssembler(12)
         fresh.feed(0.0, "code1")
         fresh.flush()
+
+
+def test_code0_is_no_flash_and_a_code_beyond_the_matrix_is_refused_without_losing_any():
+    """BCI2000 writes code0 ("no stimulus") between flashes: no flash, and nothing for the
+    speller to score (it used to reach np.bincount as code -1 and stop the spelling)."""
+    assembler = FlashAssembler(12)
+    flashes = []
+    for position, label in [(1.0, "char:A"), (1.0, "code1"), (1.1, "code0"), (1.2, "code7")]:
+        flashes += assembler.feed(position, label)
+    with pytest.raises(ValueError, match="beyond the speller's 12 flash codes"):
+        assembler.feed(1.4, "code13")
+    flashes += assembler.flush()
+    assert [(f.position, f.code) for f in flashes] == [(1.0, 1), (1.2, 7)]
+    speller = OnlineSpeller(load_config().paradigm.matrix, stop_posterior=0.99)
+    for flash in flashes:
+        speller.add(flash, np.array([0.2, 0.8]))
+    assert speller.finish().symbol == "A"
 
 
 def test_online_speller_stops_early_on_strong_evidence_and_closes_a_character_on_the_next():

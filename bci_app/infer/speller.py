@@ -76,9 +76,12 @@ class FlashAssembler:
 
     At each flash onset the markers share one time, in any order: ``char:<X>`` (a character's
     first flash only; ``char:?`` when free), ``code<N>``, and ``target`` or ``nontarget`` (copy
-    spelling). A flash is complete when a marker at a later time arrives, or at :meth:`flush`."""
+    spelling). A flash is complete when a marker at a later time arrives, or at :meth:`flush`.
+    ``code0`` (BCI2000's "no stimulus") is no flash; a code above ``n_codes`` (the matrix's
+    columns plus rows) is refused."""
 
-    def __init__(self) -> None:
+    def __init__(self, n_codes: int) -> None:
+        self.n_codes = n_codes
         self.symbols: list[str] = []  # per character, the symbol being spelled
         self._position: float | None = None
         self._code: int | None = None
@@ -87,10 +90,17 @@ class FlashAssembler:
 
     def feed(self, position: float, label: str) -> list[Flash]:
         """One marker at ``position``; returns the flashes it completes. Raises ValueError for
-        a flash before any ``char:`` marker."""
+        a flash before any ``char:`` marker, or a code beyond the matrix (nothing changes)."""
+        char, code = _CHAR.match(label), _CODE.match(label)
+        if code and int(code.group(1)) > self.n_codes:
+            raise ValueError(
+                f"{label} is beyond the speller's {self.n_codes} flash codes (columns, then "
+                "rows); set paradigm.matrix to the matrix the stimulus program shows"
+            )
+        if code and int(code.group(1)) == 0:
+            code = None  # BCI2000's "no stimulus" between flashes
         done = self.flush() if position != self._position else []
         self._position = position
-        char, code = _CHAR.match(label), _CODE.match(label)
         lowered = label.strip().lower()
         if char:
             self.symbols.append(char.group(1) or UNKNOWN_SYMBOL)

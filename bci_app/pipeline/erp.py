@@ -75,7 +75,7 @@ class ErpStage:
         self.raw_ring = raw_ring
         self.speller = OnlineSpeller(paradigm.matrix, paradigm.stop_posterior)
         self._on_character = on_character
-        self._assembler = FlashAssembler()
+        self._assembler = FlashAssembler(paradigm.n_codes)
         self._newest_marker: float | None = None
         self._waiting: collections.deque[Flash] = collections.deque()
         # epochs handed to the worker and not scored yet: window seq -> (flash, handed at)

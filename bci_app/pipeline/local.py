@@ -296,7 +296,16 @@ class Pipeline(PipelineBase):
                 self.inlet.report_overrun()
 
     def _step_erp(self) -> None:
-        """The ERP stage's markers and epochs (dsp thread): new epochs go to the worker."""
-        if self.erp is not None and self.worker is not None:
-            for epoch in self.erp.step(pylsl.local_clock()):
-                self.worker.submit(epoch)
+        """The ERP stage's markers and epochs (dsp thread): new epochs go to the worker. A
+        failure there is counted with the sinks' (the dsp thread goes on cutting windows)."""
+        if self.erp is None or self.worker is None:
+            return
+        try:
+            epochs = self.erp.step(pylsl.local_clock())
+        except Exception:
+            self._sink_errors += 1
+            if self._sink_errors == 1 or self._sink_errors % 1000 == 0:  # every 50 ms else
+                log.exception("ERP stage failed (%d sink errors so far)", self._sink_errors)
+            return
+        for epoch in epochs:
+            self.worker.submit(epoch)

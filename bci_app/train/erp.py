@@ -123,10 +123,10 @@ class FlashEpochs:
         return dataclasses.replace(self, **{f: getattr(self, f)[mask] for f in fields})
 
 
-def _flashes(recording: Recording) -> tuple[list[Flash], list[str]]:
+def _flashes(recording: Recording, n_codes: int) -> tuple[list[Flash], list[str]]:
     """The flashes of one recording in time order (positions: sample indices), and the symbol
-    of each of its characters."""
-    assembler = FlashAssembler()
+    of each of its characters (``n_codes``: the speller matrix's flash codes)."""
+    assembler = FlashAssembler(n_codes)
     flashes: list[Flash] = []
     try:
         for sample, label in sorted(recording.events, key=lambda event: event[0]):
@@ -163,7 +163,7 @@ def cut_flash_epochs(
     pairs in time order (flagged epochs included), the symbol of each character, the flashes
     left without an epoch, and the model rate (Hz). Raises :class:`RecordingError` when the
     recording has no flash markers."""
-    flashes, chars = _flashes(recording)
+    flashes, chars = _flashes(recording, config.paradigm.n_codes)
     if not flashes:
         labels = sorted({label for _, label in recording.events})[:12]
         raise RecordingError(
