@@ -13,7 +13,7 @@ import pytest
 from conftest import unique_id, wait_until
 
 from bci_app.config import HealthConfig, StreamConfig
-from bci_app.stream.inlet import InletThread, StreamState
+from bci_app.stream.inlet import InletThread, StreamState, TimestampDejitter
 from bci_app.stream.resolve import StreamError, resolve_stream
 from bci_app.stream.ring import FLAG_GAP, FLAG_NONFINITE
 
@@ -377,3 +377,21 @@ def test_an_outlet_that_hangs_and_twitches_never_ends_the_inlet_thread():
         child.send_signal(signal.SIGCONT)
         child.kill()
         child.wait()
+
+
+@pytest.mark.parametrize("true_rate", [250.0, 252.75, 247.25, 1000.0])
+def test_dejittered_timestamps_follow_the_streams_own_clock(true_rate):
+    """A stream declared at 250 Hz whose samples come at ``true_rate`` (a clock 1.1 % off;
+    a replay at 4x speed), stamped with 1 ms jitter in chunks of 10: once 2 s of samples are
+    in, the smoothed timestamps stay within 2 ms of the true ones (the slope was pinned to
+    nominal: 0.4 s off after a minute at 1.1 %)."""
+    rng = np.random.default_rng(0)
+    dejitter = TimestampDejitter(250.0)
+    true = 1000.0 + np.arange(round(60 * true_rate)) / true_rate
+    errors = []
+    for start in range(0, true.size, 10):
+        chunk = true[start : start + 10] + rng.normal(0, 0.001, len(true[start : start + 10]))
+        dejitter.apply(chunk)
+        if start >= 2.5 * 250:
+            errors.append(np.abs(chunk - true[start : start + 10]).max())
+    assert max(errors) < 0.002, max(errors)

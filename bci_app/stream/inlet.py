@@ -78,8 +78,18 @@ class TimestampDejitter:
     """Smooths LSL timestamps of a regular-rate stream by a forgetting linear fit t = a + b * n.
 
     liblsl's own dejitter is not used because it smears a timestamp jump over many seconds,
-    which hides gaps; this one is reset at every detected gap. Cost is O(1) per chunk.
+    which hides gaps; this one is reset at every detected gap. Cost is O(1) per chunk. The
+    slope is the nominal period until the fit spans :data:`FIT_SPREAD_S` of samples, then the
+    fitted one: a device whose clock runs off its nominal rate, or a replay played faster,
+    keeps timestamps on its own clock (a slope pinned to nominal drifted by the rate error
+    times the fit's memory: 0.4 s for a device 1 % off).
     """
+
+    #: Spread (standard deviation, seconds of samples at the nominal rate) the fit needs
+    #: before its slope is used: about 2 s of samples.
+    FIT_SPREAD_S = 0.6
+    #: Fitted rates outside this factor of nominal are not a clock error: the fit is ignored.
+    SANE_RATE_FACTOR = 100.0
 
     def __init__(self, rate_hz: float, halflife_s: float = 30.0) -> None:
         self.rate_hz = rate_hz
@@ -106,9 +116,10 @@ class TimestampDejitter:
         self._sxy = self._sxy * decay + weight * x_mean * y_mean
         slope = 1.0 / self.rate_hz
         variance = self._sxx / self._sw - (self._sx / self._sw) ** 2
-        if variance > (2.0 * self.rate_hz) ** 2:  # at least ~2 s of spread: fit the rate too
+        if variance > (self.FIT_SPREAD_S * self.rate_hz) ** 2:
             fitted = (self._sxy / self._sw - self._sx * self._sy / self._sw**2) / variance
-            if abs(fitted * self.rate_hz - 1.0) < 0.01:  # never trust a fit 1 % off nominal
+            factor = fitted * self.rate_hz
+            if 1.0 / self.SANE_RATE_FACTOR < factor < self.SANE_RATE_FACTOR:
                 slope = fitted
         intercept = self._sy / self._sw - slope * self._sx / self._sw
         np.multiply(np.arange(self._count, self._count + n, dtype=np.float64), slope, timestamps)
