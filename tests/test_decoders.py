@@ -33,7 +33,7 @@ from bci_app.decoders import (
     load_decoder,
     save_decoder,
 )
-from bci_app.decoders.alignment import sample_covariances
+from bci_app.decoders.alignment import MAX_POWER_RATIO, sample_covariances
 from bci_app.decoders.band import BandFilter
 from bci_app.dsp.windows import Window
 from bci_app.infer.worker import DecoderRunner, InferenceWorker
@@ -247,6 +247,26 @@ def test_alignment_recentres_and_adaptation_follows_the_session(runs) -> None:
     assert adapting.observed == len(louder)
     adapting.reset()
     assert adapting.observed == 0 and np.array_equal(adapting.reference, adapting.initial_reference)
+
+
+def test_adaptation_leaves_out_flat_windows_and_caps_an_artefacts_weight(runs) -> None:
+    """A disconnected amplifier (flat windows) must not shrink the reference, one second of
+    a popping electrode must not blow it up; a session truly 30x louder is still followed."""
+    train, test = runs
+    adapting = Alignment.fit(train.x, memory_windows=20)
+    start = np.trace(adapting.reference)
+    adapting.observe(np.zeros((40, *test.x.shape[1:]), dtype=np.float32))
+    np.testing.assert_array_equal(adapting.reference, adapting.initial_reference)
+    assert adapting.flat_windows == 40
+    popping = test.x[:4].copy()
+    popping[:, :2] += np.random.default_rng(0).normal(0, 5000, popping[:, :2].shape)
+    adapting.observe(popping)  # ~10^5 x the reference's power on two electrodes
+    # each of the 4 windows adds at most (MAX_POWER_RATIO - 1) / 20 of the trace (was 10^4x)
+    assert np.trace(adapting.reference) <= (1 + (MAX_POWER_RATIO - 1) / 20) ** 4 * start * 1.000001
+    louder = test.x * np.sqrt(30.0)
+    aligned = adapting.transform_causal(np.concatenate([louder, louder]))
+    followed = sample_covariances(aligned[-40:]).mean(axis=0)
+    assert np.trace(followed) / (adapting.scale**2 * 64) < 1.6
 
 
 def _window(seq: int, x: np.ndarray, stamp: float) -> Window:

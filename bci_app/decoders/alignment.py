@@ -28,6 +28,15 @@ __all__ = ["Alignment", "align_runs", "window_covariances"]
 
 #: µV² added to every variance: far below EEG (tens to thousands of µV²), above zero.
 FLOOR_UV2 = 1e-6
+#: Mean channel variance (µV²) below which a window is not EEG (a disconnected or saturated
+#: amplifier, flat after the band-pass): adaptation leaves it out. 60 s of flat windows
+#: shrank the reference 60x and pinned the predictions to one class for 10 s after.
+FLAT_UV2 = 1e-2
+#: Most a window's power (covariance trace) may exceed the reference's in an update: an
+#: artefact's window is scaled down to it. One second of 5 mV on two electrodes had made the
+#: reference 43x larger; a session truly louder than the calibration still gets there, this
+#: factor per update at most.
+MAX_POWER_RATIO = 5.0
 
 
 def window_covariances(x: np.ndarray) -> np.ndarray:
@@ -130,6 +139,7 @@ class Alignment:
         self._whitener = (self.scale * _inverse_sqrt(self._reference)).astype(np.float32)
         self._unsettled: list[np.ndarray] = []
         self.observed = 0
+        self.flat_windows = 0  # observed windows adaptation left out as flat
 
     def observe(self, x: np.ndarray) -> None:
         """Adapt to windows ``x (n, C, T)`` or ``(C, T)`` (µV), oldest first, at the next
@@ -144,12 +154,20 @@ class Alignment:
         """Move the reference to the observed windows and recompute the whitener: the costly
         part of adaptation (one 64 x 64 eigendecomposition, 0.3-0.4 ms), kept off the path
         from a window to its prediction (live: 1.9 against 4.0 ms p50 for the tangent network
-        at 64 x 500, paced every 100 ms)."""
+        at 64 x 500, paced every 100 ms). Flat windows are left out (:data:`FLAT_UV2`) and an
+        artefact's weight is capped (:data:`MAX_POWER_RATIO`)."""
         if not self._unsettled:
             return
         windows, self._unsettled = np.stack(self._unsettled), []
         rate = 1.0 / self.memory_windows
+        flat_power = FLAT_UV2 * self.n_channels
         for covariance in sample_covariances(windows):
+            power, reference_power = np.trace(covariance), np.trace(self._reference)
+            if power < flat_power:
+                self.flat_windows += 1
+                continue
+            if power > MAX_POWER_RATIO * reference_power:
+                covariance *= MAX_POWER_RATIO * reference_power / power
             self._reference += rate * (covariance - self._reference)
         self._whitener = (self.scale * _inverse_sqrt(self._reference)).astype(np.float32)
 
