@@ -132,6 +132,31 @@ def test_cutter_recovers_from_falling_behind_the_ring_with_an_overrun():
     assert windows[-1].start_index + 50 == 300
 
 
+def test_epochs_asked_for_after_an_overrun_start_at_their_stimulus():
+    """The stage fell behind the raw ring once and skipped samples the preprocessor never
+    saw: an epoch asked for afterwards still starts at its stimulus (it was 2 s late)."""
+    rate = 250.0
+    config = parse_config(
+        {"model_rate": 125.0, "paradigm": {"kind": "p300"}, "windows": {"length": 1.0}}
+    )
+    raw = RingBuffer(1000, 2)
+    stage = DspStage(raw, rate, config)
+    stamps = np.arange(3000) / rate
+    raw.write(np.zeros((500, 2), np.float32), stamps[:500])
+    stage.process(lambda: 0.0)
+    raw.write(np.zeros((1500, 2), np.float32), stamps[500:2000])  # 501 samples are lost
+    stage.process(lambda: 0.0)
+    assert stage.overruns == 1
+    for stimulus in (2100, 2300):
+        stage.request_epoch(float(stimulus), stimulus)
+    raw.write(np.zeros((1000, 2), np.float32), stamps[2000:])
+    stage.process(lambda: 0.0)
+    epochs = stage.take_epochs()
+    assert [stimulus for stimulus, _ in epochs] == [2100, 2300]
+    for stimulus, epoch in epochs:  # within half a model sample (an odd skip shifts the phase)
+        assert abs(epoch.first_timestamp - stamps[stimulus]) <= 0.5 / 125.0 + 1e-9
+
+
 def test_window_longer_than_ring_is_refused():
     with pytest.raises(ValueError, match="raise ring.capacity"):
         WindowCutter(RingBuffer(10, 1), 100.0, length_s=1.0, hop_s=0.5)

@@ -107,6 +107,9 @@ class DspStage:
             except RingOverrun as exc:
                 # Fell behind the raw ring: continue from the oldest sample, marked as a gap.
                 self.overruns += 1
+                # the preprocessor never sees the skipped samples: raw index -> its input index
+                # moves by as many (epochs asked for later land on their own samples)
+                self._origin += exc.oldest + 1 - self.cursor
                 self.cursor = exc.oldest + 1
                 self._gap_next = True
                 continue
