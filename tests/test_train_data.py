@@ -142,6 +142,9 @@ def test_xdf_matches_the_edf_of_the_same_run(r06):
 
 def test_xdf_units_labels_channel_types_and_marker_mapping(tmp_path, caplog):
     eeg, markers, values = synthetic_xdf_streams()
+    # one more cue in the middle of the 2 s dropout before sample 1000: no sample is its place
+    markers["times"].append(eeg["times"][999] + 1.0)
+    markers["values"].append("right")
     path = tmp_path / "synthetic.xdf"
     write_xdf(path, [markers, eeg])
     with caplog.at_level(logging.WARNING, logger="bci_app.train.data"):
@@ -152,7 +155,8 @@ def test_xdf_units_labels_channel_types_and_marker_mapping(tmp_path, caplog):
     np.testing.assert_array_equal(rec.data[:, 2], values[:, 2])
     assert np.isnan(rec.data[1500, 0])
     assert rec.events == ((200, "left"), (900, "right"), (1400, "left"))
-    assert "outside the EEG stream" in caplog.text
+    assert "1 marker(s) outside the EEG stream" in caplog.text
+    assert "1 marker(s) inside a dropout of the EEG" in caplog.text
 
 
 def test_flagged_windows_are_skipped_and_counted(tmp_path):
@@ -372,6 +376,23 @@ def test_xdf_with_fewer_samples_than_its_footer_counts_says_what_is_lost(tmp_pat
     assert "'synthetic-eeg'" in note and "footer counts 2250" in note
     assert "lost 2.5 s (250 samples)" in note
     with pytest.raises(RecordingError, match="lost 2.5 s"):
+        load_recording(path, strict=True)
+
+
+def test_xdf_sample_with_a_corrupt_timestamp_is_dropped_and_the_markers_kept(tmp_path):
+    """One NaN timestamp (corrupt bytes) used to become NaN for the whole stream in pyxdf's
+    dejitter: every marker was dropped as outside the EEG, and --strict let it pass."""
+    eeg, markers, _ = synthetic_xdf_streams()
+    eeg["times"][500] = float("nan")
+    path = tmp_path / "nan-stamp.xdf"
+    write_xdf(path, [eeg, markers])
+    recording = load_recording(path)
+    assert recording.n_samples == len(eeg["times"]) - 1
+    assert np.isfinite(recording.timestamps).all()
+    assert recording.events == ((200, "left"), (899, "right"), (1399, "left"))
+    (note,) = recording.damage
+    assert "'synthetic-eeg'" in note and "1 samples with a corrupt (non-finite) timestamp" in note
+    with pytest.raises(RecordingError, match="non-finite"):
         load_recording(path, strict=True)
 
 

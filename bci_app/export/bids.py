@@ -50,6 +50,7 @@ from bci_app.io.xdf import (
     DAMAGE_KEY,
     XDF_EXTENSIONS,
     describe_xdf_streams,
+    marker_samples,
     read_xdf_streams,
     xdf_channels,
     xdf_info,
@@ -324,8 +325,8 @@ def _unique(labels: Sequence[str] | Any) -> tuple[str, ...]:
 def _marker_events(
     path: Path, streams: list[dict], timestamps: np.ndarray, rate: float
 ) -> tuple[tuple[int, str], ...]:
-    """Markers of the (type Markers preferred) string stream at the nearest EEG sample (ties to
-    the earlier one); markers beyond half a period outside the EEG are dropped."""
+    """Markers of the (type Markers preferred) string stream at the nearest EEG sample (see
+    :func:`~bci_app.io.xdf.marker_samples`)."""
     strings = [
         s
         for s in streams
@@ -338,24 +339,7 @@ def _marker_events(
         return ()
     if len(chosen) > 1:
         log.warning("%s: several marker streams; using %r", path, xdf_info(chosen[0], "name"))
-    times = np.asarray(chosen[0]["time_stamps"], dtype=np.float64)
-    labels = [
-        str(v[0] if isinstance(v, list | tuple) else v).strip() for v in chosen[0]["time_series"]
-    ]
-    if times.size == 0:
-        return ()
-    half = 0.5 / rate
-    inside = np.flatnonzero((times >= timestamps[0] - half) & (times <= timestamps[-1] + half))
-    if inside.size < times.size:
-        log.warning("%s: %d marker(s) outside the EEG dropped", path, int(times.size - inside.size))
-    if timestamps.size == 1:
-        nearest = np.zeros(times.shape, dtype=np.int64)
-    else:
-        right = np.clip(np.searchsorted(timestamps, times), 1, timestamps.size - 1)
-        left = right - 1
-        closer = np.abs(timestamps[right] - times) < np.abs(times - timestamps[left])
-        nearest = np.where(closer, right, left)
-    return tuple(sorted(((int(nearest[i]), labels[i]) for i in inside), key=lambda e: e[0]))
+    return marker_samples(path, chosen[0], timestamps, rate)
 
 
 def _desc(stream: dict) -> dict:

@@ -23,6 +23,7 @@ __all__ = [
     "XDF_EXTENSIONS",
     "describe_xdf_streams",
     "load_xdf",
+    "marker_samples",
     "read_xdf_streams",
     "xdf_channels",
     "xdf_info",
@@ -124,7 +125,8 @@ def read_xdf_streams(path: Path, dejitter: bool = False, strict: bool = False) -
     pyxdf_log = logging.getLogger("pyxdf.pyxdf")
     pyxdf_log.addHandler(collect)
     propagate, pyxdf_log.propagate = pyxdf_log.propagate, False  # reported below, in our words
-    try:
+
+    def load(dejitter: bool) -> list[dict]:
         streams, _ = pyxdf.load_xdf(
             str(path),
             synchronize_clocks=True,
@@ -132,6 +134,14 @@ def read_xdf_streams(path: Path, dejitter: bool = False, strict: bool = False) -
             jitter_break_threshold_seconds=_GAP_TOLERANCE_S,
             jitter_break_threshold_samples=1,
         )
+        return streams
+
+    try:
+        streams = load(dejitter)
+        if dejitter and not all(_finite_stamps(s).all() for s in streams):
+            # pyxdf's fit spreads one corrupt (NaN) stamp over every sample of its stream:
+            # read the recorded stamps, and drop the corrupt ones below
+            streams = load(False)
     except Exception as exc:
         raise RecordingError(
             f"{path}: not a readable XDF file ({type(exc).__name__}: {exc}); it is corrupt or "
@@ -147,14 +157,43 @@ def read_xdf_streams(path: Path, dejitter: bool = False, strict: bool = False) -
             "recovered; copy it again from the recording machine, or re-record"
         )
     damaged = [(s, _stream_damage(path, s, corrupt is not None)) for s in streams]
+    damaged += [(s, _drop_nonfinite_stamps(path, s)) for s in streams]
     damaged = [(s, d) for s, d in damaged if d is not None]
     if corrupt and not damaged:
         whole = StreamDamage(path, "(whole file)", f"corrupt chunks skipped: {corrupt}", 0, 0, 0)
         report_damage([whole], strict)
     notes = report_damage([d for _, d in damaged], strict)
     for (stream, _), note in zip(damaged, notes, strict=True):
-        stream[DAMAGE_KEY] = note
+        stream[DAMAGE_KEY] = f"{stream[DAMAGE_KEY]}; {note}" if DAMAGE_KEY in stream else note
     return streams
+
+
+def _finite_stamps(stream: dict) -> np.ndarray:
+    return np.isfinite(np.asarray(stream["time_stamps"], dtype=np.float64))
+
+
+def _drop_nonfinite_stamps(path: Path, stream: dict) -> StreamDamage | None:
+    """Drop the samples of ``stream`` whose timestamp is not finite (corrupt bytes: no time
+    to place them at); their description, None when there are none."""
+    finite = _finite_stamps(stream)
+    if finite.all():
+        return None
+    stream["time_stamps"] = np.asarray(stream["time_stamps"], dtype=np.float64)[finite]
+    values = stream["time_series"]
+    if isinstance(values, np.ndarray):
+        stream["time_series"] = values[finite]
+    else:
+        stream["time_series"] = [v for v, keep in zip(values, finite, strict=True) if keep]
+    lost = int((~finite).sum())
+    return StreamDamage(
+        path,
+        xdf_info(stream, "name"),
+        f"{lost} samples with a corrupt (non-finite) timestamp dropped; the stream keeps its "
+        "recorded timestamps",
+        int(finite.sum()),
+        xdf_rate(stream),
+        lost,
+    )
 
 
 def _stream_damage(path: Path, stream: dict, corrupt: bool) -> StreamDamage | None:
@@ -267,27 +306,39 @@ def _xdf_events(
     markers = (typed or strings)[0]
     if len(typed or strings) > 1:
         log.warning("%s: several marker streams; using %r", path, xdf_info(markers, "name"))
+    return marker_samples(path, markers, timestamps, rate)
+
+
+def marker_samples(
+    path: Path, markers: dict, timestamps: np.ndarray, rate: float
+) -> tuple[tuple[int, str], ...]:
+    """The markers of the pyxdf string stream ``markers`` at the nearest sample of the EEG
+    stamped ``timestamps (n,)`` (ties to the earlier one), in time order. A marker farther
+    from every sample than half a period (plus the gap rule's tolerance) is dropped with a
+    warning: outside the EEG, or inside a dropout, where the nearest sample is a cue's wrong
+    place (the samples after the gap would have been trained on as its trial)."""
     times = np.asarray(markers["time_stamps"], dtype=np.float64)
     labels = [
         str(v[0] if isinstance(v, list | tuple) else v).strip() for v in markers["time_series"]
     ]
     if times.size == 0:
         return ()
-    half = 0.5 / rate
-    inside = (times >= timestamps[0] - half) & (times <= timestamps[-1] + half)
-    if not inside.all():
-        log.warning(
-            "%s: %d marker(s) outside the EEG stream's time span dropped",
-            path,
-            int((~inside).sum()),
-        )
-    right = np.clip(np.searchsorted(timestamps, times), 1, len(timestamps) - 1)
-    left = right - 1
-    if len(timestamps) == 1:
+    if timestamps.size == 1:
         nearest = np.zeros(times.shape, dtype=np.int64)
     else:
-        nearest = np.where(
-            np.abs(timestamps[right] - times) < np.abs(times - timestamps[left]), right, left
-        )
-    events = [(int(nearest[i]), labels[i]) for i in np.flatnonzero(inside)]
+        right = np.clip(np.searchsorted(timestamps, times), 1, timestamps.size - 1)
+        left = right - 1
+        closer = np.abs(timestamps[right] - times) < np.abs(times - timestamps[left])
+        nearest = np.where(closer, right, left)
+    distance = np.abs(timestamps[nearest] - times)
+    outside = (times < timestamps[0]) | (times > timestamps[-1])
+    half = 0.5 / rate
+    kept = np.where(outside, distance <= half, distance <= half + _GAP_TOLERANCE_S)
+    for reason, dropped in (
+        ("outside the EEG stream's time span", ~kept & outside),
+        ("inside a dropout of the EEG (no sample near them)", ~kept & ~outside),
+    ):
+        if dropped.any():
+            log.warning("%s: %d marker(s) %s dropped", path, int(dropped.sum()), reason)
+    events = [(int(nearest[i]), labels[i]) for i in np.flatnonzero(kept)]
     return tuple(sorted(events, key=lambda e: e[0]))
