@@ -60,6 +60,10 @@ def test_rate_channel_and_label_mismatches_are_refused(outlet_factory):
         make_inlet(sid, stream={"expected_channels": 64}).connect()
     with pytest.raises(StreamError, match=r"names \['Pz'\].*its channels are: C3, Cz, C4"):
         make_inlet(sid, pick=["C3", "Pz"]).connect()
+    # two channels read as C3: the pick would take one of them silently
+    twice = outlet_factory(n_channels=3, labels=["EEG C3", "Cz", "C3."])
+    with pytest.raises(StreamError, match=r"names \['C3'\], which .* has more than once"):
+        make_inlet(twice.outlet.get_info().source_id(), pick=["C3"]).connect()
 
 
 def test_reads_every_sample_exactly_with_labels_and_pick(outlet_factory):

@@ -190,6 +190,15 @@ def describe_stream(
     pick_index = None
     if pick is not None:
         by_label = {label_key(c.label): i for i, c in enumerate(channels)}
+        repeated = sorted(
+            {p for p in pick if sum(label_key(c.label) == label_key(p) for c in channels) > 1}
+        )
+        if repeated:
+            raise StreamError(
+                f"channels.pick names {repeated}, which {label} has more than once; its "
+                f"channels are: {', '.join(c.label for c in channels)}. Give the amplifier's "
+                "channels unique labels"
+            )
         missing = [p for p in pick if label_key(p) not in by_label]
         if missing:
             raise StreamError(
