@@ -209,6 +209,19 @@ def test_arrays_that_do_not_fit_the_kind_are_refused_by_name(runs, tmp_path) -> 
     save_decoder(tmp_path / "n", decoder, metadata_for(train, decoder), "card")
     with pytest.raises(CheckpointError, match="mdm.class_means contains NaN"):
         load_decoder(tmp_path / "n")
+    # values that pass the shape checks but are no alignment: a clear error, never a ValueError
+    # ("a bug") nor a whitener that amplifies a negative variance
+    decoder = MdmDecoder.fit(train.x, train.y)
+    decoder.alignment = Alignment.fit(train.x)
+    for name, field, value in (
+        ("negative", "initial_reference", -decoder.alignment.initial_reference),
+        ("zero-scale", "scale", 0.0),
+    ):
+        setattr(decoder.alignment, field, value)
+        save_decoder(tmp_path / name, decoder, metadata_for(train, decoder), "card")
+        with pytest.raises(CheckpointError, match=f"{name}.*its alignment: .*train it again"):
+            load_decoder(tmp_path / name)
+        decoder.alignment = Alignment.fit(train.x)
 
 
 def test_flat_and_duplicate_channels_give_finite_decoders(runs) -> None:

@@ -90,6 +90,11 @@ class Alignment:
             raise ValueError(f"reference must be a square matrix, got shape {reference.shape}")
         if not np.all(np.isfinite(reference)):
             raise ValueError("reference covariance contains NaN or infinite values")
+        size = float(np.abs(reference).max())
+        if np.abs(reference - reference.T).max() > 1e-6 * size or (
+            np.linalg.eigvalsh(reference)[0] < -1e-6 * size
+        ):
+            raise ValueError("reference is not a covariance (symmetric, no negative variance)")
         if not (np.isfinite(scale) and scale > 0):
             raise ValueError(f"scale must be a number > 0 (µV), got {scale!r}")
         if memory_windows < 0:

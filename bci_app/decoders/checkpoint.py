@@ -142,7 +142,10 @@ def _build(
     except DecoderError as exc:
         raise CheckpointError(f"{path}: {exc}") from None
     if spec.band_hz is not None:
-        decoder.band = BandFilter(*spec.band_hz, metadata.model_rate_hz)
+        try:
+            decoder.band = BandFilter(*spec.band_hz, metadata.model_rate_hz)
+        except ValueError as exc:
+            raise CheckpointError(f"{path}: its band: {exc}; train it again") from None
     aligned = {k: v for k, v in tensors.items() if k.startswith("alignment.")}
     if spec.alignment is None:
         if aligned:
@@ -155,5 +158,8 @@ def _build(
         memory = 0
     elif adapt and not memory:
         memory = DEFAULT_MEMORY_WINDOWS
-    decoder.alignment = Alignment.from_tensors(_numpy(aligned), memory)
+    try:
+        decoder.alignment = Alignment.from_tensors(_numpy(aligned), memory)
+    except ValueError as exc:
+        raise CheckpointError(f"{path}: its alignment: {exc}; train it again") from None
     return decoder
