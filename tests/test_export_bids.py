@@ -376,3 +376,18 @@ def test_stream_choice_and_bad_input(tmp_path: Path) -> None:
         export_bids(two, tmp_path / "e", "01", stream="second-eeg", classes=CLASSES)
     with pytest.raises(BidsExportError, match="--stream chooses among the streams"):
         export_bids(EDF, tmp_path / "d", "01", stream="x")
+
+
+def test_a_dropout_in_the_eeg_is_marked_where_the_data_file_joins_it(tmp_path: Path) -> None:
+    """The BrainVision file holds the samples on either side of a dropout back to back: each
+    join is an event (BAD_ACQ_SKIP) that events.json explains, so no epoch is cut across it."""
+    eeg, markers, _ = synthetic_xdf_streams()  # 2 s without samples before sample 1000
+    path = tmp_path / "dropout.xdf"
+    write_xdf(path, [eeg, markers])
+    result = export_bids(path, tmp_path / "bids", "01")
+    assert result.trial_types["BAD_ACQ_SKIP"] == 1 and result.n_events == 3
+    events = read_tsv(result.bids_path.parent / "sub-01_task-bci_events.tsv")
+    joins = [e for e in events if e["trial_type"] == "BAD_ACQ_SKIP"]
+    assert [(int(e["sample"]), float(e["onset"])) for e in joins] == [(1000, 10.0)]
+    levels = json.loads((result.bids_path.parent / "sub-01_task-bci_events.json").read_text())
+    assert "2.000 s skipped" in levels["trial_type"]["Levels"]["BAD_ACQ_SKIP"]

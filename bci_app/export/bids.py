@@ -43,9 +43,11 @@ from typing import Any
 import numpy as np
 
 from bci_app import __version__
+from bci_app.config import HealthConfig
 from bci_app.errors import UserError
 from bci_app.io.files import load_recording
 from bci_app.io.labels import canonical_label, microvolt_scale
+from bci_app.io.recording import timestamp_breaks
 from bci_app.io.xdf import (
     DAMAGE_KEY,
     XDF_EXTENSIONS,
@@ -80,6 +82,8 @@ APP_STREAM_KINDS: dict[str, str] = {
     "ElectrodeWeights": "weights",
 }
 _STATUS_TYPE = "Status"
+#: ``trial_type`` of a join in the data file: the EEG dropped out (or its clock jumped) there.
+JOIN_EVENT = "BAD_ACQ_SKIP"
 #: Folder of the derivative dataset under ``ROOT/derivatives``.
 DERIVATIVE_NAME = "bci-app"
 DEFAULT_TASK = "bci"
@@ -141,6 +145,16 @@ class BidsSession:
     @property
     def n_samples(self) -> int:
         return int(self.data.shape[0])
+
+    def joins(self) -> list[tuple[int, float]]:
+        """Where the EEG stream dropped out or its clock jumped, by the live inlet's gap rule:
+        ``(first sample after, seconds skipped)`` (negative: the clock went back). The file
+        written joins the samples on either side."""
+        if self.timestamps is None:
+            return []
+        breaks = timestamp_breaks(self.timestamps, self.rate_hz, HealthConfig().gap_tolerance)
+        steps = self.timestamps[breaks] - self.timestamps[breaks - 1] - 1.0 / self.rate_hz
+        return [(int(b), float(step)) for b, step in zip(breaks, steps, strict=True)]
 
 
 @dataclass(frozen=True)
@@ -546,6 +560,13 @@ def export_bids(
     )
     _check_derivatives(derivative_base, data.app_streams, overwrite)
 
+    joins = data.joins()
+    if joins:
+        log.warning(
+            "%s: the EEG stream has %d dropout(s) or clock jump(s) (%.2f s skipped); the data "
+            "file joins the samples around each, marked %s in events.tsv",
+            data.source, len(joins), sum(abs(seconds) for _, seconds in joins), JOIN_EVENT,
+        )  # fmt: skip
     raw = _to_raw(data, class_map, line_freq)
     mne_bids.make_dataset_description(
         path=root,
@@ -587,7 +608,7 @@ def export_bids(
     mne_bids.update_sidecar_json(
         bids_path.copy().update(extension=".json"), sidecar, verbose="error"
     )
-    trial_types = _describe_events(bids_path, data.events, class_map)
+    trial_types = _describe_events(bids_path, data.events, class_map, joins)
     derivatives = _write_derivatives(derivative_base, bids_path, data, overwrite)
     return BidsResult(
         root=root,
@@ -657,9 +678,10 @@ def _to_raw(data: BidsSession, class_map: Mapping[str, str], line_freq: float | 
     raw.info["line_freq"] = line_freq
     if data.meas_date is not None:
         raw.set_meas_date(data.meas_date)
-    if data.events:
-        samples = np.array([s for s, _ in data.events], dtype=np.float64)
-        names = [class_map.get(m, m) for _, m in data.events]
+    events = sorted([*data.events, *((b, JOIN_EVENT) for b, _ in data.joins())])
+    if events:
+        samples = np.array([s for s, _ in events], dtype=np.float64)
+        names = [class_map.get(m, m) for _, m in events]
         raw.set_annotations(
             mne.Annotations(
                 onset=samples / data.rate_hz,
@@ -672,9 +694,13 @@ def _to_raw(data: BidsSession, class_map: Mapping[str, str], line_freq: float | 
 
 
 def _describe_events(
-    bids_path: Any, events: Sequence[tuple[int, str]], class_map: Mapping[str, str]
+    bids_path: Any,
+    events: Sequence[tuple[int, str]],
+    class_map: Mapping[str, str],
+    joins: Sequence[tuple[int, float]] = (),
 ) -> dict[str, int]:
-    """Say in ``events.json`` which marker each ``trial_type`` comes from; the count per type."""
+    """Say in ``events.json`` which marker each ``trial_type`` comes from, and what a join
+    (:data:`JOIN_EVENT`) is; the count per type."""
     import mne_bids
 
     counts: dict[str, int] = {}
@@ -683,7 +709,7 @@ def _describe_events(
         name = class_map.get(marker, marker)
         counts[name] = counts.get(name, 0) + 1
         sources.setdefault(name, set()).add(marker)
-    if not events:
+    if not events and not joins:
         return counts
     levels = {
         name: f"class {name!r} (marker {', '.join(sorted(markers))})"
@@ -691,6 +717,13 @@ def _describe_events(
         else f"marker {name!r} as recorded"
         for name, markers in sorted(sources.items())
     }
+    if joins:
+        counts[JOIN_EVENT] = len(joins)
+        levels[JOIN_EVENT] = (
+            "the EEG stream dropped out or its clock jumped here: the data file joins the "
+            f"samples before and after ({sum(abs(s) for _, s in joins):.3f} s skipped in all); "
+            "an epoch must not span it"
+        )
     entries = {
         "trial_type": {
             "Description": "Class of the cue, from the session's marker stream",
