@@ -313,6 +313,8 @@ def test_cli_edf_json(tmp_path: Path) -> None:
     assert not (root / "derivatives").exists()
     sidecar = json.loads(Path(result["bids_path"]).with_suffix(".json").read_text())
     assert sidecar["Manufacturer"] == "n/a"  # not the BrainVision format's maker
+    (scan,) = read_tsv(root / "sub-S001" / "ses-1" / "sub-S001_ses-1_scans.tsv")
+    assert scan["acq_time"].startswith("2009-08-12T16:15:00")  # the EDF header's start
 
 
 def test_cli_model_classes_overwrite_and_errors(

@@ -224,9 +224,22 @@ def read_bids_session(
         events=recording.events,
         timestamps=None,
         stream_name=recording.run,
+        meas_date=_mne_meas_date(path),
         amplifier={"Manufacturer": "n/a", "ManufacturersModelName": "n/a"},
         damage=recording.damage,
     )
+
+
+def _mne_meas_date(path: Path) -> datetime | None:
+    """The measurement date an EDF/BDF/FIF header holds (UTC), None if absent or unreadable
+    (the file was read above: its problems are reported there)."""
+    import mne
+
+    try:
+        raw = mne.io.read_raw(path, preload=False, verbose="error")
+    except Exception:
+        return None
+    return raw.info["meas_date"]
 
 
 def _read_xdf(path: Path, name: str | None, strict: bool) -> BidsSession:
