@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import gzip
 import logging
 from collections import Counter
 from pathlib import Path
@@ -364,6 +365,22 @@ def test_xdf_cut_mid_chunk_gives_every_intact_chunk(tmp_path, caplog):
     with pytest.raises(RecordingError, match=r"recovered 74\.5 s.*Refused \(--strict\)") as info:
         load_recording(path, strict=True)
     assert str(path) in str(info.value)
+
+
+def test_compressed_xdf_cut_short_gives_what_decompresses(tmp_path):
+    """A .xdfz cut short: gzip refused the whole file (EOFError) where the same cut .xdf gives
+    every intact chunk; now it gives what decompresses, with the same damage notes."""
+    whole = load_recording(XDF_R06)
+    packed = gzip.compress(XDF_R06.read_bytes())
+    path = tmp_path / "cut.xdfz"
+    path.write_bytes(packed[: int(len(packed) * 0.6)])
+    recording = load_recording(path)
+    assert 40.0 < recording.duration_s < 110.0 and recording.events
+    np.testing.assert_array_equal(recording.data, whole.data[: recording.n_samples])
+    assert recording.events == whole.events[: len(recording.events)]
+    assert all("no footer" in note for note in recording.damage)
+    with pytest.raises(RecordingError, match="Refused"):
+        load_recording(path, strict=True)
 
 
 def test_xdf_with_fewer_samples_than_its_footer_counts_says_what_is_lost(tmp_path):

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import gzip
 import logging
+import tempfile
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -126,22 +128,31 @@ def read_xdf_streams(path: Path, dejitter: bool = False, strict: bool = False) -
     pyxdf_log.addHandler(collect)
     propagate, pyxdf_log.propagate = pyxdf_log.propagate, False  # reported below, in our words
 
-    def load(dejitter: bool) -> list[dict]:
+    def load(source: Path, dejitter: bool) -> list[dict]:
         streams, _ = pyxdf.load_xdf(
-            str(path),
+            str(source),
             synchronize_clocks=True,
             dejitter_timestamps=dejitter,
             jitter_break_threshold_seconds=_GAP_TOLERANCE_S,
             jitter_break_threshold_samples=1,
         )
-        return streams
-
-    try:
-        streams = load(dejitter)
         if dejitter and not all(_finite_stamps(s).all() for s in streams):
             # pyxdf's fit spreads one corrupt (NaN) stamp over every sample of its stream:
             # read the recorded stamps, and drop the corrupt ones below
-            streams = load(False)
+            return load(source, False)
+        return streams
+
+    try:
+        try:
+            streams = load(path, dejitter)
+        except EOFError:
+            if opener is open:
+                raise
+            # a .xdfz cut short: gzip refuses the whole; parse what decompresses, as a cut .xdf
+            with tempfile.TemporaryDirectory() as folder:
+                cut = Path(folder) / "cut.xdf"
+                _gunzip_what_is_there(path, cut)
+                streams = load(cut, dejitter)
     except Exception as exc:
         raise RecordingError(
             f"{path}: not a readable XDF file ({type(exc).__name__}: {exc}); it is corrupt or "
@@ -166,6 +177,17 @@ def read_xdf_streams(path: Path, dejitter: bool = False, strict: bool = False) -
     for (stream, _), note in zip(damaged, notes, strict=True):
         stream[DAMAGE_KEY] = f"{stream[DAMAGE_KEY]}; {note}" if DAMAGE_KEY in stream else note
     return streams
+
+
+def _gunzip_what_is_there(path: Path, out: Path) -> None:
+    """Decompress the gzip file ``path`` into ``out`` as far as it is intact."""
+    decompressor = zlib.decompressobj(wbits=31)  # 31: a gzip header
+    with open(path, "rb") as source, open(out, "wb") as target:
+        while chunk := source.read(1 << 20):
+            try:
+                target.write(decompressor.decompress(chunk))
+            except zlib.error:
+                break
 
 
 def _finite_stamps(stream: dict) -> np.ndarray:
