@@ -127,3 +127,17 @@ def test_a_bug_is_one_line_and_exit_1_while_user_errors_exit_2(monkeypatch, caps
     # A user error keeps its own message and exit code 2.
     assert cli.main(["replay", "missing.xdf"]) == 2
     assert "does not exist" in capsys.readouterr().err
+
+
+def test_a_json_last_line_is_strict_json(capsys):
+    """A figure that is not a number is written null: NaN is not JSON, and outside checks
+    parse the last line with a strict parser."""
+    from bci_app.cli._common import print_json
+
+    print_json({"recall": {"feet": float("nan")}, "folds": [0.5, float("inf")], "n": 3})
+    line = capsys.readouterr().out.strip()
+    assert json.loads(line, parse_constant=lambda name: pytest.fail(name)) == {
+        "recall": {"feet": None},
+        "folds": [0.5, None],
+        "n": 3,
+    }

@@ -235,6 +235,28 @@ def test_evaluate_names_a_missing_class_map_instead_of_a_traceback(tmp_path):
     assert "Traceback" not in result.stderr
 
 
+def test_evaluate_refuses_files_without_trials_of_a_class_and_cv_beyond_the_trials(tmp_path):
+    """No trial of one class: balanced accuracy and chance would count on a class that is not
+    there (its recall NaN, which is not JSON); more folds than trials: empty folds."""
+    checkpoint = tmp_path / "model"
+    shutil.copytree(MODELS / "eegmmidb-s001-hands-feet", checkpoint)
+    metadata = json.loads((checkpoint / "metadata.json").read_text())
+    metadata["training"]["class_map"] = {"T1": "hands", "T9": "feet"}  # R10 has no T9
+    (checkpoint / "metadata.json").write_text(json.dumps(metadata))
+    edf = Path(__file__).resolve().parents[2] / "shared" / "data" / "eegmmidb" / "S001"
+    result = bci_app("evaluate", str(checkpoint), str(edf / "S001R10.edf"), "--json")
+    assert result.returncode == 2, result.stderr[-2000:]
+    assert (
+        "{'hands': 7, 'feet': 0}" in result.stderr and "every class needs trials" in result.stderr
+    )
+    trained = bci_app(
+        "train", str(edf / "S001R10.edf"), "--classes", "T1:hands", "T2:feet", "--decoder",
+        "riemann", "--cv", "16", "--out", str(tmp_path / "cv"),
+    )  # fmt: skip
+    assert trained.returncode == 2
+    assert "--cv 16 asks for more folds than the 15 trials" in trained.stderr
+
+
 @pytest.mark.slow
 @pytest.mark.timeout(300)
 def test_classical_decoder_evaluates_and_replays_on_the_same_online_path(shared_data, tmp_path):

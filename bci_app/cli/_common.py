@@ -94,8 +94,19 @@ def metrics_lines(metrics: dict) -> list[str]:
 
 
 def print_json(obj: Any) -> None:
-    """The last line of a ``--json`` command: exactly one JSON value."""
-    print(json.dumps(obj), flush=True)
+    """The last line of a ``--json`` command: exactly one JSON value, strict (a figure that
+    is not a number, NaN or infinite, is written null: ``NaN`` is not JSON)."""
+    print(json.dumps(_finite(obj), allow_nan=False), flush=True)
+
+
+def _finite(obj: Any) -> Any:
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {key: _finite(value) for key, value in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [_finite(value) for value in obj]
+    return obj
 
 
 def format_status(status: PipelineStatus) -> str:

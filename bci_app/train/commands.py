@@ -207,6 +207,12 @@ def train_command(
             metrics["cross_validation"] = selection["candidates"][selection["chosen"]]
         else:
             if cv_folds:
+                n_trials = len(np.unique(tw.trial))
+                if cv_folds > n_trials:
+                    raise TrainingError(
+                        f"--cv {cv_folds} asks for more folds than the {n_trials} trials; "
+                        f"use --cv {n_trials} or fewer (5 is usual)"
+                    )
                 folds = stratified_folds(tw, cv_folds, settings.seed)
                 metrics["cross_validation"] = cross_validate(
                     decoder, tw, folds, settings, adapt, band_hz
@@ -317,10 +323,12 @@ def evaluate_command(checkpoint: Path, files: Sequence[str | Path], strict: bool
         stop,
         channels=metadata.channel_labels,
     )
-    if list(tw.classes) != list(metadata.classes):
+    counts = trials_per_class(tw)
+    if list(tw.classes) != list(metadata.classes) or not all(counts.values()):
         raise TrainingError(
-            f"the recordings give classes {list(tw.classes)} but the model knows "
-            f"{list(metadata.classes)}; every class needs trials in the evaluated files"
+            f"the recordings give trials per class {counts} but the model knows "
+            f"{list(metadata.classes)}; every class needs trials in the evaluated files (its "
+            "balanced accuracy and chance level count on them): add a run that has them"
         )
     metrics = evaluate_trials(decoder, tw)
     if metadata.paradigm.kind == "ssvep":
