@@ -26,6 +26,8 @@ from bci_app.calibrate.training import train_calibration, valid_cue_events
 from bci_app.config import parse_config
 from bci_app.decoders import load_decoder
 from bci_app.gui.calibration import CalibrationWindow
+from bci_app.gui.cue_screen import CueScreen
+from bci_app.gui.paradigm_run import ParadigmRun
 from bci_app.io import Recording
 from bci_app.pipeline import ProcessPipeline
 from bci_app.sources.simulator import SimulatorSettings
@@ -125,6 +127,31 @@ def test_controller_runs_phases_stamps_cues_and_invalidates_on_pause():
     lateness = c.draw_lateness()
     np.testing.assert_allclose(lateness[:2], [0.12, 0.1], atol=1e-9)  # drawn - planned cue
     assert lateness[2:].max() < 0.06
+
+
+def test_a_cue_never_painted_sends_no_marker_and_its_trial_is_not_used(qtbot):
+    """The participant's window minimised or behind a screen lock: nothing is painted, so
+    the cue gets no marker (it had the time of the last paint, seconds old) and its trial
+    is left out of training."""
+    markers = _Markers()
+    c = CalibrationController(_FixedPlanner(["a", "b"]), ["a", "b"], 1, markers=markers)
+    screen = CueScreen()
+    qtbot.addWidget(screen)
+    screen.resize(400, 300)
+    screen.show()
+    qtbot.waitUntil(lambda: screen.paints > 0)  # shown: painted once
+    run = ParadigmRun(c, screen, lambda: None, "calibration")
+    c.start(100.0)
+    painted = screen.paints
+    run.tick(100.2)
+    assert screen.paints > painted
+    screen.hide()
+    now = 100.2
+    while c.tick(now) is not Phase.FINISHED and now < 120:
+        run.tick(now)
+        now += 0.05
+    assert markers.pushed == []
+    assert len(c.trials) > 3 and c.valid_counts() == {"a": 0, "b": 0}
 
 
 def test_feedback_decides_each_trial_from_windows_inside_it():

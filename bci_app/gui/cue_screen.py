@@ -44,13 +44,17 @@ class CueScreen(QtWidgets.QWidget):
         self.setMinimumSize(480, 360)
         self.setAutoFillBackground(False)
         self.last_paint_time: float | None = None
+        self.paints = 0
         self.paint_log: deque[tuple[float, Phase]] = deque(maxlen=1024)  # (paint end, phase)
 
-    def show_view(self, view: CueView) -> float:
-        """Draw ``view`` now (synchronously); returns when the paint finished (LSL time)."""
+    def show_view(self, view: CueView) -> float | None:
+        """Draw ``view`` now (synchronously); returns when the paint finished (LSL time), None
+        when nothing was painted (the window is hidden or minimised: a cue nobody saw must
+        not get the time of an older paint)."""
         self.view = view
+        before = self.paints
         self.repaint()
-        return self.last_paint_time if self.last_paint_time is not None else pylsl.local_clock()
+        return self.last_paint_time if self.paints != before else None
 
     def paintEvent(self, event: QtGui.QPaintEvent) -> None:
         painter = QtGui.QPainter(self)
@@ -61,6 +65,7 @@ class CueScreen(QtWidgets.QWidget):
         finally:
             painter.end()
         self.last_paint_time = pylsl.local_clock()
+        self.paints += 1
         self.paint_log.append((self.last_paint_time, self.view.phase))
 
     def _paint(self, painter: QtGui.QPainter) -> None:

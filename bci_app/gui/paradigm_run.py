@@ -109,7 +109,7 @@ class ParadigmRun:
             message=message,
         )
         drawn = self.screen.show_view(view)
-        if phase is Phase.CUE:
+        if phase is Phase.CUE and drawn is not None:  # never drawn: the trial is not used
             controller.cue_drawn(drawn)
 
     def toggle_pause(self, now: float) -> None:
