@@ -9,9 +9,11 @@ import pytest
 from conftest import unique_id, wait_until
 
 from bci_app.config import parse_config
+from bci_app.gui.banner import stream_warning
 from bci_app.gui.window import MainWindow
 from bci_app.infer.outlets import OUTLET_SUFFIXES
 from bci_app.pipeline import ProcessPipeline, pipeline_selectors
+from bci_app.stream.inlet import StreamState
 from bci_app.stream.resolve import StreamError
 
 
@@ -86,9 +88,17 @@ def test_a_child_that_dies_is_reported():
     pipeline = ProcessPipeline(sim_config())
     pipeline.start()
     try:
+        assert wait_until(lambda: pipeline.status() is not None, 10)
         pipeline._processes[0].kill()
         assert wait_until(lambda: pipeline.error is not None, 5)
         assert "ended unexpectedly" in pipeline.error
+        # the last status it received said live: front ends must see the stream is not read
+        stream = pipeline.status().stream
+        assert stream.state is StreamState.FAILED and "ended unexpectedly" in stream.error
+        assert (
+            "Stream failed: the pipeline stopped"
+            in stream_warning(stream.state, None, stream.error)[1]
+        )
     finally:
         pipeline.stop()
 

@@ -33,6 +33,7 @@ from bci_app.pipeline.view import (
     PipelineStatus,
     Trace,
     TraceKind,
+    ended_status,
     status_to_json,
 )
 from bci_app.scheduling import gil_switch_interval, set_realtime_priority
@@ -118,7 +119,7 @@ class Pipeline(PipelineBase):
         if times and pylsl.local_clock() - times[-1] > 2.0:
             rate = 0.0
         stage = self.stage
-        return PipelineStatus(
+        status = PipelineStatus(
             stream=self.inlet.health(),
             windows=self._windows,
             flagged_windows=self._flagged,
@@ -132,6 +133,7 @@ class Pipeline(PipelineBase):
             filter_delays=None if stage is None else stage.delays,
             erp=None if self.erp is None else self.erp.stats(),
         )
+        return ended_status(status, self.error)
 
     # -- in-process extras ---------------------------------------------------------------------
     def add_sink(self, sink: WindowSink) -> None:

@@ -29,7 +29,7 @@ from typing import Any
 from bci_app.config import AppConfig
 from bci_app.infer.worker import Prediction
 from bci_app.pipeline.local import Pipeline
-from bci_app.pipeline.view import PipelineBase, PipelineStatus, Trace, TraceKind
+from bci_app.pipeline.view import PipelineBase, PipelineStatus, Trace, TraceKind, ended_status
 from bci_app.sources.simulator import SimulatorSettings
 from bci_app.sources.simulator_stream import SimulatorClock
 from bci_app.stream.resolve import StreamDescription
@@ -65,7 +65,7 @@ class ProcessPipeline(PipelineBase):
         return self._outlets
 
     def status(self) -> PipelineStatus | None:
-        return self._status
+        return ended_status(self._status, self.error)
 
     def latest_prediction(self) -> Prediction | None:
         return self._latest

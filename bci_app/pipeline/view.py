@@ -40,6 +40,7 @@ __all__ = [
     "PredictionSink",
     "Trace",
     "TraceKind",
+    "ended_status",
     "status_from_json",
     "status_to_json",
 ]
@@ -66,6 +67,20 @@ class PipelineStatus:
     samples_processed: int = 0  # raw samples the dsp stage has consumed
     filter_delays: ChainDelays | None = None  # group delay per band and settling time
     erp: ErpStats | None = None  # a P300 model: flashes, epochs, the characters it spelled
+
+
+def ended_status(
+    status: PipelineStatus | None, error: BaseException | str | None
+) -> PipelineStatus | None:
+    """``status`` as front ends must see it: after ``error`` ended the pipeline (its process
+    died, its processing thread crashed), the stream is no longer read, whatever the last
+    status said; its state is FAILED with the error."""
+    if status is None or error is None:
+        return status
+    stream = dataclasses.replace(
+        status.stream, state=StreamState.FAILED, error=f"the pipeline stopped: {error}"
+    )
+    return dataclasses.replace(status, stream=stream)
 
 
 def status_to_json(status: PipelineStatus) -> dict:
