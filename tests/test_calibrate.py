@@ -3,6 +3,8 @@ the simulator (real LSL streams, real LabRecorder recordings, the real trainer).
 
 from __future__ import annotations
 
+import os
+import signal
 import threading
 import time
 from collections import Counter
@@ -282,6 +284,22 @@ def test_abort_keeps_the_recording(qtbot, tmp_path):
     labels, _ = read_markers(tmp_path / "session" / "calibration.xdf")
     assert labels[-1] == INVALID_MARKER and len(labels) >= 3  # aborted mid-trial: invalid
     assert not (tmp_path / "session" / "model").exists()
+
+
+def test_a_recorder_that_dies_mid_run_stops_the_calibration_at_once(qtbot, tmp_path):
+    """LabRecorderCLI killed (disk full, out of memory): the run stops within a tick and says
+    why, instead of cueing on for minutes with nothing recorded."""
+    window = open_calibration(qtbot, tmp_path, trials_per_class=10)
+    qtbot.waitUntil(
+        lambda: window.stage.controller is not None and len(window.stage.controller.trials) >= 2,
+        timeout=30_000,
+    )
+    os.kill(window.stage.recorder.pid, signal.SIGKILL)
+    killed = time.monotonic()
+    qtbot.waitUntil(lambda: window.state == "error", timeout=10_000)
+    assert time.monotonic() - killed < 5.0
+    assert "The recording of the calibration failed" in window.error
+    assert "killed by signal SIGKILL" in window.error
 
 
 def test_stream_loss_pauses_marks_the_trial_invalid_and_resumes(qtbot, tmp_path):

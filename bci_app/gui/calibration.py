@@ -603,6 +603,12 @@ class CalibrationWindow(QtWidgets.QMainWindow):
         stage = self.stage
         if stage is None or stage.run is None or self.state != stage.name:
             return  # starting, stopping, training or showing results: nothing to run
+        if stage.recorder is not None and stage.recorder.finished:
+            # LabRecorderCLI ended mid-run: nothing more is recorded, so stop now and say why
+            # (stopping reads its error) instead of cueing on for minutes
+            self._abort_run(stage)
+            self._finish_stage(aborted=True)
+            return
         if self._advance_run(stage):
             self._finish_stage()
 
