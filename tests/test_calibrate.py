@@ -32,6 +32,7 @@ from bci_app.gui.cue_screen import CueScreen
 from bci_app.gui.paradigm_run import ParadigmRun
 from bci_app.io import Recording
 from bci_app.pipeline import ProcessPipeline
+from bci_app.record.recorder import FLUSH_S
 from bci_app.sources.simulator import SimulatorSettings
 from bci_app.sources.simulator_stream import SimulatorStream
 from bci_app.train.commands import TrainingError
@@ -413,12 +414,28 @@ def test_training_refuses_a_recording_without_enough_trials(tmp_path):
         train_calibration(path, ["a", "b"], tmp_path / "m", parse_config({}), imagery_s=1.0)
 
 
-def test_closing_mid_calibration_stops_every_thread(qtbot, tmp_path):
+def test_closing_mid_calibration_stops_every_thread_and_keeps_the_last_markers(qtbot, tmp_path):
+    """Closing the window mid-run is an abort: the trial in progress gets its invalid marker,
+    the recorder its last pull (FLUSH_S) before the file closes, the summary the stage."""
     window = open_calibration(qtbot, tmp_path, trials_per_class=10)
-    qtbot.waitUntil(lambda: window.state == "calibration", timeout=30_000)
+    qtbot.waitUntil(
+        lambda: (
+            window.stage.controller is not None
+            and sum(t.drawn_cue is not None for t in window.stage.controller.trials) >= 2
+        ),
+        timeout=30_000,
+    )
+    controller = window.stage.controller
+    qtbot.waitUntil(
+        lambda: controller.phase is Phase.CUE and controller.current.drawn_cue is not None,
+        timeout=5_000,
+    )
     before = {t.name for t in threading.enumerate()}
     started = time.monotonic()
     window.close()
-    assert time.monotonic() - started < 2.5
+    assert time.monotonic() - started < FLUSH_S + 4.0
     alive = {t.name for t in threading.enumerate() if t.name.startswith("bci-")}
     assert not alive, f"threads still running: {alive} (before: {before})"
+    assert window.state == "aborted" and window.summary["calibration"]["trials"] >= 2
+    labels, _ = read_markers(Path(window.summary["calibration"]["xdf"]))
+    assert labels[-1] == INVALID_MARKER and len(labels) >= 3

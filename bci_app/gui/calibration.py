@@ -673,8 +673,17 @@ class CalibrationWindow(QtWidgets.QMainWindow):
         self._timer.stop()
         stage = self.stage
         if stage is not None:
-            self._abort_run(stage)
-            if stage.recorder is not None:
+            closed_mid_run = self._run_active(stage) and self.state == stage.name
+            self._abort_run(stage)  # the trial in progress: its invalid marker
+            if closed_mid_run:
+                # as Esc does, less the wait on the GUI: the summary, and the recorder's last
+                # pull (the cue and invalid markers of the last second) before the file closes
+                self.summary[stage.name] = self._stage_summary(stage)
+                self.state = "aborted"
+                if stage.recorder is not None:
+                    result = stage.recorder.stop()  # its own timeout: the file must close
+                    self.summary[stage.name]["xdf"] = str(result.path)
+            elif stage.recorder is not None:
                 stage.recorder.request_stop()
             stage.pipeline.stop(timeout)
         if self._task is not None:
