@@ -184,7 +184,11 @@ def test_training_drops_invalidated_trials_and_needs_enough_of_them():
 
 
 def open_calibration(
-    qtbot, tmp_path: Path, stream: dict | None = None, **overrides
+    qtbot,
+    tmp_path: Path,
+    stream: dict | None = None,
+    window_class: type[CalibrationWindow] = CalibrationWindow,
+    **overrides,
 ) -> CalibrationWindow:
     """The window on the built-in simulator, or on the LSL stream ``stream`` selects. The
     pipeline runs in this process, which starts faster; the full flow below runs it in its
@@ -206,7 +210,7 @@ def open_calibration(
         "epochs": 40,
     }
     values.update(overrides)
-    window = CalibrationWindow(config, CalibrationSettings(**values))
+    window = window_class(config, CalibrationSettings(**values))
     qtbot.addWidget(window)
     window.show()
     return window
@@ -301,6 +305,22 @@ def test_a_recorder_that_dies_mid_run_stops_the_calibration_at_once(qtbot, tmp_p
     assert time.monotonic() - killed < 5.0
     assert "The recording of the calibration failed" in window.error
     assert "killed by signal SIGKILL" in window.error
+
+
+class _StageThatCannotStart(CalibrationWindow):
+    """A stage whose own start-up fails after the recorder started, as the speller's free
+    spelling does when the worker's characters outlet never appears."""
+
+    def _stage_starting(self, stage) -> None:
+        raise TrainingError("no LSL stream named 'bci-app-characters' within 5 s")
+
+
+def test_a_stage_that_cannot_start_leaves_no_recorder_running(qtbot, tmp_path):
+    window = open_calibration(qtbot, tmp_path, window_class=_StageThatCannotStart)
+    qtbot.waitUntil(lambda: window.state == "error", timeout=30_000)
+    assert "could not start: no LSL stream named 'bci-app-characters'" in window.error
+    assert window.stage.recorder is not None and not window.stage.recorder.running
+    assert not window.stage.pipeline.running
 
 
 def test_stream_loss_pauses_marks_the_trial_invalid_and_resumes(qtbot, tmp_path):

@@ -311,7 +311,12 @@ class CalibrationWindow(QtWidgets.QMainWindow):
                 stage.recorder.start()
                 self._stage_starting(stage)
             except BaseException:
-                pipeline.stop(STOP_TIMEOUT_S)  # no recording, no session: leave nothing running
+                # no session: leave nothing running (the recorder may have started before the
+                # stage's own start-up failed; its file keeps what it holds)
+                if stage.recorder is not None and stage.recorder.pid is not None:
+                    stage.recorder.stop(flush_s=0)  # in the background: waits for its exit
+                pipeline.stop(STOP_TIMEOUT_S)
+                markers.close()
                 raise
 
         self._run_task(name, start, self._stage_started)
