@@ -32,6 +32,7 @@ from bci_app.gui.stream_panel import WORKER_PREFIX, StreamPanel
 from bci_app.gui.weights import WeightsPanel
 from bci_app.lifecycle import BackgroundCall
 from bci_app.nn.checkpoint import model_dir
+from bci_app.nn.metadata import CheckpointMetadata
 from bci_app.pipeline import PipelineStatus, PipelineView, make_pipeline, marker_source_id
 from bci_app.pipeline.remote import RemoteWorker, find_workers
 from bci_app.stream.inlet import StreamState
@@ -75,6 +76,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self.frame_ms: deque[float] = deque(maxlen=300)  # refresh durations (ms)
         self.frame_errors = 0
         self._live = False
+        self._bound_metadata: CheckpointMetadata | None = None  # what the panels show
         self._starting: BackgroundCall | None = None
         self._start_cancelled: list[bool] | None = None
         self._resolving: BackgroundCall | None = None
@@ -271,14 +273,12 @@ class MainWindow(QtWidgets.QMainWindow):
             if resolving.error is None:
                 self.stream_panel.set_streams(*resolving.result)
 
-    def _go_live(self) -> None:
-        """The pipeline started: bind the panels to its stream and model, read its markers."""
+    def _bind_panels(self) -> None:
+        """Bind the panels to the pipeline's stream and model (again when a viewer's worker
+        comes back with another model: its classes and electrodes)."""
         pipeline = self.pipeline
-        self._live = True
-        self._status = None
-        self._sticky = None
+        self._bound_metadata = metadata = pipeline.metadata
         labels = pipeline.description.labels
-        metadata = pipeline.metadata
         classes = tuple(metadata.classes) if metadata is not None else ()
         if not classes and pipeline.simulator is not None:
             classes = tuple(pipeline.simulator.settings.classes)
@@ -292,6 +292,14 @@ class MainWindow(QtWidgets.QMainWindow):
             self.weights_panel.bind(
                 tuple(metadata.channel_labels), kind, decoder.weights_meaning or "attention"
             )
+
+    def _go_live(self) -> None:
+        """The pipeline started: bind the panels to its stream and model, read its markers."""
+        pipeline = self.pipeline
+        self._live = True
+        self._status = None
+        self._sticky = None
+        self._bind_panels()
         self.latency_panel.reset()
         markers = marker_source_id(pipeline)
         if pipeline.simulator is not None:
@@ -415,6 +423,9 @@ class MainWindow(QtWidgets.QMainWindow):
         if not self._live or pipeline is None:
             return frame
         frame.pipeline = pipeline
+        if pipeline.metadata is not self._bound_metadata:  # a viewer's worker, another model
+            self.feed.clear()  # predictions of the other model's classes
+            self._bind_panels()
         if self._status is None or frame.now - self._status_time >= STATUS_PERIOD_S:
             self._status, self._status_time = pipeline.status(), frame.now
         frame.status = self._status
@@ -434,7 +445,12 @@ class MainWindow(QtWidgets.QMainWindow):
             frame = self.take_frame()
             if frame.status is not None:
                 for panel in self.panels:
-                    panel.update_frame(frame)
+                    try:
+                        panel.update_frame(frame)
+                    except Exception:  # one panel's failure must not freeze the others
+                        self.frame_errors += 1
+                        if self.frame_errors <= 3:
+                            log.exception("%s failed", type(panel).__name__)
                 self._update_status_bar(frame)
             self._update_banner(frame)
         except Exception:  # an exception in a Qt slot would abort the app
