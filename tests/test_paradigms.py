@@ -476,19 +476,35 @@ def test_marker_inlet_follows_its_source_when_it_goes_and_comes_back():
 # ---- SSVEP ----------------------------------------------------------------------------------
 
 
-def _flicker(frequency: float | None, n: int, rate: float, seed: int) -> np.ndarray:
-    """Windows ``(n, 8, 2 s)``: a flicker at ``frequency`` (+ second harmonic) in noise."""
+def _flicker(
+    frequency: float | None, n: int, rate: float, seed: int, channels: int = 8, seconds=2.0
+) -> np.ndarray:
+    """Windows ``(n, channels, seconds)``: a flicker at ``frequency`` (+ second harmonic) on
+    the first 8 channels, in noise on all."""
     rng = np.random.default_rng(seed)
-    t = np.arange(round(2 * rate)) / rate
-    x = rng.normal(0, 1.0, (n, 8, t.size))
+    t = np.arange(round(seconds * rate)) / rate
+    x = rng.normal(0, 1.0, (n, channels, t.size))
     if frequency is not None:
         phase = rng.uniform(0, 2 * np.pi, (n, 1, 1))
         gain = rng.uniform(0.5, 1.0, (1, 8, 1))
-        x += gain * (
+        x[:, :8] += gain * (
             np.sin(2 * np.pi * frequency * t + phase)
             + 0.5 * np.sin(4 * np.pi * frequency * t + phase)
         )
     return x.astype(np.float32)
+
+
+def test_training_free_fbcca_holds_with_many_channels_and_short_windows():
+    """64 channels against 128 samples: CCA on all of them found a correlation near 1 for
+    every frequency, so every window was called rest; it now reads the window's strongest
+    components (CCA_DIMENSIONS)."""
+    rate = 128.0
+    decoder = FbccaDecoder.fit(None, None, SSVEP_CLASSES, rate, 64)
+    for index, frequency in ((1, 13.0), (2, 17.0), (3, 21.0)):
+        windows = _flicker(frequency, 10, rate, index, channels=64, seconds=1.0)
+        probabilities, weights = decoder.predict(windows)
+        assert (probabilities.argmax(axis=1) == index).mean() >= 0.8
+        assert weights.shape == (10, 64)
 
 
 def test_training_free_fbcca_finds_the_flicker_and_tells_rest_on_real_sessions(tmp_path):

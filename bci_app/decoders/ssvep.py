@@ -72,6 +72,23 @@ def _orthonormal(x: np.ndarray) -> np.ndarray:
     return q
 
 
+#: Most dimensions of a window's channel space CCA correlates with the references: with
+#: many channels against few samples every frequency finds a correlation near 1 by chance
+#: (64 channels x 128 samples: every window called rest). More channels keep their
+#: strongest components (PCA of the window); 8 is an occipital montage's size.
+CCA_DIMENSIONS = 8
+
+
+def _channel_basis(x: np.ndarray) -> np.ndarray:
+    """Orthonormal bases ``(n, T, d)`` of windows ``x (n, T, C)``: all their centred channels,
+    or (C > :data:`CCA_DIMENSIONS`) their strongest ``CCA_DIMENSIONS`` components."""
+    if x.shape[-1] <= CCA_DIMENSIONS:
+        return _orthonormal(x)
+    centred = x - x.mean(axis=-2, keepdims=True)
+    u, _, _ = np.linalg.svd(centred, full_matrices=False)
+    return u[..., :CCA_DIMENSIONS]
+
+
 class FbccaDecoder(Decoder):
     """Filter-bank canonical correlation with sine/cosine references at each frequency and its
     harmonics; the score of a frequency is the weighted sum of squared correlations over the
@@ -147,7 +164,7 @@ class FbccaDecoder(Decoder):
             filtered = band(x).astype(np.float64)
             if m == 0:
                 first = filtered
-            bases = _orthonormal(np.swapaxes(filtered, 1, 2))  # (n, T, C)
+            bases = _channel_basis(np.swapaxes(filtered, 1, 2))  # (n, T, <= C)
             # Canonical correlations are the singular values of Qx^T Qy; the largest counts.
             products = np.einsum("ntc,ftk->nfck", bases, references)
             rho = np.linalg.svd(products, compute_uv=False)[..., 0]
