@@ -183,7 +183,7 @@ def test_synthetic_board_drives_the_pipeline_to_predictions(tmp_path):
     write_config(config_path, name)
     config = parse_config(yaml.safe_load(config_path.read_text()))
     model = tmp_path / "model"
-    recording = simulated_recording(SimulatorSettings.from_config(config.simulator), 100.0)
+    recording = simulated_recording(SimulatorSettings.from_config(config), 100.0)
     train_command(
         [recording], ["left_hand", "right_hand"], model, config, decoder="csp-lda", progress=False
     )

@@ -148,7 +148,7 @@ def test_a_classical_checkpoint_runs_in_the_window_with_its_weights_explained(
     its electrode weights are drawn, and the panel says which decoder gave them and what
     they mean."""
     config = sim_config()
-    settings = SimulatorSettings.from_config(config.simulator)
+    settings = SimulatorSettings.from_config(config)
     checkpoint = tmp_path / "mdm"
     train_command(
         [simulated_recording(settings, 240.0)],
@@ -232,7 +232,7 @@ def test_model_and_config_errors_are_shown_with_what_to_do(
 
 def test_a_killed_stream_shows_stale_then_recovering(qtbot) -> None:
     config = sim_config(health={"stale_after": 0.3, "recover_after": 1.0, "lost_after": 30.0})
-    simulator = SimulatorStream(SimulatorSettings.from_config(config.simulator))
+    simulator = SimulatorStream(SimulatorSettings.from_config(config))
     pipeline = Pipeline(config, simulator=simulator)
     window = open_window(qtbot, config, pipeline)
     qtbot.waitUntil(lambda: window.stream_panel.state.text() == "live", timeout=10_000)

@@ -75,7 +75,7 @@ def test_nan_burst_from_the_source_flags_windows_but_keeps_running():
         if 250 <= first < 260:
             chunk[:, 2] = np.nan
 
-    simulator = SimulatorStream(SimulatorSettings.from_config(config.simulator), inject=nan_burst)
+    simulator = SimulatorStream(SimulatorSettings.from_config(config), inject=nan_burst)
     pipeline = Pipeline(config, simulator=simulator)
     windows = collect(pipeline)
     with pipeline:

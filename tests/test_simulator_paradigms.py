@@ -16,8 +16,9 @@ from hypothesis import strategies as st
 from scipy import signal
 
 from bci_app.cli import main as cli_main
-from bci_app.config import SPELLER_MATRIX, SimulatorConfig, load_config, with_paradigm
+from bci_app.config import SPELLER_MATRIX, AppConfig, load_config, parse_config, with_paradigm
 from bci_app.decoders import FbccaDecoder, ShrinkageLdaDecoder
+from bci_app.io.montage import OCCIPITAL_8, SMALL_8
 from bci_app.sources.simulator import (
     MI_CLASSES,
     SSVEP_CLASSES,
@@ -64,15 +65,25 @@ def test_paradigm_defaults_and_config() -> None:
     assert SimulatorSettings(paradigm="ssvep").classes == SSVEP_CLASSES
     assert SimulatorSettings(paradigm="ssvep", classes=("rest", "7.5Hz")).classes[1] == "7.5Hz"
     assert SimulatorSettings(paradigm="p300").matrix == SPELLER_MATRIX
+
     # the section's classes are for its own paradigm; another paradigm takes its defaults
-    mi = SimulatorConfig(classes=["left_hand", "feet"])
+    def config(**simulator) -> AppConfig:
+        return parse_config({"simulator": simulator})
+
+    mi = config(classes=["left_hand", "feet"])
     assert SimulatorSettings.from_config(mi).classes == ("left_hand", "feet")
     assert SimulatorSettings.from_config(mi, paradigm="ssvep").classes == SSVEP_CLASSES
-    ssvep = SimulatorConfig(paradigm="ssvep", classes=["rest", "10Hz"])
+    ssvep = config(paradigm="ssvep", classes=["rest", "10Hz"])
     assert SimulatorSettings.from_config(ssvep).classes == ("rest", "10Hz")
-    assert SimulatorSettings.from_config(SimulatorConfig(paradigm="ssvep")).classes == (
-        SSVEP_CLASSES
-    )
+    assert SimulatorSettings.from_config(config(paradigm="ssvep")).classes == SSVEP_CLASSES
+    # the speller flashes the app's matrix (it flashed the 6 x 6 one whatever the config said)
+    small = parse_config({"paradigm": {"kind": "p300", "matrix": ["ABC", "DEF", "GHI"]}})
+    settings = SimulatorSettings.from_config(small, paradigm="p300")
+    assert settings.matrix == ("ABC", "DEF", "GHI")
+    assert make_schedule(settings).n_codes == 6
+    # 8 channels of SSVEP sit over the occipital cortex, where the responses are
+    assert EEGSimulator(SimulatorSettings(paradigm="ssvep", n_channels=8)).labels == OCCIPITAL_8
+    assert EEGSimulator(SimulatorSettings(n_channels=8)).labels == SMALL_8
     assert isinstance(make_schedule(SimulatorSettings(paradigm="p300")), SpellerSchedule)
     assert isinstance(make_schedule(SimulatorSettings(paradigm="ssvep")), CueSchedule)
 

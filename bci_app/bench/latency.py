@@ -259,7 +259,7 @@ def decision_latency_figures() -> dict:
         (
             "simulator",
             simulated_recording(
-                SimulatorSettings.from_config(config.simulator, seed=DECISION_SIM_SEED),
+                SimulatorSettings.from_config(config, seed=DECISION_SIM_SEED),
                 DECISION_SIM_S,
             ),
             DEFAULT_MODEL_DIR,

@@ -126,7 +126,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         return 0
     recordings = [load_recording(f, args.strict) for f in args.files]
     if args.simulated:
-        sim = SimulatorSettings.from_config(config.simulator, paradigm=paradigm)
+        sim = SimulatorSettings.from_config(config, paradigm=paradigm)
         recordings += [
             simulated_recording(sim.model_copy(update={"seed": sim.seed + k}), args.simulated)
             for k in range(args.simulated_runs)

@@ -164,7 +164,7 @@ class CalibrationWindow(QtWidgets.QMainWindow):
             return None
         t = self.settings.timings
         return SimulatorSettings.from_config(
-            self.config.simulator,
+            self.config,
             seed=seed,
             classes=tuple(self.settings.classes),
             fixation_s=t.fixation_s,

@@ -94,7 +94,7 @@ class SpellerCalibrationWindow(CalibrationWindow):
             return None
         speller = self.settings.speller
         return SimulatorSettings.from_config(
-            self.config.simulator,
+            self.config,
             paradigm="p300",
             seed=seed,
             matrix=speller.matrix,

@@ -26,6 +26,7 @@ __all__ = [
     "ALLOWED_CHANNEL_COUNTS",
     "EEGMMIDB_64",
     "HD_256",
+    "OCCIPITAL_8",
     "SMALL_8",
     "channel_set",
     "label_position",
@@ -49,6 +50,9 @@ EEGMMIDB_64: tuple[str, ...] = (
 #: A small 8-channel motor-imagery montage around the sensorimotor cortex.
 SMALL_8: tuple[str, ...] = ("FC3", "FC4", "C3", "Cz", "C4", "CP3", "CP4", "Pz")
 
+#: An 8-channel occipital montage for SSVEP (the electrodes of the shared SSVEP sessions).
+OCCIPITAL_8: tuple[str, ...] = ("PO7", "PO3", "POz", "PO4", "PO8", "O1", "Oz", "O2")
+
 #: Synthetic 256-channel high-density set, positions from a Fibonacci spiral (see module doc).
 HD_256: tuple[str, ...] = tuple(f"E{i:03d}" for i in range(1, 257))
 
@@ -62,8 +66,11 @@ _ALIASES: dict[str, str] = {"t3": "t7", "t4": "t8", "t5": "p7", "t6": "p8"}
 _MONTAGE_NAMES = ("colin27_1005", "standard_1005")
 
 
-def channel_set(n: int) -> tuple[str, ...]:
-    """Labels for ``n`` channels: 8 -> ``SMALL_8``, 64 -> ``EEGMMIDB_64``, 256 -> ``HD_256``."""
+def channel_set(n: int, paradigm: str = "mi") -> tuple[str, ...]:
+    """Labels for ``n`` channels: 8 -> ``SMALL_8`` (``OCCIPITAL_8`` for an SSVEP paradigm,
+    whose responses are occipital), 64 -> ``EEGMMIDB_64``, 256 -> ``HD_256``."""
+    if paradigm == "ssvep" and n == 8:
+        return OCCIPITAL_8
     try:
         return _SETS[int(n)]
     except (KeyError, TypeError, ValueError):

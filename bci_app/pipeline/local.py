@@ -155,9 +155,7 @@ class Pipeline(PipelineBase):
             self.config = apply_checkpoint(self.config, self.metadata)
         if stream_config.uses_simulator:
             if self._source is None:
-                settings = self.simulator_settings or SimulatorSettings.from_config(
-                    self.config.simulator
-                )
+                settings = self.simulator_settings or SimulatorSettings.from_config(self.config)
                 self._source = SimulatorStream(settings)
             self._source.start()
             stream_config = stream_config.model_copy(update={"source_id": self._source.source_id})

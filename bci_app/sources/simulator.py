@@ -64,7 +64,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from scipy import signal
 
-from bci_app.config import SPELLER_MATRIX, SSVEP_REST, SimulatorConfig, stimulation_frequency
+from bci_app.config import SPELLER_MATRIX, SSVEP_REST, AppConfig, stimulation_frequency
 from bci_app.io.montage import channel_set, positions
 
 __all__ = [
@@ -251,8 +251,10 @@ class SimulatorSettings(BaseModel):
         return self
 
     @classmethod
-    def from_config(cls, section: SimulatorConfig, **overrides: Any) -> SimulatorSettings:
-        """The settings the config's ``simulator`` section describes (plus ``overrides``)."""
+    def from_config(cls, config: AppConfig, **overrides: Any) -> SimulatorSettings:
+        """The settings the config's ``simulator`` section describes, flashing the speller
+        matrix of its ``paradigm`` section (plus ``overrides``)."""
+        section = config.simulator
         values: dict[str, Any] = {
             "paradigm": section.paradigm,
             "n_channels": section.channels,
@@ -260,6 +262,7 @@ class SimulatorSettings(BaseModel):
             "seed": section.seed,
             "classes": tuple(section.classes),
             "line_freq_hz": None if section.line_freq is None else float(section.line_freq),
+            "matrix": tuple(config.paradigm.matrix),
         }
         paradigm = overrides.get("paradigm", section.paradigm)
         if paradigm != "mi" and (
@@ -640,7 +643,7 @@ class EEGSimulator:
     def __init__(self, settings: SimulatorSettings | None = None) -> None:
         s = settings if settings is not None else SimulatorSettings()
         self._settings = s
-        self._labels = channel_set(s.n_channels)
+        self._labels = channel_set(s.n_channels, s.paradigm)
         self._pos = positions(self._labels)
         self._schedule = make_schedule(s)
         rate = float(s.rate_hz)
