@@ -88,37 +88,28 @@ def test_reads_every_sample_exactly_with_labels_and_pick(outlet_factory):
         inlet.stop()
 
 
+VOLTS = ["V", "mV", ""]  # as files do: volts, millivolts, and no unit (µV, LSL's convention)
+
+
 @pytest.mark.parametrize(
-    ("fmt", "pick", "columns"),
+    ("fmt", "pick", "columns", "units"),
     [
-        (pylsl.cf_double64, None, [0, 1, 2]),
-        (pylsl.cf_double64, ["C4", "C3"], [2, 0]),
-        (pylsl.cf_int16, None, [0, 1, 2]),
-        (pylsl.cf_int16, ["C4", "C3"], [2, 0]),
-        (pylsl.cf_int32, ["Cz"], [1]),
+        (pylsl.cf_double64, None, [0, 1, 2], None),
+        (pylsl.cf_double64, ["C4", "C3"], [2, 0], None),
+        (pylsl.cf_int16, None, [0, 1, 2], None),
+        (pylsl.cf_int16, ["C4", "C3"], [2, 0], None),
+        (pylsl.cf_int32, ["Cz"], [1], None),
+        (pylsl.cf_float32, None, [0, 1, 2], VOLTS),
+        (pylsl.cf_float32, ["C4", "C3"], [2, 0], VOLTS),
     ],
 )
-def test_double_and_integer_streams_are_read_as_float32(outlet_factory, fmt, pick, columns):
-    # mne-lsl's player, for one, streams double64; liblsl writes the stream's own type.
-    source = outlet_factory(n_channels=3, labels=["C3", "Cz", "C4"], channel_format=fmt)
-    inlet = make_inlet(source.outlet.get_info().source_id(), pick=pick)
-    inlet.connect()
-    inlet.start()
-    try:
-        source.push(20)
-        assert wait_until(lambda: inlet.ring.written == 100)
-        expected, _ = source.make_chunk(0, 100)
-        np.testing.assert_array_equal(inlet.ring.read(0, 100).data, expected[:, columns])
-    finally:
-        inlet.stop()
-
-
-@pytest.mark.parametrize("pick", [None, ["C4", "C3"]])
-def test_samples_reach_the_ring_in_microvolts_whatever_the_streams_unit(outlet_factory, pick):
-    """As a recording's reader does (io.xdf): a stream in volts (or mV, or without a unit)
-    reads the same as the file LabRecorder makes of it."""
+def test_any_sample_format_and_unit_reaches_the_ring_as_float32_microvolts(
+    outlet_factory, fmt, pick, columns, units
+):
+    """mne-lsl's player, for one, streams double64 (liblsl writes the stream's own type); a
+    stream in volts reads as the file LabRecorder makes of it (io.xdf scales it alike)."""
     source = outlet_factory(
-        n_channels=3, labels=["C3", "Cz", "C4"], units=["V", "mV", ""]
+        n_channels=3, labels=["C3", "Cz", "C4"], channel_format=fmt, units=units
     )  # fmt: skip
     inlet = make_inlet(source.outlet.get_info().source_id(), pick=pick)
     inlet.connect()
@@ -127,8 +118,8 @@ def test_samples_reach_the_ring_in_microvolts_whatever_the_streams_unit(outlet_f
         source.push(20)
         assert wait_until(lambda: inlet.ring.written == 100)
         expected, _ = source.make_chunk(0, 100)
-        expected = expected * np.array([1e6, 1e3, 1.0], dtype=np.float32)
-        columns = [0, 1, 2] if pick is None else [2, 0]
+        if units is not None:
+            expected = expected * np.array([1e6, 1e3, 1.0], dtype=np.float32)
         np.testing.assert_allclose(inlet.ring.read(0, 100).data, expected[:, columns], rtol=1e-6)
     finally:
         inlet.stop()
