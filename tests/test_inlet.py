@@ -15,7 +15,7 @@ from conftest import unique_id, wait_until
 from bci_app.config import HealthConfig, StreamConfig
 from bci_app.stream.inlet import InletThread, StreamState, TimestampDejitter
 from bci_app.stream.resolve import StreamError, resolve_stream
-from bci_app.stream.ring import FLAG_GAP, FLAG_NONFINITE
+from bci_app.stream.ring import FLAG_GAP, FLAG_NONFINITE, RingOverrun
 
 FAST_HEALTH = HealthConfig(stale_after=0.2, recover_after=0.6, lost_after=4.0, gap_tolerance=0.02)
 
@@ -150,6 +150,12 @@ def test_timestamp_jump_forward_and_backward_marks_gaps(outlet_factory):
         good = np.ones_like(steps, dtype=bool)
         good[[199, 399]] = False
         np.testing.assert_allclose(steps[good], 1 / 250.0, atol=2e-5)
+        # A marker's time after the step back is placed on the new clock's samples: sample 450
+        # has the time sample 200 had, which the search found before
+        assert inlet.ring.position_of(out.timestamps[450]) == pytest.approx(450, abs=0.01)
+        assert out.timestamps[450] == pytest.approx(out.timestamps[200], abs=1e-3)
+        with pytest.raises(RingOverrun):  # a time of the old clock only: missed, not misplaced
+            inlet.ring.position_of(out.timestamps[100])
     finally:
         inlet.stop()
 

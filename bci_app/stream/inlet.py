@@ -174,6 +174,7 @@ class InletThread(Background):
         self._reconnected_at = 0.0
         self._stream_labels: tuple[str, ...] = ()
         self._last_raw_timestamp: float | None = None
+        self._stepped_back: int | None = None  # in the chunk being read: where the clock went back
         self._gap_pending = False
         self._rate_marks: deque[tuple[float, int]] = deque(maxlen=8)
         self._foreign: str | None = None
@@ -348,7 +349,10 @@ class InletThread(Background):
                 if first in breaks:
                     self._dejitter.reset()
                 self._dejitter.apply(timestamps[first:stop])
+        first = self.ring.written
         self.ring.write(data, timestamps, flags, arrival)
+        if self._stepped_back is not None:  # markers are placed on the new clock's samples
+            self.ring.restart_timeline(first + self._stepped_back)
         self._samples += n
         self._last_arrival = arrival
         if not self._rate_marks or arrival - self._rate_marks[-1][0] >= 0.25:
@@ -371,9 +375,11 @@ class InletThread(Background):
         steps = np.diff(raw, prepend=raw[0] if previous is None else previous)
         jumps = np.flatnonzero((steps > period + tolerance) | (steps < -tolerance))
         breaks = [int(j) for j in jumps]
+        self._stepped_back = None
         for j in breaks:
             if steps[j] < 0:
                 self._backward += 1
+                self._stepped_back = j
             else:
                 self._missing += max(0, round(float(steps[j]) / period) - 1)
         if self._gap_pending and 0 not in breaks:

@@ -68,6 +68,9 @@ class RingBuffer:
         self._written = 0
         # Index up to which the writer may be overwriting right now; readers validate against it.
         self._claimed = 0
+        # First sample of the current timeline: after a backward clock step, the samples before
+        # it carry times of the old clock (see restart_timeline)
+        self._timeline_start = 0
         self._new_data = threading.Condition(threading.Lock())
 
     @property
@@ -87,14 +90,20 @@ class RingBuffer:
             return None
         return float(self._timestamps[(written - 1) % self.capacity])
 
+    def restart_timeline(self, index: int) -> None:
+        """The source's clock stepped back at absolute sample ``index``: the samples before it
+        carry times of the old clock, which :meth:`position_of` no longer searches."""
+        self._timeline_start = max(self._timeline_start, int(index))
+
     def position_of(self, timestamp: float) -> float | None:
         """Fractional absolute sample index at LSL time ``timestamp`` (s), interpolated between
-        the held samples around it; None when it is later than the newest sample (not there
-        yet); raises :class:`RingOverrun` when it is older than every sample held."""
+        the held samples around it (of the current timeline, :meth:`restart_timeline`); None
+        when it is later than the newest sample (not there yet); raises :class:`RingOverrun`
+        when it is older than every sample held."""
         written = self._written
         if written == 0 or timestamp > self._timestamps[(written - 1) % self.capacity]:
             return None
-        low = max(0, written - self.capacity)
+        low = max(0, written - self.capacity, min(self._timeline_start, written - 1))
         if timestamp < self._timestamps[low % self.capacity]:
             raise RingOverrun(-1, low)
         high = written - 1  # timestamps[low] <= timestamp <= timestamps[high]
