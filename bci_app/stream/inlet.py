@@ -174,7 +174,6 @@ class InletThread(Background):
         self._reconnected_at = 0.0
         self._stream_labels: tuple[str, ...] = ()
         self._last_raw_timestamp: float | None = None
-        self._stepped_back: int | None = None  # in the chunk being read: where the clock went back
         self._gap_pending = False
         self._rate_marks: deque[tuple[float, int]] = deque(maxlen=8)
         self._foreign: str | None = None
@@ -207,12 +206,11 @@ class InletThread(Background):
             (self._max_chunk, description.stream_channel_count), dtype=sample_dtype(full)
         )
         self._picked = np.zeros((self._max_chunk, n_channels), dtype=np.float32)
-        # np.take into float32 refuses integer samples: a picked integer stream goes through
-        # a buffer of its own type first
+        # the picked channels, in the stream's own type (np.take does not cast integers)
         self._taken = (
-            np.zeros((self._max_chunk, n_channels), dtype=self._staging.dtype)
-            if pick_index is not None and self._staging.dtype != np.float32
-            else None
+            None
+            if pick_index is None
+            else np.zeros((self._max_chunk, n_channels), dtype=self._staging.dtype)
         )
         self._flags = np.zeros(self._max_chunk, dtype=np.uint8)
         self._dejitter = TimestampDejitter(description.rate_hz) if self._use_dejitter else None
@@ -324,19 +322,15 @@ class InletThread(Background):
         data = self._staging[:n]
         if self._taken is not None:
             np.take(data, self._pick_index, axis=1, out=self._taken[:n], mode="clip")
-            self._picked[:n] = self._taken[:n]
-            data = self._picked[:n]
-        elif self._pick_index is not None:
-            np.take(data, self._pick_index, axis=1, out=self._picked[:n], mode="clip")
-            data = self._picked[:n]
-        elif data.dtype != np.float32:  # double / integer streams: the ring holds float32
+            data = self._taken[:n]
+        if data.dtype != np.float32:  # double / integer streams: the ring holds float32
             self._picked[:n] = data
             data = self._picked[:n]
         if self._to_microvolts is not None:  # the ring holds µV whatever the stream's unit
             np.multiply(data, self._to_microvolts, out=data)  # float32 by now, rewritten per pull
         flags = self._flags[:n]
         flags[:] = 0
-        breaks = self._mark_discontinuities(timestamps, flags)
+        breaks, stepped_back = self._mark_discontinuities(timestamps, flags)
         # A cheap finiteness test for the common case; the exact mask only when it fails.
         if not np.isfinite(np.add.reduce(data, axis=None, dtype=np.float64)):
             bad = ~np.isfinite(data).all(axis=1)
@@ -351,8 +345,8 @@ class InletThread(Background):
                 self._dejitter.apply(timestamps[first:stop])
         first = self.ring.written
         self.ring.write(data, timestamps, flags, arrival)
-        if self._stepped_back is not None:  # markers are placed on the new clock's samples
-            self.ring.restart_timeline(first + self._stepped_back)
+        if stepped_back is not None:  # markers are placed on the new clock's samples
+            self.ring.restart_timeline(first + stepped_back)
         self._samples += n
         self._last_arrival = arrival
         if not self._rate_marks or arrival - self._rate_marks[-1][0] >= 0.25:
@@ -361,8 +355,11 @@ class InletThread(Background):
             log.info("stream %r is live", self.description.name)
             self._state = StreamState.LIVE
 
-    def _mark_discontinuities(self, raw: np.ndarray, flags: np.ndarray) -> list[int]:
-        """Flag samples after a reconnect or a jump of the timestamps; returns their indices.
+    def _mark_discontinuities(
+        self, raw: np.ndarray, flags: np.ndarray
+    ) -> tuple[list[int], int | None]:
+        """Flag samples after a reconnect or a jump of the timestamps; returns their indices,
+        and that of the last sample after a step back of the clock (None without one).
 
         A forward jump beyond one period plus ``health.gap_tolerance`` is a gap (the samples it
         skipped are counted as missing); a step back by more than the tolerance is counted as a
@@ -375,11 +372,11 @@ class InletThread(Background):
         steps = np.diff(raw, prepend=raw[0] if previous is None else previous)
         jumps = np.flatnonzero((steps > period + tolerance) | (steps < -tolerance))
         breaks = [int(j) for j in jumps]
-        self._stepped_back = None
+        stepped_back = None
         for j in breaks:
             if steps[j] < 0:
                 self._backward += 1
-                self._stepped_back = j
+                stepped_back = j
             else:
                 self._missing += max(0, round(float(steps[j]) / period) - 1)
         if self._gap_pending and 0 not in breaks:
@@ -387,7 +384,7 @@ class InletThread(Background):
         self._gap_pending = False
         self._gaps += len(breaks)
         flags[breaks] |= FLAG_GAP
-        return breaks
+        return breaks, stepped_back
 
     def _update_state(self) -> None:
         if self._state is StreamState.FAILED:
