@@ -224,22 +224,10 @@ def read_bids_session(
         events=recording.events,
         timestamps=None,
         stream_name=recording.run,
-        meas_date=_mne_meas_date(path),
+        meas_date=recording.meas_date,
         amplifier={"Manufacturer": "n/a", "ManufacturersModelName": "n/a"},
         damage=recording.damage,
     )
-
-
-def _mne_meas_date(path: Path) -> datetime | None:
-    """The measurement date an EDF/BDF/FIF header holds (UTC), None if absent or unreadable
-    (the file was read above: its problems are reported there)."""
-    import mne
-
-    try:
-        raw = mne.io.read_raw(path, preload=False, verbose="error")
-    except Exception:
-        return None
-    return raw.info["meas_date"]
 
 
 def _read_xdf(path: Path, name: str | None, strict: bool) -> BidsSession:
@@ -580,7 +568,7 @@ def export_bids(
             "file joins the samples around each, marked %s in events.tsv",
             data.source, len(joins), sum(abs(seconds) for _, seconds in joins), JOIN_EVENT,
         )  # fmt: skip
-    raw = _to_raw(data, class_map, line_freq)
+    raw = _to_raw(data, class_map, line_freq, joins)
     mne_bids.make_dataset_description(
         path=root,
         name="bci-app EEG sessions",
@@ -680,9 +668,15 @@ def _check_root(root: Path, bids_path: Any, overwrite: bool) -> None:
         )
 
 
-def _to_raw(data: BidsSession, class_map: Mapping[str, str], line_freq: float | None) -> Any:
+def _to_raw(
+    data: BidsSession,
+    class_map: Mapping[str, str],
+    line_freq: float | None,
+    joins: Sequence[tuple[int, float]],
+) -> Any:
     """An MNE RawArray in volts (voltage channels) with the events as annotations named by
-    class, ``line_freq`` and the measurement date set."""
+    class, each of ``joins`` (:meth:`BidsSession.joins`) as :data:`JOIN_EVENT`, ``line_freq``
+    and the measurement date set."""
     import mne
 
     info = mne.create_info(list(data.ch_names), data.rate_hz, list(data.ch_types), verbose=False)
@@ -691,7 +685,7 @@ def _to_raw(data: BidsSession, class_map: Mapping[str, str], line_freq: float | 
     raw.info["line_freq"] = line_freq
     if data.meas_date is not None:
         raw.set_meas_date(data.meas_date)
-    events = sorted([*data.events, *((b, JOIN_EVENT) for b, _ in data.joins())])
+    events = sorted([*data.events, *((b, JOIN_EVENT) for b, _ in joins)])
     if events:
         samples = np.array([s for s, _ in events], dtype=np.float64)
         names = [class_map.get(m, m) for _, m in events]

@@ -102,7 +102,9 @@ def _load_mne(path: Path, ext: str, run: str, strict: bool) -> Recording:
         )
     events_sorted = tuple(sorted(inside, key=lambda e: e[0]))
     damage = report_damage(_edf_damage(path, ext, rate, data.shape[0], len(inside)), strict)
-    return Recording(data, rate, labels, events_sorted, None, str(path), run, damage)
+    return Recording(
+        data, rate, labels, events_sorted, None, str(path), run, damage, raw.info["meas_date"]
+    )
 
 
 def _edf_damage(

@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 
 import numpy as np
 
@@ -30,7 +31,8 @@ class Recording:
     ``labels``: canonical channel labels. ``events``: ``(sample_index, label)`` in time order.
     ``timestamps``: ``(n_samples,)`` float64 LSL seconds (XDF) or None. ``source``: file path.
     ``run``: short run name (file stem). ``damage``: one description per damaged stream of a
-    file read in part (:mod:`bci_app.io.damage`), empty for a whole file.
+    file read in part (:mod:`bci_app.io.damage`), empty for a whole file. ``meas_date``: the
+    start of the measurement (UTC) an EDF/BDF/FIF header holds, else None.
     """
 
     data: np.ndarray
@@ -41,6 +43,7 @@ class Recording:
     source: str
     run: str
     damage: tuple[str, ...] = ()
+    meas_date: datetime | None = None
 
     def __post_init__(self) -> None:
         if self.data.ndim != 2:
