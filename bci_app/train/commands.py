@@ -207,7 +207,7 @@ def train_command(
             metrics["cross_validation"] = selection["candidates"][selection["chosen"]]
         else:
             if cv_folds:
-                n_trials = len(np.unique(tw.trial))
+                n_trials = sum(counts.values())
                 if cv_folds > n_trials:
                     raise TrainingError(
                         f"--cv {cv_folds} asks for more folds than the {n_trials} trials; "
